@@ -1,0 +1,66 @@
+"""Serving simulators on real ports: one in a background thread for tests, several in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["QuietServer", "bind_socket", "serve_in_thread"]
+
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its owner."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening-ready TCP socket; port 0 picks a free port (read it with `getsockname()`)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: ASGIApp, **config: Any) -> QuietServer:
+    """A quiet uvicorn server for `app` (no access log, warnings only, no lifespan)."""
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off"}
+    options.update(config)
+    return QuietServer(uvicorn.Config(app, **options))
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0
+) -> Iterator[str]:
+    """Serve `app` in a background thread; yields the base URL, e.g. `http://127.0.0.1:54321`."""
+    sock = bind_socket(host, port)
+    bound_port = sock.getsockname()[1]
+    server = make_server(app)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), name=f"sim-{bound_port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError(f"simulator did not start on {host}:{bound_port}")
+        time.sleep(0.005)
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
