@@ -1,0 +1,267 @@
+"""Compiled expressions: JMESPath for selecting, sandboxed Jinja for composing.
+
+Both are compiled once, when the config loads, so a syntax error carries its YAML location and nothing
+is parsed per event. `Template` walks a whole YAML value (a request body, say) and keeps types: a
+string that is exactly one expression yields the native value; text around expressions yields a string.
+`Selection` and `Template` are pydantic-ready through the `SelectionField` and `TemplateField` types.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Annotated, Any
+
+import jmespath
+import jmespath.exceptions
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+
+from engine import helpers
+from engine.errors import ExpressionError
+
+__all__ = [
+    "Selection",
+    "SelectionField",
+    "Template",
+    "TemplateField",
+    "environment",
+    "compile_template",
+    "compile_selection",
+]
+
+_MAX_SEQUENCE = 100_000
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with arithmetic that cannot build huge strings or numbers."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, int | float) and abs(right) > 1000:
+                raise ExpressionError("exponent too large in template")
+            return operator.pow(left, right)
+        if operator_name == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(count, int):
+                    if len(seq) * count > _MAX_SEQUENCE:
+                        raise ExpressionError("template would build a sequence over 100,000 items")
+            return operator.mul(left, right)
+        return super().call_binop(context, operator_name, left, right)
+
+
+@lru_cache(maxsize=1)
+def environment() -> _Environment:
+    """The one Jinja environment every template compiles in."""
+    env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters.update(helpers.FILTERS)
+    env.globals.update(helpers.GLOBALS)
+    return env
+
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+_PATH = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$")
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def _syntax_message(exc: TemplateError, source: str) -> str:
+    message = exc.message or str(exc)
+    match = re.search(r"No filter named '([^']+)'", message)
+    if match:
+        return f"unknown filter '{match.group(1)}'" + _did_you_mean(match.group(1), environment().filters)
+    match = re.search(r"No test named '([^']+)'", message)
+    if match:
+        return f"unknown test '{match.group(1)}'" + _did_you_mean(match.group(1), environment().tests)
+    return f"invalid template {source!r}: {message}"
+
+
+class _Getter:
+    """`{{ a.b.c }}` without Jinja: a dict walk that fails as StrictUndefined would."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, path: str) -> None:
+        self.parts = path.split(".")
+
+    def __call__(self, context: Mapping[str, Any]) -> Any:
+        value: Any = context
+        for depth, part in enumerate(self.parts):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+                continue
+            shown = ".".join(self.parts[:depth]) or "context"
+            if depth == 0:
+                raise ExpressionError(f"'{part}' is undefined")
+            raise ExpressionError(f"'{shown}' has no key '{part}'")
+        return value
+
+
+def _compile_string(source: str) -> tuple[Callable[[Mapping[str, Any]], Any], frozenset[str]]:
+    """Compile one string; returns the evaluator and the top-level names it reads."""
+    env = environment()
+    try:
+        ast = env.parse(source)
+        names = frozenset(meta.find_undeclared_variables(ast)) - frozenset(env.globals)
+        single = _SINGLE.match(source)
+        if single and _single_output(ast):
+            expr = single.group("expr")
+            path = _PATH.match(expr)
+            if path:
+                return _Getter(path.group(1)), names
+            compiled = env.compile_expression(expr, undefined_to_none=False)
+
+            def native(context: Mapping[str, Any]) -> Any:
+                result = compiled(context)
+                if isinstance(result, Undefined):
+                    result._fail_with_undefined_error()
+                return result
+
+            return native, names
+        template = env.from_string(ast)
+    except TemplateSyntaxError as exc:
+        raise ValueError(_syntax_message(exc, source)) from None
+    except TemplateError as exc:  # e.g. TemplateAssertionError for an unknown filter
+        raise ValueError(_syntax_message(exc, source)) from None
+    return template.render, names
+
+
+def _single_output(ast: nodes.Template) -> bool:
+    """True when the template is exactly one `{{ expression }}`."""
+    body = ast.body
+    return len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
+
+
+def _is_template(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+class Template:
+    """A YAML value whose string leaves may be templates, compiled once and rendered per event."""
+
+    __slots__ = ("source", "names", "_render", "is_constant")
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        names: set[str] = set()
+        self._render = self._compile(source, names)
+        self.names: frozenset[str] = frozenset(names)
+        self.is_constant = not names and not self._has_template(source)
+
+    @classmethod
+    def _has_template(cls, value: Any) -> bool:
+        if isinstance(value, str):
+            return _is_template(value)
+        if isinstance(value, dict):
+            return any(cls._has_template(v) for v in value.values())
+        if isinstance(value, list):
+            return any(cls._has_template(v) for v in value)
+        return False
+
+    @classmethod
+    def _compile(cls, value: Any, names: set[str]) -> Callable[[Mapping[str, Any]], Any]:
+        if isinstance(value, str) and _is_template(value):
+            render, used = _compile_string(value)
+            names.update(used)
+            return render
+        if isinstance(value, dict):
+            items = [(key, cls._compile(item, names)) for key, item in value.items()]
+            return lambda context: {key: render(context) for key, render in items}
+        if isinstance(value, list):
+            elements = [cls._compile(item, names) for item in value]
+            return lambda context: [render(context) for render in elements]
+        return lambda context: value
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        """Evaluate against a context; a failure raises ExpressionError naming the template."""
+        try:
+            return self._render(context)
+        except ExpressionError:
+            raise
+        except Exception as exc:  # Jinja and helper errors alike reach the mapping author as one kind
+            raise ExpressionError(f"{_describe(exc)} in {_short(self.source)}") from None
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+class Selection:
+    """A compiled JMESPath expression."""
+
+    __slots__ = ("source", "_compiled")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            self._compiled = jmespath.compile(source)
+        except jmespath.exceptions.ParseError as exc:
+            raise ValueError(f"invalid JMESPath {source!r}: {_jmes_message(exc)}") from None
+
+    def search(self, data: Any) -> Any:
+        """Select from data; a runtime error (wrong argument type) raises ExpressionError."""
+        try:
+            return self._compiled.search(data)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise ExpressionError(f"JMESPath {self.source!r} failed: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"Selection({self.source!r})"
+
+
+def _jmes_message(exc: jmespath.exceptions.ParseError) -> str:
+    token = getattr(exc, "token_value", None)
+    position = getattr(exc, "lex_position", None)
+    reason = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+    where = f" at column {position + 1}" if isinstance(position, int) else ""
+    return f"{reason}{where}" + (f" (near {token!r})" if token not in (None, "") else "")
+
+
+def _describe(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    message = message.replace("'dict object' has no attribute", "no key")
+    return message
+
+
+def _short(source: Any) -> str:
+    text = source if isinstance(source, str) else repr(source)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def compile_template(value: Any) -> Template:
+    """Compile a YAML value into a Template; ValueError carries a readable message."""
+    return value if isinstance(value, Template) else Template(value)
+
+
+def compile_selection(value: Any) -> Selection:
+    """Compile a JMESPath string; ValueError carries a readable message."""
+    if isinstance(value, Selection):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a JMESPath expression (a string), got {type(value).__name__}")
+    return Selection(value)
+
+
+TemplateField = Annotated[
+    Template,
+    PlainValidator(compile_template),
+    PlainSerializer(lambda t: t.source, return_type=Any),
+    WithJsonSchema({"description": "A value; strings may hold Jinja templates {{ ... }}"}),
+]
+"""A config field whose value is a template (any YAML value)."""
+
+SelectionField = Annotated[
+    Selection,
+    PlainValidator(compile_selection),
+    PlainSerializer(lambda s: s.source, return_type=str),
+    WithJsonSchema({"type": "string", "description": "A JMESPath expression"}),
+]
+"""A config field whose value is a JMESPath expression."""
