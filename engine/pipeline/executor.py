@@ -111,7 +111,9 @@ class Executor:
         handler = self.pipeline.on_error
         if handler is not None:
             try:
-                body = handler.body.render(context) if handler.body is not None else {"message": error.message}
+                body = (
+                    handler.body.render(context) if handler.body is not None else {"message": error.message}
+                )
                 status = handler.status if "status" in handler.model_fields_set else error.status
                 return Outcome(status, body, error=error)
             except MesbridgeError:
@@ -163,12 +165,19 @@ class Executor:
         if not isinstance(items, list):
             raise ExpressionError(f"for_each {step.for_each.source!r} is not a list: {items!r}")
         if len(items) > step.limit:
-            raise PipelineError(f"for_each {step.for_each.source!r} has {len(items)} items (limit {step.limit})")
+            raise PipelineError(
+                f"for_each {step.for_each.source!r} has {len(items)} items (limit {step.limit})"
+            )
         collected = []
         for index, item in enumerate(items):
             context[step.as_] = item
-            context["loop"] = {"index": index + 1, "index0": index, "first": index == 0,
-                               "last": index == len(items) - 1, "length": len(items)}
+            context["loop"] = {
+                "index": index + 1,
+                "index0": index,
+                "first": index == 0,
+                "last": index == len(items) - 1,
+                "length": len(items),
+            }
             await self._steps(step.steps, context)
             if step.collect is not None:
                 collected.append(step.collect.render(context))
