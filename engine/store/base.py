@@ -1,0 +1,273 @@
+"""The state store interface every backend implements, and the records it hands out.
+
+The store keeps what the service must not lose: a durable event queue with per-key FIFO ordering,
+idempotency replies, poll cursors with their "seen keys", dead letters and poller leases. Both backends
+(SQLite embedded, PostgreSQL shared by several replicas) pass the same behavioural suite.
+
+Time: the store reads the clock only through its `clock` (UTC, injectable for tests) and passes the
+instant into every statement, never the database's own `now()`. Replicas sharing PostgreSQL therefore
+need synchronised clocks (NTP); choose lease and reservation lengths well above the skew.
+
+Queue semantics
+---------------
+* `enqueue` commits before it returns. A known `event_id` (queued, done or dead) is not enqueued twice.
+* Jobs of one (pipeline, key) run one at a time in enqueue order: a job is claimable only when no earlier
+  job of its key is unfinished (queued, leased or waiting for a retry) and no other job of its key holds
+  a live lease. Ordering is defined between enqueues that follow one another; two enqueues racing for
+  the same key are ordered by whichever commits first.
+* `claim` leases jobs for `lease_seconds`. A lease that expires (crashed worker) makes the job claimable
+  again; the reclaim is written into its history. Delivery is at-least-once: `complete`, `retry` and
+  `dead_letter` raise `LeaseLostError` when another worker has claimed the job since.
+* `retry` records the attempt and keeps the job at the head of its key until `delay` has passed.
+  `dead_letter` moves the job to the dead letters with every attempt, unblocking its key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from engine.errors import MesbridgeError
+
+Clock = Callable[[], datetime]
+PruneKind = Literal["jobs", "seen", "replies"]
+
+
+def utc_now() -> datetime:
+    """The default clock: the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class StoreError(MesbridgeError):
+    """The state store could not do what was asked."""
+
+
+class LeaseLostError(StoreError):
+    """The job's lease was taken by another worker; the caller's outcome was not recorded."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One failed attempt at a job: when, and what went wrong."""
+
+    at: datetime
+    error: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"at": self.at.isoformat(), "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Attempt:
+        return cls(at=datetime.fromisoformat(data["at"]), error=data["error"])
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed event. `attempts` counts claims including this one; `history` the failures so far."""
+
+    event_id: str
+    pipeline: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    enqueued_at: datetime
+    history: tuple[Attempt, ...] = ()
+    worker_id: str = ""
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job given up on. `id` is its event id; `attempts` every failure, oldest first."""
+
+    id: str
+    pipeline: str
+    key: str
+    payload: dict[str, Any]
+    attempts: tuple[Attempt, ...]
+    enqueued_at: datetime
+    died_at: datetime
+    error: str = field(default="")
+
+
+class Store(ABC):
+    """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()`."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or utc_now
+
+    def now(self) -> datetime:
+        """The store's single clock read (UTC)."""
+        return self.clock()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def migrate(self) -> int:
+        """Apply pending schema migrations (idempotent, safe concurrently); return the schema version."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads. The store is unusable afterwards."""
+
+    # -- queue -----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def enqueue(
+        self,
+        pipeline: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        not_before: datetime | None = None,
+    ) -> str:
+        """Durably add an event; return its event id (a known `event_id` is not added again)."""
+
+    @abstractmethod
+    async def claim(self, worker_id: str, limit: int = 1, lease_seconds: float = 30.0) -> list[Job]:
+        """Lease up to `limit` claimable jobs, oldest first, at most one per key."""
+
+    @abstractmethod
+    async def complete(self, job: Job, result: Any = None) -> None:
+        """Mark a leased job done, keeping `result` (JSON) until pruned."""
+
+    @abstractmethod
+    async def retry(self, job: Job, error: str, delay: float) -> None:
+        """Record a failed attempt; claimable again after `delay` seconds, still first of its key."""
+
+    @abstractmethod
+    async def dead_letter(self, job: Job, error: str) -> None:
+        """Record the final failure and move the job to the dead letters, unblocking its key."""
+
+    @abstractmethod
+    async def queue_depth(self) -> dict[str, int]:
+        """Unfinished jobs (waiting, leased or retrying) per pipeline; pipelines with none are absent."""
+
+    # -- dead letters ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def list_dead(self, pipeline: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, oldest death first, optionally of one pipeline."""
+
+    @abstractmethod
+    async def get_dead(self, id: str) -> DeadLetter | None:
+        """One dead letter by id, or None."""
+
+    @abstractmethod
+    async def replay_dead(self, id: str) -> bool:
+        """Atomically re-enqueue a dead letter (same event id, key, payload; fresh attempts) at the tail."""
+
+    @abstractmethod
+    async def drop_dead(self, id: str) -> bool:
+        """Delete a dead letter for good; False if there was none."""
+
+    # -- idempotency -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_reply(self, pipeline: str, idem_key: str) -> Any | None:
+        """The stored reply for this idempotency key, or None (also while only reserved)."""
+
+    @abstractmethod
+    async def put_reply(self, pipeline: str, idem_key: str, reply: Any) -> Any:
+        """Store `reply` (JSON, not None) unless one is stored already; return the stored one (first wins)."""
+
+    @abstractmethod
+    async def reserve(self, pipeline: str, idem_key: str, ttl: float, *, holder: str = "") -> bool:
+        """Reserve the key for `ttl` seconds. False when a reply exists or another live reservation does."""
+
+    @abstractmethod
+    async def release(self, pipeline: str, idem_key: str, *, holder: str = "") -> bool:
+        """Drop the holder's reservation (the request failed without a reply); stored replies stay."""
+
+    async def reply_once(
+        self,
+        pipeline: str,
+        idem_key: str,
+        produce: Callable[[], Awaitable[Any]],
+        *,
+        ttl: float,
+        poll: float = 0.05,
+    ) -> Any:
+        """Return the stored reply, or run `produce` once across all callers and store its result.
+
+        Concurrent identical requests wait (polling every `poll` seconds) for the first one's reply. When
+        the holder fails, its reservation is released and a waiter takes over; when it hangs, the
+        reservation expires after `ttl`. Wrap in `asyncio.timeout()` for a deadline.
+        """
+        holder = uuid.uuid4().hex
+        while True:
+            stored = await self.get_reply(pipeline, idem_key)
+            if stored is not None:
+                return stored
+            if await self.reserve(pipeline, idem_key, ttl, holder=holder):
+                break
+            await asyncio.sleep(poll)
+        try:
+            reply = await produce()
+        except BaseException:
+            await asyncio.shield(self.release(pipeline, idem_key, holder=holder))
+            raise
+        return await self.put_reply(pipeline, idem_key, reply)
+
+    # -- poll cursors ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_cursor(self, pipeline: str) -> str | None:
+        """The poll cursor of a pipeline, or None before the first `set_cursor`."""
+
+    @abstractmethod
+    async def set_cursor(self, pipeline: str, value: str) -> None:
+        """Durably store the poll cursor of a pipeline."""
+
+    @abstractmethod
+    async def mark_seen(self, pipeline: str, key: str, version: str) -> bool:
+        """Record (key, version) as delivered; True if it was new (deliver it), False if seen before."""
+
+    @abstractmethod
+    async def is_seen(self, pipeline: str, key: str, version: str) -> bool:
+        """Whether (key, version) was marked seen for this pipeline."""
+
+    # -- poller leases ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew the named lease for `ttl` seconds; True if `holder` holds it now.
+
+        A lease is a row with an expiry, not an advisory lock: session locks are tied to one connection,
+        which a pool hands to other tasks and which dies silently with the network. An expired lease is
+        taken over by the next caller; the holder renews well before `ttl` runs out.
+        """
+
+    @abstractmethod
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up if `holder` holds it; True if it did."""
+
+    # -- maintenance -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def prune(self, kind: PruneKind, older_than: float, pipeline: str | None = None) -> int:
+        """Delete old records; return how many.
+
+        `jobs`: done jobs finished more than `older_than` seconds ago (their event ids can then be
+        enqueued again). `seen`: seen keys marked before that. `replies`: stored replies created before
+        that, and reservations that have expired.
+        """
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
