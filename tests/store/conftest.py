@@ -89,8 +89,8 @@ async def make_store(backend: str, clock: FakeClock) -> AsyncIterator[Callable[.
     """Open further stores on the same backing (file or schema), sharing the fake clock; closed after."""
     opened: list[Store] = []
 
-    def make(*, real_clock: bool = False) -> Store:
-        store = open_store(backend, clock=None if real_clock else clock)
+    def make() -> Store:
+        store = open_store(backend, clock=clock)
         opened.append(store)
         return store
 
