@@ -275,7 +275,13 @@ def _collapse(entries: list[tuple[dict[str, Any], _Walk]], data: Any) -> list[tu
         value = _value_at(data, next(iter(branch_of.values())).prefix)
         models = [m for m in next(iter(branch_of.values())).members if _is_model(m)]
 
-        def score(label: str, value: Any = value, models: list[Any] = models) -> tuple[int, int, int]:
+        def score(
+            label: str,
+            value: Any = value,
+            models: list[Any] = models,
+            groups: dict[str, list[int]] = groups,
+            branch_of: dict[str, _Branch] = branch_of,
+        ) -> tuple[int, int, int]:
             member = branch_of[label].member
             n_errors = len(groups[label])
             if not isinstance(value, dict):
@@ -362,7 +368,8 @@ def _message(err: dict[str, Any], walk: _Walk, parent: _Walk | None) -> tuple[st
         listed = ", ".join(expected)
         if kind == "union_tag_invalid":
             tag = ctx.get("tag", "")
-            return f"unknown {field or 'kind'} '{tag}' — expected one of: {listed}", did_you_mean(tag, expected)
+            hint = did_you_mean(tag, expected)
+            return f"unknown {field or 'kind'} '{tag}' — expected one of: {listed}", hint
         if not isinstance(value, dict):
             return f"expected a mapping, got {_describe(value)}", None
         if field:
@@ -380,14 +387,12 @@ def _message(err: dict[str, Any], walk: _Walk, parent: _Walk | None) -> tuple[st
         return f"expected {_EXPECTED[kind]}, got {_describe(value)}", None
     for prefix in _PREFIXES:
         if msg.startswith(prefix):
-            return msg[len(prefix):], None
+            return msg[len(prefix) :], None
     if kind in ("value_error", "assertion_error"):
         return msg, None
     if msg.startswith("Input should be "):
-        rest = msg[len("Input should be "):]
-        verb = "must be " if rest.split(" ", 1)[0] in ("greater", "less", "a", "an", "at", "finite") else "expected "
-        if verb == "must be " and rest.startswith(("a ", "an ")):
-            verb = "expected "
+        rest = msg[len("Input should be ") :]
+        verb = "must be " if rest.split(" ", 1)[0] in ("greater", "less", "at", "finite") else "expected "
         return f"{verb}{rest}, got {_describe(value)}", None
     if msg.startswith(("String should", "List should", "Dictionary should", "Value should")):
         return f"{msg[0].lower()}{msg[1:]}, got {_describe(value)}", None
@@ -453,7 +458,9 @@ def diagnostics_from_errors(
         elif kind == "union_tag_invalid":
             field = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
             value = _value_at(loaded.data, walk.yaml_path)
-            target = walk.yaml_path + (field,) if isinstance(value, dict) and field in value else walk.yaml_path
+            target = walk.yaml_path
+            if isinstance(value, dict) and field in value:
+                target += (field,)
             diag = loaded.diagnostic(target, message, hint=hint)
         else:
             diag = loaded.diagnostic(walk.yaml_path, message, hint=hint)
@@ -473,7 +480,13 @@ def _replace_file(diag: Diagnostic, file: str) -> Diagnostic:
 
 # ------------------------------------------------------------------------------------ formatting
 
-_ANSI = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "bold": "\x1b[1m", "hint": "\x1b[36m", "reset": "\x1b[0m"}
+_ANSI = {
+    "error": "\x1b[1;31m",
+    "warning": "\x1b[1;33m",
+    "bold": "\x1b[1m",
+    "hint": "\x1b[36m",
+    "reset": "\x1b[0m",
+}
 
 
 def _summary(diags: Sequence[Diagnostic]) -> str:

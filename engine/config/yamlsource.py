@@ -87,8 +87,9 @@ _Resolver.add_implicit_resolver(_NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), [
 _Resolver.add_implicit_resolver(_MERGE, re.compile(r"^<<$"), ["<"])
 
 
-class _PyComposer(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
-                  _Resolver):
+class _PyComposer(
+    yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Resolver
+):
     """Pure-Python composer: the fallback, and the source of the clearer syntax error messages."""
 
     def __init__(self, stream: str) -> None:
@@ -323,10 +324,14 @@ def _offset_mark(prefix: str) -> Mark:
 
 
 _PROBLEM_REWRITES = (
-    (re.compile(r"^found character '\\t' that cannot start any token$"),
-     "tab characters cannot be used for indentation"),
-    (re.compile(r"^mapping values are not allowed here$"),
-     "mapping values are not allowed here (quote a value that contains ': ', or check the indentation)"),
+    (
+        re.compile(r"^found character '\\t' that cannot start any token$"),
+        "tab characters cannot be used for indentation",
+    ),
+    (
+        re.compile(r"^mapping values are not allowed here$"),
+        "mapping values are not allowed here (quote a value that contains ': ', or check the indentation)",
+    ),
     (re.compile(r"^found undefined alias '([^']*)'$"), r"unknown alias '*\1' (no '&\1' anchor before it)"),
 )
 _TOKEN_NAMES = {
@@ -444,7 +449,7 @@ class _Builder:
 
     def scalar(self, node: ScalarNode) -> Any:
         tag, value = node.tag, node.value
-        if tag == _STR or tag == "!":
+        if tag == _STR or tag == "!" or tag == _MERGE:  # '<<' outside a key is just text
             return value
         try:
             if tag == _NULL:
@@ -473,7 +478,7 @@ class _Builder:
 
 
 def _show_tag(tag: str) -> str:
-    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def _show_key(key: Any) -> str:
