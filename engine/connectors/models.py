@@ -1,0 +1,88 @@
+"""The connector config: one external system per `connectors/<name>.yaml`.
+
+String values may hold `${VAR}` / `${VAR:-default}`; they are kept raw here and resolved when the
+connector is used. `operations` are named request templates that the pipeline executor renders.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.expressions import SelectionField, TemplateField
+
+from .auth import AuthConfig, NoAuthConfig
+from .envelope import EnvelopeConfig
+from .pagination import NoPagination, PaginationConfig
+from .retry import RetryConfig
+
+__all__ = ["ConnectorConfig", "OperationConfig", "PoolConfig", "TimeoutConfig"]
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class TimeoutConfig(BaseModel):
+    """Per-attempt timeouts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect: float = Field(5.0, gt=0, description="Seconds to establish a connection.")
+    read: float = Field(30.0, gt=0, description="Seconds to wait for the reply (also used for writing).")
+
+
+class PoolConfig(BaseModel):
+    """The connection pool of the connector (one per connector)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_connections: int = Field(100, ge=1, description="Most connections open at once.")
+    transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="HTTP transport under httpx: aiohttp (faster under concurrency) or httpx's own.",
+    )
+
+
+class OperationConfig(BaseModel):
+    """A named request template; rendered by the pipeline executor with an `args` variable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field("", description="What the operation does.")
+    method: Method = Field("GET", description="HTTP method.")
+    path: TemplateField = Field(description="Path under base_url; may be a template.")
+    query: TemplateField | None = Field(None, description="Query parameters; templates allowed in values.")
+    headers: TemplateField | None = Field(None, description="Extra headers; templates allowed in values.")
+    body: TemplateField | None = Field(None, description="JSON body; templates allowed in leaves.")
+    result: SelectionField | None = Field(None, description="JMESPath into the call's result.")
+    paginate: bool = Field(False, description="Read every page and return the list of all items.")
+
+
+class ConnectorConfig(BaseModel):
+    """One external system: where it is, how to log in, how it answers, how to retry and page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", description="Connector name; defaults to the file name.")
+    description: str = Field("", description="What the system is.")
+    base_url: str = Field(description="Base URL every path is joined to; may be `${VAR:-default}`.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Headers sent with every call.")
+    content_type: Literal["application/json", "text/plain"] = Field(
+        "application/json", description="Content type of request bodies; the body is JSON either way."
+    )
+    timeout: TimeoutConfig = Field(default_factory=TimeoutConfig, description="Per-attempt timeouts.")
+    pool: PoolConfig = Field(default_factory=PoolConfig, description="Connection pool.")
+    tls_verify: bool = Field(True, description="Verify TLS certificates.")
+    auth: AuthConfig = Field(
+        default_factory=NoAuthConfig, description="How to authenticate; chosen by `kind`."
+    )
+    envelope: EnvelopeConfig = Field(
+        default_factory=EnvelopeConfig, description="Success, result and errors."
+    )
+    retry: RetryConfig = Field(default_factory=RetryConfig, description="Retrying transient failures.")
+    pagination: PaginationConfig = Field(
+        default_factory=NoPagination, description="Paging; chosen by `kind`."
+    )
+    operations: dict[str, OperationConfig] = Field(
+        default_factory=dict, description="Named request templates pipelines can call by name."
+    )

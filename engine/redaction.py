@@ -1,0 +1,92 @@
+"""Keeping secrets out of logs, errors and dry-run output.
+
+A `Redactor` collects secret values (passwords, client secrets, static keys, obtained tokens and any
+`${VAR}` whose name marks it as secret) and replaces each with `***` wherever it appears in a string,
+a dict or a list. `RedactingFilter` applies one to every log record that passes a handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["MASK", "RedactingFilter", "Redactor", "is_secret_name"]
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4
+"""Shorter values (Priority's literal password `PAT`, say) are not secret and would mangle text."""
+
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|(?:^|_)PAT(?:_|$)", re.I)
+_SECRET_KEYS = re.compile(
+    r"^(authorization|proxy-authorization|cookie|set-cookie)$|secret|password|token", re.I
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a variable name that holds a secret: it contains SECRET, PASSWORD, TOKEN, KEY or PAT."""
+    return bool(_SECRET_NAME.search(name))
+
+
+class Redactor:
+    """A set of secret values, and the means to mask them anywhere."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: Any) -> None:
+        """Remember one secret value; too-short and non-string values are ignored."""
+        if not isinstance(secret, str) or len(secret) < MIN_SECRET_LENGTH or secret in self._secrets:
+            return
+        with self._lock:
+            self._secrets.add(secret)
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def add_basic(self, username: str, password: str) -> None:
+        """Remember a Basic credential pair and its encoded header value."""
+        self.add(username)
+        self.add(password)
+        self.add(base64.b64encode(f"{username}:{password}".encode()).decode("ascii"))
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(self._secrets)
+
+    def redact(self, value: Any) -> Any:
+        """A copy of `value` with every secret masked; dict entries named like secrets are masked whole."""
+        if isinstance(value, str):
+            pattern = self._pattern
+            return pattern.sub(MASK, value) if pattern is not None else value
+        if isinstance(value, bytes):
+            return self.redact(value.decode("utf-8", "replace"))
+        if isinstance(value, Mapping):
+            return {
+                key: MASK if isinstance(key, str) and _SECRET_KEYS.search(key) and item else self.redact(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.redact(item) for item in value]
+        return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks the redactor's secrets in the formatted message of each record."""
+
+    def __init__(self, redactor: Redactor, name: str = "") -> None:
+        super().__init__(name)
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redactor.redact(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, None
+        return True
