@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -106,7 +106,7 @@ def split_url(url: str) -> tuple[str, int]:
             kept.append((name, value))
     if size < 1:
         raise StoreError("pool_size must be at least 1")
-    return urlunsplit(parts._replace(query=urlencode(kept))), size
+    return urlunsplit(parts._replace(query=urlencode(kept, quote_via=quote))), size
 
 
 class _Pool:
