@@ -302,7 +302,7 @@ def test_context_reaches_validators() -> None:
         pytest.param("zzz", ["method", "path"], None, id="nothing-close"),
         pytest.param("path", ["path"], None, id="same-word"),
         pytest.param(3, ["method"], None, id="non-string"),
-        pytest.param(12, ["13", "x"], "did you mean '13'?", id="number"),
+        pytest.param(12, ["12x", "y"], "did you mean '12x'?", id="number"),
     ],
 )
 def test_did_you_mean(word: Any, candidates: list[str], expected: str | None) -> None:
