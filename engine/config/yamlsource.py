@@ -367,7 +367,10 @@ def _syntax_diagnostic(loaded: LoadedYaml, exc: yaml.YAMLError) -> Diagnostic:
             if cm is not None and (cm.line, cm.column) != (pm.line, pm.column):
                 context += f" started at line {cm.line + 1}, column {cm.column + 1}"
             message += f" ({context})"
-        return loaded.diagnostic_at(Mark(pm.line + 1, pm.column + 1), f"invalid YAML: {message}")
+        hint = None
+        if "${" in loaded.source_line(pm.line + 1) and "flow" in (exc.context or ""):
+            hint = 'inside { } or [ ], quote a value that uses a variable: "${NAME}"'
+        return loaded.diagnostic_at(Mark(pm.line + 1, pm.column + 1), f"invalid YAML: {message}", hint=hint)
     if isinstance(exc, yaml.reader.ReaderError):
         mark = _offset_mark(loaded.text[: exc.position])
         return loaded.diagnostic_at(mark, f"invalid YAML: unacceptable character #x{exc.character:04x}")

@@ -208,6 +208,15 @@ def test_syntax_errors(text: str, line: int, col: int, message: str) -> None:
     assert [(d.line, d.col, d.message) for d in loaded.diagnostics] == [(line, col, message)]
 
 
+def test_variable_in_flow_mapping_gets_a_hint() -> None:
+    loaded = load("auth: {kind: basic, username: ${PAT}, password: x}\n")
+    assert (loaded.diagnostics[0].line, loaded.diagnostics[0].col) == (1, 32)
+    assert loaded.diagnostics[0].hint == 'inside { } or [ ], quote a value that uses a variable: "${NAME}"'
+    assert load("auth: {kind: basic, username: '${PAT}'}\n").data == {
+        "auth": {"kind": "basic", "username": "${PAT}"}
+    }
+
+
 @pytest.mark.parametrize("text", [pytest.param("", id="empty"), pytest.param("# only\n\n", id="comments")])
 def test_empty_file(text: str) -> None:
     loaded = load(text)
