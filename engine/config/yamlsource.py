@@ -103,7 +103,7 @@ class _PyComposer(
 try:
     from yaml._yaml import CParser
 
-    class _CComposer(CParser, _Resolver):  # type: ignore[misc]
+    class _CComposer(CParser, _Resolver):
         """libyaml composer with our resolver."""
 
         def __init__(self, stream: str) -> None:
