@@ -136,7 +136,7 @@ def build_auth(config: Any, ctx: AuthContext) -> Authenticator:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
 
 # -- none, basic, header, query ----------------------------------------------------------------------
