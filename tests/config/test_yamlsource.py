@@ -335,3 +335,14 @@ def test_yaml11_lookalikes_round_trip_as_strings(data: dict[str, str]) -> None:
     assert load(yaml.safe_dump(data)).data == data
     plain = "".join(f"{k}: {v}\n" for k, v in data.items())
     assert load(plain).data == data
+
+
+def test_pure_python_composer_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.config import yamlsource
+
+    text = POSITIONS_YAML + "extra: {a: NO, b: 1.5, c: '007', d: 2025-01-01, e: true, f: ~}\ndup: 1\ndup: 2\n"
+    fast = load(text)
+    monkeypatch.setattr(yamlsource, "_FAST", yamlsource._PyComposer)
+    slow = load(text)
+    assert (slow.data, slow.positions, slow.key_positions) == (fast.data, fast.positions, fast.key_positions)
+    assert slow.diagnostics == fast.diagnostics
