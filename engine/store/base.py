@@ -17,7 +17,8 @@ Queue semantics
   the same key are ordered by whichever commits first.
 * `claim` leases jobs for `lease_seconds`. A lease that expires (crashed worker) makes the job claimable
   again; the reclaim is written into its history. Delivery is at-least-once: `complete`, `retry` and
-  `dead_letter` raise `LeaseLostError` when another worker has claimed the job since.
+  `dead_letter` raise `LeaseLostError` when another worker has claimed the job since. A claim whose
+  caller is cancelled mid-call may leave jobs leased to it; they return when the lease expires.
 * `retry` records the attempt and keeps the job at the head of its key until `delay` has passed.
   `dead_letter` moves the job to the dead letters with every attempt, unblocking its key.
 """
@@ -51,7 +52,7 @@ def as_utc(moment: datetime) -> datetime:
 
 
 class StoreError(MesbridgeError):
-    """The state store could not do what was asked."""
+    """The state store could not do what was asked (also: database unreachable, locked too long)."""
 
 
 class LeaseLostError(StoreError):

@@ -159,9 +159,12 @@ class PostgresStore(Store):
         await self._pool.close()
 
     async def _tx(self, fn: Callable[[psycopg.AsyncCursor[Row]], Any]) -> Any:
-        """Run the coroutine function `fn(cursor)` in one transaction."""
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            return await fn(cur)
+        """Run the coroutine function `fn(cursor)` in one transaction; server trouble is a StoreError."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                return await fn(cur)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
 
     async def _fetchone(self, sql: str, params: dict[str, Any]) -> Row | None:
         async def run(cur: psycopg.AsyncCursor[Row]) -> Row | None:

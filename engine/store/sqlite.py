@@ -137,14 +137,17 @@ class SQLiteStore(Store):
             raise StoreError("store is closed")
 
         def call() -> T:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                value = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    value = fn(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"SQLite {self.path}: {exc}") from exc
             return value
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
