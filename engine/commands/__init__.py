@@ -1,0 +1,1 @@
+"""One module per `mesbridge` command; each turns errors into messages and exit codes."""

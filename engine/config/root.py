@@ -1,0 +1,216 @@
+"""Load a whole config root: settings, connectors, mappings and tests, with every finding located.
+
+`load_project` never raises for bad config: it returns a `Project` whose `diagnostics` list every
+problem of every file, then the cross-file checks (`engine.config.references`) run on what loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.config.diagnostics import Diagnostic, validate_model
+from engine.config.settings import SETTINGS_FILE, Settings, environment_overrides
+from engine.config.yamlsource import LoadedYaml, load_yaml
+from engine.connectors.models import ConnectorConfig
+from engine.pipeline.models import MappingFile, Pipeline, TestCase
+
+
+@dataclass
+class PipelineEntry:
+    """A pipeline with where it came from."""
+
+    pipeline: Pipeline
+    binding: str
+    source: LoadedYaml
+    loc: tuple[Any, ...]
+
+
+@dataclass
+class TestEntry:
+    """A test case with where it came from."""
+
+    __test__ = False
+
+    case: TestCase
+    binding: str
+    source: LoadedYaml
+    loc: tuple[Any, ...]
+
+
+@dataclass
+class ConnectorEntry:
+    """A connector with where it came from."""
+
+    config: ConnectorConfig
+    source: LoadedYaml
+
+
+@dataclass
+class Project:
+    """Everything a config root holds, validated."""
+
+    root: Path
+    settings: Settings = field(default_factory=Settings)
+    connectors: dict[str, ConnectorEntry] = field(default_factory=dict)
+    pipelines: dict[str, PipelineEntry] = field(default_factory=dict)
+    tests: list[TestEntry] = field(default_factory=list)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    version: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def connector_configs(self) -> dict[str, ConnectorConfig]:
+        """The connectors' configs by name."""
+        return {name: entry.config for name, entry in self.connectors.items()}
+
+    def variables_for(self, pipeline: str) -> dict[str, Any]:
+        """The `vars` of the binding a pipeline belongs to."""
+        return self.variables.get(self.pipelines[pipeline].binding, {})
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> Project:
+    """Load and validate the config root at `root`."""
+    root = Path(root)
+    project = Project(root=root)
+    digest = hashlib.sha256()
+    if not root.is_dir():
+        project.diagnostics.append(Diagnostic(str(root), 1, 1, "config root is not a folder"))
+        return project
+
+    settings_data: dict[str, Any] = {}
+    settings_path = root / SETTINGS_FILE
+    if settings_path.is_file():
+        loaded = _load(root, settings_path, project, digest)
+        if loaded is not None and loaded.data is not None:
+            settings, diags = _validate(Settings, loaded)
+            project.diagnostics.extend(diags)
+            if settings is not None:
+                settings_data = settings.model_dump(exclude_unset=True)
+    try:
+        project.settings = Settings.model_validate({**settings_data, **environment_overrides(environ)})
+    except ValueError as exc:
+        project.diagnostics.append(Diagnostic(SETTINGS_FILE, 1, 1, f"invalid MESBRIDGE_* setting: {exc}"))
+
+    connectors_dir, mappings_dir = root / "connectors", root / "mappings"
+    if not connectors_dir.is_dir() and not mappings_dir.is_dir():
+        project.diagnostics.append(
+            Diagnostic(str(root), 1, 1, "not a config root: it has neither connectors/ nor mappings/")
+        )
+    for path in _yaml_files(connectors_dir):
+        loaded = _load(root, path, project, digest)
+        if loaded is None:
+            continue
+        data = loaded.data
+        if isinstance(data, dict) and "name" not in data:
+            data = {"name": path.stem, **data}
+            loaded.data = data
+        config, diags = _validate(ConnectorConfig, loaded)
+        project.diagnostics.extend(diags)
+        if config is None:
+            continue
+        if config.name in project.connectors:
+            first = project.connectors[config.name].source.file
+            project.diagnostics.append(
+                loaded.diagnostic(("name",), f"connector '{config.name}' is already defined in {first}")
+            )
+            continue
+        project.connectors[config.name] = ConnectorEntry(config, loaded)
+
+    selected = project.settings.bindings
+    for path in _yaml_files(mappings_dir):
+        relative = path.relative_to(mappings_dir)
+        if len(relative.parts) < 2:
+            project.diagnostics.append(
+                Diagnostic(
+                    _relative(root, path),
+                    1,
+                    1,
+                    "mapping files belong in a binding folder: mappings/<binding>/",
+                )
+            )
+            continue
+        binding = relative.parts[0]
+        if selected is not None and binding not in selected:
+            continue
+        loaded = _load(root, path, project, digest)
+        if loaded is None:
+            continue
+        mapping, diags = _validate(MappingFile, loaded)
+        project.diagnostics.extend(diags)
+        if mapping is None:
+            continue
+        _add_mapping(project, binding, mapping, loaded)
+
+    project.version = digest.hexdigest()[:12]
+    from engine.config.references import check_references
+
+    project.diagnostics.extend(check_references(project))
+    project.diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
+    return project
+
+
+def _validate(model: type[Any], loaded: LoadedYaml) -> tuple[Any, list[Diagnostic]]:
+    """Validate with the model; the load's own findings were reported already."""
+    value, diags = validate_model(model, loaded, loaded.file)
+    return value, [d for d in diags if d not in loaded.diagnostics]
+
+
+def _load(root: Path, path: Path, project: Project, digest: Any) -> LoadedYaml | None:
+    loaded = load_yaml(path, file=_relative(root, path))
+    digest.update(loaded.file.encode())
+    digest.update(loaded.text.encode())
+    project.diagnostics.extend(loaded.diagnostics)
+    if not loaded.ok:
+        return None
+    if loaded.data is None:
+        return None
+    if not isinstance(loaded.data, dict):
+        project.diagnostics.append(loaded.diagnostic((), "expected a mapping at the top of the file"))
+        return None
+    return loaded
+
+
+def _add_mapping(project: Project, binding: str, mapping: MappingFile, loaded: LoadedYaml) -> None:
+    variables = project.variables.setdefault(binding, {})
+    for key, value in mapping.vars.items():
+        if key in variables:
+            project.diagnostics.append(
+                loaded.diagnostic(
+                    ("vars", key), f"var '{key}' is already defined in binding '{binding}'", key=True
+                )
+            )
+        variables[key] = value
+    for index, pipeline in enumerate(mapping.pipelines):
+        loc = ("pipelines", index)
+        if pipeline.name in project.pipelines:
+            first = project.pipelines[pipeline.name].source.file
+            project.diagnostics.append(
+                loaded.diagnostic(
+                    loc + ("name",), f"pipeline '{pipeline.name}' is already defined in {first}"
+                )
+            )
+            continue
+        project.pipelines[pipeline.name] = PipelineEntry(pipeline, binding, loaded, loc)
+    for index, case in enumerate(mapping.tests):
+        project.tests.append(TestEntry(case, binding, loaded, ("tests", index)))

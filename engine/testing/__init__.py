@@ -1,0 +1,1 @@
+"""YAML test cases: mocked connector responses, recorded calls, and readable comparisons."""
