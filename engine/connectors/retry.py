@@ -63,7 +63,7 @@ class Retryable(Exception):
         self.body = body
 
 
-def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+def parse_retry_after(value: str | None, now: Callable[[], float] | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` value (delta seconds or an HTTP date); None if unusable."""
     if not value:
         return None
@@ -78,7 +78,7 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - now())
+    return max(0.0, when.timestamp() - (now or time.time)())
 
 
 class RetryPolicy:

@@ -21,11 +21,17 @@ def fake_time() -> FakeTime:
 def make(fake_time: FakeTime) -> Callable[..., Connector]:
     """make(handler, **config) -> Connector over httpx.MockTransport with fake time, no jitter."""
 
-    def build(handler: Callable[[httpx.Request], Any], environ: dict[str, str] | None = None,
-              **fields: Any) -> Connector:
+    def build(
+        handler: Callable[[httpx.Request], Any], environ: dict[str, str] | None = None, **fields: Any
+    ) -> Connector:
         return Connector(
-            "erp", config(**fields), environ=environ or {}, transport=httpx.MockTransport(handler),
-            sleep=fake_time.sleep, clock=fake_time.clock, rng=lambda: 1.0,
+            "erp",
+            config(**fields),
+            environ=environ or {},
+            transport=httpx.MockTransport(handler),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            rng=lambda: 1.0,
         )
 
     return build

@@ -40,5 +40,3 @@ def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = 
 
 def sent_json(request: httpx.Request) -> Any:
     return json.loads(request.content) if request.content else None
-
-

@@ -19,7 +19,9 @@ NEXTUP_DEAD = "AuthenticationToken lipseste, este invalid sau a expirat."
     [
         pytest.param(
             {"kind": "basic", "username": "${PRIORITY_PAT}", "password": "PAT"},
-            lambda r: r.headers["authorization"] == "Basic " + base64.b64encode(f"{PAT}:PAT".encode()).decode(),
+            lambda r: (
+                r.headers["authorization"] == "Basic " + base64.b64encode(f"{PAT}:PAT".encode()).decode()
+            ),
             id="basic-pat",
         ),
         pytest.param(
@@ -44,8 +46,11 @@ async def test_static_kinds(make, auth, check):
 
 async def test_basic_401_is_an_auth_error_not_retried(make):
     calls = []
-    connector = make(lambda r: calls.append(r) or reply(401, {"error": {"message": "bad PAT"}}),
-                     auth={"kind": "basic", "username": "u", "password": "p"}, envelope={"error": ["error.message"]})
+    connector = make(
+        lambda r: calls.append(r) or reply(401, {"error": {"message": "bad PAT"}}),
+        auth={"kind": "basic", "username": "u", "password": "p"},
+        envelope={"error": ["error.message"]},
+    )
     with pytest.raises(AuthError, match="bad PAT"):
         await connector.request("GET", "/x")
     assert len(calls) == 1
@@ -74,9 +79,11 @@ class TokenServer:
                 body["expires_in"] = self.expires_in
             return reply(200, body)
         self.seen.append(request)
-        token = (request.headers.get("authorization", "").removeprefix("Bearer ")
-                 or request.url.params.get("access_token")
-                 or (sent_json(request) or {}).get("AuthenticationToken"))
+        token = (
+            request.headers.get("authorization", "").removeprefix("Bearer ")
+            or request.url.params.get("access_token")
+            or (sent_json(request) or {}).get("AuthenticationToken")
+        )
         if token not in self.valid:
             if self.dead == "body":
                 return reply(200, {"Result": False, "Error": NEXTUP_DEAD})
@@ -85,13 +92,26 @@ class TokenServer:
 
 
 def oauth(**extra):
-    return {"kind": "oauth2_client_credentials", "token_url": "http://auth.test/token", "client_id": "id",
-            "client_secret": "${CLIENT_SECRET:-sec-123456}", "scope": "public.api", "body": "json", **extra}
+    return {
+        "kind": "oauth2_client_credentials",
+        "token_url": "http://auth.test/token",
+        "client_id": "id",
+        "client_secret": "${CLIENT_SECRET:-sec-123456}",
+        "scope": "public.api",
+        "body": "json",
+        **extra,
+    }
 
 
 def login(inject, **extra):
-    return {"kind": "login", "request": {"path": "/login", "body": {"user": "u", "password": "pw-123456"}},
-            "token": "token", "expires_in": "expires_in", "inject": inject, **extra}
+    return {
+        "kind": "login",
+        "request": {"path": "/login", "body": {"user": "u", "password": "pw-123456"}},
+        "token": "token",
+        "expires_in": "expires_in",
+        "inject": inject,
+        **extra,
+    }
 
 
 async def test_oauth2_sends_the_grant_and_a_bearer(make):
@@ -99,8 +119,12 @@ async def test_oauth2_sends_the_grant_and_a_bearer(make):
     connector = make(server, auth=oauth())
     assert (await connector.request("GET", "/p")).body["data"] == "tok-0001"
     grant = sent_json(server.login_requests[0])
-    assert grant == {"grant_type": "client_credentials", "client_id": "id", "client_secret": "sec-123456",
-                     "scope": "public.api"}
+    assert grant == {
+        "grant_type": "client_credentials",
+        "client_id": "id",
+        "client_secret": "sec-123456",
+        "scope": "public.api",
+    }
     assert server.seen[0].headers["authorization"] == "Bearer tok-0001"
 
 
@@ -140,11 +164,19 @@ async def test_token_renewed_on_401_and_call_retried_once(make):
 @pytest.mark.parametrize(
     ("inject", "where"),
     [
-        pytest.param({"in": "header", "name": "Authorization", "format": "Bearer {token}"},
-                     lambda r: r.headers["authorization"].removeprefix("Bearer "), id="header"),
-        pytest.param({"in": "query", "name": "access_token"}, lambda r: r.url.params["access_token"], id="query"),
-        pytest.param({"in": "body", "name": "AuthenticationToken"},
-                     lambda r: sent_json(r)["AuthenticationToken"], id="body"),
+        pytest.param(
+            {"in": "header", "name": "Authorization", "format": "Bearer {token}"},
+            lambda r: r.headers["authorization"].removeprefix("Bearer "),
+            id="header",
+        ),
+        pytest.param(
+            {"in": "query", "name": "access_token"}, lambda r: r.url.params["access_token"], id="query"
+        ),
+        pytest.param(
+            {"in": "body", "name": "AuthenticationToken"},
+            lambda r: sent_json(r)["AuthenticationToken"],
+            id="body",
+        ),
     ],
 )
 async def test_login_injection(make, inject, where):
@@ -161,8 +193,11 @@ async def test_relogin_on_a_200_body_predicate(make):
     server = TokenServer(dead="body")
     connector = make(
         server,
-        auth=login({"in": "body", "name": "AuthenticationToken"}, expires_in=None,
-                   relogin_when={"status": [401], "body": "contains(Error || '', 'AuthenticationToken')"}),
+        auth=login(
+            {"in": "body", "name": "AuthenticationToken"},
+            expires_in=None,
+            relogin_when={"status": [401], "body": "contains(Error || '', 'AuthenticationToken')"},
+        ),
         envelope={"success": "Error == null", "result": "Result", "error": ["Error"]},
     )
     assert (await connector.request("POST", "/rpc", body={"Method": "X"})).result == ["tok-0001"]
@@ -183,8 +218,10 @@ async def test_a_rejected_new_token_is_not_retried_forever(make, dead):
     server.valid = Never()
     connector = make(
         server,
-        auth=login({"in": "body", "name": "AuthenticationToken"},
-                   relogin_when={"status": [401], "body": "contains(Error || '', 'AuthenticationToken')"}),
+        auth=login(
+            {"in": "body", "name": "AuthenticationToken"},
+            relogin_when={"status": [401], "body": "contains(Error || '', 'AuthenticationToken')"},
+        ),
         envelope={"error": ["Error", "meta.message"]},
     )
     with pytest.raises(AuthError, match="rejected a freshly obtained token") as info:
@@ -216,12 +253,21 @@ async def test_twenty_concurrent_calls_rejected_at_once_log_in_once(make):
 @pytest.mark.parametrize(
     ("login_reply", "message"),
     [
-        pytest.param(reply(200, {"Result": False, "Error": "Invalid credentials."}), "Invalid credentials.",
-                     id="nextup-200"),
-        pytest.param(reply(401, {"error": {"statusCode": 401, "message": "login failed", "code": "LOGIN_FAILED"}}),
-                     "login failed", id="loopback-401"),
-        pytest.param(reply(401, {"meta": {"message": "Incorrect credentials", "status_code": 1}, "data": []}),
-                     "Incorrect credentials", id="nextx-401"),
+        pytest.param(
+            reply(200, {"Result": False, "Error": "Invalid credentials."}),
+            "Invalid credentials.",
+            id="nextup-200",
+        ),
+        pytest.param(
+            reply(401, {"error": {"statusCode": 401, "message": "login failed", "code": "LOGIN_FAILED"}}),
+            "login failed",
+            id="loopback-401",
+        ),
+        pytest.param(
+            reply(401, {"meta": {"message": "Incorrect credentials", "status_code": 1}, "data": []}),
+            "Incorrect credentials",
+            id="nextx-401",
+        ),
     ],
 )
 async def test_failed_login_raises_auth_error_with_the_systems_message(make, login_reply, message):
@@ -232,7 +278,8 @@ async def test_failed_login_raises_auth_error_with_the_systems_message(make, log
         return login_reply
 
     connector: Connector = make(
-        handler, auth={"kind": "login", "request": {"path": "/login", "body": {}}, "token": "Result || id"},
+        handler,
+        auth={"kind": "login", "request": {"path": "/login", "body": {}}, "token": "Result || id"},
         envelope={"error": ["Error", "error.message", "meta.message"]},
     )
     with pytest.raises(AuthError) as info:

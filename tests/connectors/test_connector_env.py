@@ -57,7 +57,10 @@ async def test_missing_password_fails_only_when_a_call_uses_it(make):
 
 async def test_base_url_from_environment(make):
     seen = []
-    connector = make(lambda r: seen.append(str(r.url)) or reply(200, {}),
-                     environ={"ERP_URL": "http://real.test/base"}, base_url="${ERP_URL:-http://x}")
+    connector = make(
+        lambda r: seen.append(str(r.url)) or reply(200, {}),
+        environ={"ERP_URL": "http://real.test/base"},
+        base_url="${ERP_URL:-http://x}",
+    )
     await connector.request("GET", "/A")
     assert seen == ["http://real.test/base/A"]
