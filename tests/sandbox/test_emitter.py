@@ -17,8 +17,16 @@ from engine.sandbox.nextplus import seed_workorders
 from engine.sandbox.serve import serve_in_thread
 from engine.sandbox.shift import ACTION_KINDS, Action, play_shift, script_shift
 
-DEVICE_KEYS = {"type", "workorderNumber", "sku", "serial", "workorderId", "stockId", "sessionId",
-               "workorderExternalId"}
+DEVICE_KEYS = {
+    "type",
+    "workorderNumber",
+    "sku",
+    "serial",
+    "workorderId",
+    "stockId",
+    "sessionId",
+    "workorderExternalId",
+}
 ID_KEYS = ("workorderId", "stockId", "sessionId")
 
 
@@ -111,8 +119,11 @@ async def test_operation_report_and_undo(erp) -> None:
     await builder.undo_report(wo, step["actCode"])
     (_, add), (_, remove) = receiver.received
     assert "serial" not in add and "externalId" not in add
-    assert (add["actCode"], add["workCenterCode"], add["position"]) == (step["actCode"], step["workCenterCode"],
-                                                                        step["position"])
+    assert (add["actCode"], add["workCenterCode"], add["position"]) == (
+        step["actCode"],
+        step["workCenterCode"],
+        step["position"],
+    )
     assert (add["validQty"], add["invalidQty"]) == (2, 1)
     assert add["operationExternalId"] == str(step["otherId"])
     assert remove["type"] == "remove" and remove["externalId"] == "operation-1"
@@ -162,8 +173,10 @@ async def test_scripted_shift_is_deterministic_and_plays(erp) -> None:
 async def test_shift_failures_are_summarised(erp) -> None:
     _, urls = erp
     wo = workorder()
-    actions = [Action("set_serial", wo["workorderNumber"], {"serial": "BAD"}),
-               Action("remove_serial", wo["workorderNumber"])]
+    actions = [
+        Action("set_serial", wo["workorderNumber"], {"serial": "BAD"}),
+        Action("remove_serial", wo["workorderNumber"]),
+    ]
     summary = await play_shift(IntegrationBuilder(source="ERP", urls=urls), [wo], actions)
     assert summary.sent == 1 and summary.failures[0]["message"] == "Seria nu exista in ERP"
     assert summary.refused[0]["action"]["kind"] == "remove_serial"

@@ -11,9 +11,15 @@ import pytest
 from engine.sandbox.nextplus import CREDENTIALS, NextPlusSimulator, create_app
 from engine.sandbox.serve import serve_in_thread
 
-VALID = {"sku": "FG-1", "quantity": 2, "workorderNumber": "WO-NEW-1", "C_Line": "L1",
-         "releasedAt": "2025-02-18T10:39:00.559Z", "kitItems": [{"sku": "RM-1", "quantity": 1,
-         "serials": [{"sku": "RM-1", "serial": "S1"}]}], "customer": {"accountNumber": "C1", "accountName": "X"}}
+VALID = {
+    "sku": "FG-1",
+    "quantity": 2,
+    "workorderNumber": "WO-NEW-1",
+    "C_Line": "L1",
+    "releasedAt": "2025-02-18T10:39:00.559Z",
+    "kitItems": [{"sku": "RM-1", "quantity": 1, "serials": [{"sku": "RM-1", "serial": "S1"}]}],
+    "customer": {"accountNumber": "C1", "accountName": "X"},
+}
 
 
 @pytest.fixture
@@ -35,11 +41,14 @@ def error(reply: httpx.Response) -> dict:
     return reply.json()["error"]
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    pytest.param({"username": "api", "password": "nope"}, 401, "LOGIN_FAILED", id="bad-password"),
-    pytest.param({"email": "ghost@x", "password": "api-secret"}, 401, "LOGIN_FAILED", id="unknown-email"),
-    pytest.param({"password": "api-secret"}, 400, "USERNAME_EMAIL_REQUIRED", id="no-username"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        pytest.param({"username": "api", "password": "nope"}, 401, "LOGIN_FAILED", id="bad-password"),
+        pytest.param({"email": "ghost@x", "password": "api-secret"}, 401, "LOGIN_FAILED", id="unknown-email"),
+        pytest.param({"password": "api-secret"}, 400, "USERNAME_EMAIL_REQUIRED", id="no-username"),
+    ],
+)
 def test_login_failures(served, body, status, code) -> None:
     client, _ = served
     reply = client.post("/api/Users/login", json=body)
@@ -59,8 +68,12 @@ def test_no_token_is_authorization_required(served) -> None:
     client, _ = served
     reply = client.get("/api/Workorders")
     assert reply.status_code == 401
-    assert error(reply) == {"statusCode": 401, "name": "Error", "message": "Authorization Required",
-                            "code": "AUTHORIZATION_REQUIRED"}
+    assert error(reply) == {
+        "statusCode": 401,
+        "name": "Error",
+        "message": "Authorization Required",
+        "code": "AUTHORIZATION_REQUIRED",
+    }
 
 
 def test_expired_token_is_invalid_token_once(served) -> None:
@@ -82,7 +95,9 @@ def test_token_ttl_from_faults(served) -> None:
 
 def test_user_without_api_flag_is_denied(served) -> None:
     client, _ = served
-    token = client.post("/api/Users/login", json={"username": "operator", "password": "operator-secret"}).json()
+    token = client.post(
+        "/api/Users/login", json={"username": "operator", "password": "operator-secret"}
+    ).json()
     reply = client.get("/api/Workorders", params={"access_token": token["id"]})
     assert reply.status_code == 403 and error(reply)["code"] == "ACCESS_DENIED"
 
@@ -95,15 +110,20 @@ def test_create_returns_record_with_id(served) -> None:
     assert record["id"] in sim.workorders and record["C_Line"] == "L1"
 
 
-@pytest.mark.parametrize(("patch", "field", "code"), [
-    pytest.param({"sku": None}, "sku", "presence", id="missing-sku"),
-    pytest.param({"quantity": "2"}, "quantity", "type", id="quantity-string"),
-    pytest.param({"erpClosed": "no"}, "erpClosed", "type", id="bool-string"),
-    pytest.param({"releasedAt": "18/02/2025"}, "releasedAt", "date", id="not-iso-date"),
-    pytest.param({"colour": "red"}, "colour", "unknown-property", id="unknown-root-key"),
-    pytest.param({"kitItems": [{"sku": "A", "quantity": "x"}]}, "kitItems[0].quantity", "type", id="nested"),
-    pytest.param({"_actions": {"actCode": "A"}}, "_actions", "type", id="array-expected"),
-])
+@pytest.mark.parametrize(
+    ("patch", "field", "code"),
+    [
+        pytest.param({"sku": None}, "sku", "presence", id="missing-sku"),
+        pytest.param({"quantity": "2"}, "quantity", "type", id="quantity-string"),
+        pytest.param({"erpClosed": "no"}, "erpClosed", "type", id="bool-string"),
+        pytest.param({"releasedAt": "18/02/2025"}, "releasedAt", "date", id="not-iso-date"),
+        pytest.param({"colour": "red"}, "colour", "unknown-property", id="unknown-root-key"),
+        pytest.param(
+            {"kitItems": [{"sku": "A", "quantity": "x"}]}, "kitItems[0].quantity", "type", id="nested"
+        ),
+        pytest.param({"_actions": {"actCode": "A"}}, "_actions", "type", id="array-expected"),
+    ],
+)
 def test_validation_error(served, patch, field, code) -> None:
     client, _ = served
     body = {**VALID, **patch}
@@ -134,13 +154,24 @@ def test_filters(served) -> None:
         return [w["workorderNumber"] for w in reply.json()]
 
     assert find({"where": {"workorderNumber": "WO-1002"}}) == ["WO-1002"]
-    assert find({"where": {"workorderNumber": {"inq": ["WO-1001", "WO-1003"]}}, "order": "workorderNumber"}) == [
-        "WO-1001", "WO-1003"]
+    assert find(
+        {"where": {"workorderNumber": {"inq": ["WO-1001", "WO-1003"]}}, "order": "workorderNumber"}
+    ) == ["WO-1001", "WO-1003"]
     assert find({"where": {"source": "MANUAL"}}) == ["WO-1004"]
-    assert find({"where": {"or": [{"workorderNumber": "WO-1000"}, {"workorderNumber": "WO-1005"}]},
-                 "order": "workorderNumber DESC"}) == ["WO-1005", "WO-1000"]
-    assert find({"where": {"and": [{"priority": {"gte": 0}}, {"source": "ERP"}]}, "order": "workorderNumber",
-                 "skip": 1, "limit": 2}) == ["WO-1001", "WO-1002"]
+    assert find(
+        {
+            "where": {"or": [{"workorderNumber": "WO-1000"}, {"workorderNumber": "WO-1005"}]},
+            "order": "workorderNumber DESC",
+        }
+    ) == ["WO-1005", "WO-1000"]
+    assert find(
+        {
+            "where": {"and": [{"priority": {"gte": 0}}, {"source": "ERP"}]},
+            "order": "workorderNumber",
+            "skip": 1,
+            "limit": 2,
+        }
+    ) == ["WO-1001", "WO-1002"]
     bad = client.get("/api/Workorders", params={"filter": "{nope", "access_token": token})
     assert bad.status_code == 400
 
@@ -152,7 +183,9 @@ def test_find_by_id_patch_and_count(served) -> None:
     assert client.get(f"/api/Workorders/{wid}", params={"access_token": token}).json()["id"] == wid
     missing = client.get("/api/Workorders/nope", params={"access_token": token})
     assert missing.status_code == 404 and error(missing)["code"] == "MODEL_NOT_FOUND"
-    patched = client.patch(f"/api/Workorders/{wid}", json={"erpStatus": "Closed"}, params={"access_token": token})
+    patched = client.patch(
+        f"/api/Workorders/{wid}", json={"erpStatus": "Closed"}, params={"access_token": token}
+    )
     assert patched.json()["erpStatus"] == "Closed"
     bad = client.patch(f"/api/Workorders/{wid}", json={"quantity": -1}, params={"access_token": token})
     assert bad.status_code == 422
