@@ -20,6 +20,7 @@ import jmespath.exceptions
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from engine import helpers
 from engine.errors import ExpressionError
@@ -145,6 +146,14 @@ def _is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
 
+class TemplateCompileError(ValueError):
+    """A template that does not compile; `subpath` locates it inside the YAML value."""
+
+    def __init__(self, message: str, subpath: tuple[Any, ...]) -> None:
+        super().__init__(message)
+        self.subpath = subpath
+
+
 class Template:
     """A YAML value whose string leaves may be templates, compiled once and rendered per event."""
 
@@ -168,16 +177,21 @@ class Template:
         return False
 
     @classmethod
-    def _compile(cls, value: Any, names: set[str]) -> Callable[[Mapping[str, Any]], Any]:
+    def _compile(
+        cls, value: Any, names: set[str], path: tuple[Any, ...] = ()
+    ) -> Callable[[Mapping[str, Any]], Any]:
         if isinstance(value, str) and _is_template(value):
-            render, used = _compile_string(value)
+            try:
+                render, used = _compile_string(value)
+            except ValueError as exc:
+                raise TemplateCompileError(str(exc), path) from None
             names.update(used)
             return render
         if isinstance(value, dict):
-            items = [(key, cls._compile(item, names)) for key, item in value.items()]
+            items = [(key, cls._compile(item, names, path + (key,))) for key, item in value.items()]
             return lambda context: {key: render(context) for key, render in items}
         if isinstance(value, list):
-            elements = [cls._compile(item, names) for item in value]
+            elements = [cls._compile(item, names, path + (index,)) for index, item in enumerate(value)]
             return lambda context: [render(context) for render in elements]
         return lambda context: value
 
@@ -237,8 +251,15 @@ def _short(source: Any) -> str:
 
 
 def compile_template(value: Any) -> Template:
-    """Compile a YAML value into a Template; ValueError carries a readable message."""
-    return value if isinstance(value, Template) else Template(value)
+    """Compile a YAML value into a Template; the error carries a readable message and where it is."""
+    if isinstance(value, Template):
+        return value
+    try:
+        return Template(value)
+    except TemplateCompileError as exc:
+        raise PydanticCustomError(
+            "template_syntax", "{message}", {"message": str(exc), "subpath": list(exc.subpath)}
+        ) from None
 
 
 def compile_selection(value: Any) -> Selection:

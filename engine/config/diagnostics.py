@@ -463,7 +463,8 @@ def diagnostics_from_errors(
                 target += (field,)
             diag = loaded.diagnostic(target, message, hint=hint)
         else:
-            diag = loaded.diagnostic(walk.yaml_path, message, hint=hint)
+            subpath = tuple((err.get("ctx") or {}).get("subpath", ()))  # where inside a template value
+            diag = loaded.diagnostic(walk.yaml_path + subpath, message, hint=hint)
         if file is not None:
             diag = _replace_file(diag, file)
         if (diag.line, diag.col, diag.message) not in seen:
