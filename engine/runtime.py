@@ -49,3 +49,21 @@ def offline_connectors(
     return Connectors(
         configs, environ=environ, transport=transport, sleep=_no_wait, redactor=environment_redactor(environ)
     )
+
+
+def live_connectors(
+    project: Project,
+    environ: Mapping[str, str] | None = None,
+    *,
+    on_call: Any = None,
+    transport: Any = None,
+) -> Connectors:
+    """The connectors that really call the external systems."""
+    environ = os.environ if environ is None else environ
+    return Connectors(
+        project.connector_configs,
+        environ=environ,
+        transport=transport,
+        redactor=environment_redactor(environ),
+        on_call=on_call,
+    )
