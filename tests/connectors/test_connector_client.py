@@ -133,3 +133,26 @@ async def test_shipped_connectors_against_the_simulators():
         assert products.result
     finally:
         await connectors.aclose()
+
+
+@pytest.mark.slow
+async def test_default_aiohttp_transport_over_a_real_socket():
+    """The default transport keeps OData quoting intact end to end (yarl must not re-quote)."""
+    from engine.sandbox.serve import serve_in_thread
+
+    with serve_in_thread(simulator("priority")) as base:
+        cfg = load("priority").model_copy(update={"base_url": f"{base}/odata/Priority/tabula.ini/demo"})
+        connectors = Connectors({"priority": cfg}, environ={})
+        try:
+            one = await connectors["priority"].request(
+                "GET", "/SERIAL", query={"$top": 1, "$select": "SERIALNAME"}
+            )
+            serial = one.result["value"][0]["SERIALNAME"]
+            found = await connectors["priority"].request(
+                "GET", "/SERIAL", query={"$filter": f"SERIALNAME eq '{serial}'", "$select": "SERIALNAME"}
+            )
+            assert found.result["value"] == [{"SERIALNAME": serial}]
+            kit = await connectors["priority"].request("GET", f"/SERIAL('{serial}')/KITITEMS_SUBFORM")
+            assert isinstance(kit.result["value"], list)
+        finally:
+            await connectors.aclose()
