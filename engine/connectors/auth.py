@@ -366,18 +366,24 @@ class OAuth2ClientCredentialsConfig(_Model):
     extra: dict[str, str] = Field(
         default_factory=dict, description="More fields of the grant (audience, ...)."
     )
-    token: SelectionField = Field("access_token", description="JMESPath to the token in the reply.")
+    token: SelectionField = Field(
+        "access_token",  # type: ignore[assignment]
+        description="JMESPath to the token in the reply.",
+    )
     expires_in: SelectionField | None = Field(
-        "expires_in", description="JMESPath to the lifetime in seconds."
+        "expires_in",  # type: ignore[assignment]
+        description="JMESPath to the lifetime in seconds.",
     )
     ttl: float | None = Field(None, gt=0, description="Lifetime in seconds when the reply gives none.")
     refresh_before: float = Field(30, ge=0, description="Renew this many seconds before expiry.")
     inject: InjectConfig = Field(
-        default_factory=lambda: InjectConfig(name="Authorization", format="Bearer {token}"),
+        default_factory=lambda: InjectConfig.model_validate(
+            {"name": "Authorization", "format": "Bearer {token}"}
+        ),
         description="Where the token goes.",
     )
     relogin_when: ReloginConfig = Field(
-        default_factory=ReloginConfig, description="What a dead token looks like."
+        default_factory=lambda: ReloginConfig.model_validate({}), description="What a dead token looks like."
     )
 
 
@@ -427,9 +433,11 @@ class LoginAuthConfig(_Model):
     expires_in: SelectionField | None = Field(None, description="JMESPath to the token lifetime in seconds.")
     ttl: float | None = Field(None, gt=0, description="Fixed lifetime in seconds when the reply gives none.")
     refresh_before: float = Field(30, ge=0, description="Renew this many seconds before expiry.")
-    inject: InjectConfig = Field(default_factory=InjectConfig, description="Where the token goes.")
+    inject: InjectConfig = Field(
+        default_factory=lambda: InjectConfig.model_validate({}), description="Where the token goes."
+    )
     relogin_when: ReloginConfig = Field(
-        default_factory=ReloginConfig, description="What a dead token looks like."
+        default_factory=lambda: ReloginConfig.model_validate({}), description="What a dead token looks like."
     )
 
 

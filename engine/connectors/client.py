@@ -249,7 +249,7 @@ class Connector:
         if clean != text:
             exc.args = (clean,)
             if hasattr(exc, "message"):
-                exc.message = clean  # type: ignore[attr-defined]
+                exc.message = clean
         if isinstance(exc, ConnectorError) and exc.body is not None:
             exc.body = self.redactor.redact(exc.body)
         return exc

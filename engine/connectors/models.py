@@ -70,18 +70,25 @@ class ConnectorConfig(BaseModel):
     content_type: Literal["application/json", "text/plain"] = Field(
         "application/json", description="Content type of request bodies; the body is JSON either way."
     )
-    timeout: TimeoutConfig = Field(default_factory=TimeoutConfig, description="Per-attempt timeouts.")
-    pool: PoolConfig = Field(default_factory=PoolConfig, description="Connection pool.")
+    timeout: TimeoutConfig = Field(
+        default_factory=lambda: TimeoutConfig.model_validate({}), description="Per-attempt timeouts."
+    )
+    pool: PoolConfig = Field(
+        default_factory=lambda: PoolConfig.model_validate({}), description="Connection pool."
+    )
     tls_verify: bool = Field(True, description="Verify TLS certificates.")
     auth: AuthConfig = Field(
-        default_factory=NoAuthConfig, description="How to authenticate; chosen by `kind`."
+        default_factory=lambda: NoAuthConfig.model_validate({}),
+        description="How to authenticate; chosen by `kind`.",
     )
     envelope: EnvelopeConfig = Field(
-        default_factory=EnvelopeConfig, description="Success, result and errors."
+        default_factory=lambda: EnvelopeConfig.model_validate({}), description="Success, result and errors."
     )
-    retry: RetryConfig = Field(default_factory=RetryConfig, description="Retrying transient failures.")
+    retry: RetryConfig = Field(
+        default_factory=lambda: RetryConfig.model_validate({}), description="Retrying transient failures."
+    )
     pagination: PaginationConfig = Field(
-        default_factory=NoPagination, description="Paging; chosen by `kind`."
+        default_factory=lambda: NoPagination.model_validate({}), description="Paging; chosen by `kind`."
     )
     operations: dict[str, OperationConfig] = Field(
         default_factory=dict, description="Named request templates pipelines can call by name."

@@ -168,7 +168,7 @@ def build_paginator(config: Any, connector: str) -> Paginator:
 
 @register("none")
 class _Single(Paginator):
-    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:
         page = await fetch(dict(query), None)
         for item in self.items(page.result):
             yield item
@@ -192,7 +192,7 @@ class _Offset(Paginator):
         if isinstance(found, list):
             self._warn_cap(len(found), "an unpaged query")
 
-    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:
         c = self.config
         size = int(query.get(c.limit, c.page_size))
         skip = int(query.get(c.offset, 0))
@@ -212,7 +212,7 @@ class _Offset(Paginator):
 class _Numbered(Paginator):
     config: PagePagination
 
-    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:
         c = self.config
         size = int(query.get(c.size, c.page_size))
         number = int(query.get(c.page, c.first_page))
@@ -231,7 +231,7 @@ class _Numbered(Paginator):
 class _NextLink(Paginator):
     config: NextLinkPagination
 
-    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:
         url: str | None = None
         seen: set[str] = set()
         for _ in range(self.config.max_pages):

@@ -42,7 +42,9 @@ class RetryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int = Field(3, ge=1, description="Attempts in all, the first included.")
-    backoff: BackoffConfig = Field(default_factory=BackoffConfig, description="Delays between attempts.")
+    backoff: BackoffConfig = Field(
+        default_factory=lambda: BackoffConfig.model_validate({}), description="Delays between attempts."
+    )
     deadline: float = Field(60.0, gt=0, description="Total seconds over all attempts and waits.")
     statuses: list[int] = Field(
         default_factory=lambda: list(DEFAULT_STATUSES),
