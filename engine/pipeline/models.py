@@ -28,11 +28,14 @@ class Model(BaseModel):
 
 
 class SharedSecretAuth(Model):
-    """The caller sends a shared secret in a header."""
+    """The caller sends a shared secret in a header, or in the query when it can only be given a URL."""
 
     kind: Literal["shared_secret"]
-    header: str = Field("X-Mesbridge-Token", description="Header carrying the secret")
+    in_: Literal["header", "query"] = Field("header", alias="in", description="Where the secret travels")
+    name: str = Field("X-Mesbridge-Token", description="Header or query parameter carrying the secret")
     secret: str = Field(description="The expected secret; use ${VAR}")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class BasicCallerAuth(Model):

@@ -1,0 +1,1 @@
+"""`mesbridge run`: the service serving webhooks, queue workers and pollers for a config root."""
