@@ -210,8 +210,9 @@ class Connector:
             state: dict[str, Any] = {"attempts": 0, "raw": None}
 
             async def fetch(page_query: dict[str, Any], url: str | None) -> Page:
+                page_query, page_body = self.paginator.place(page_query, body)
                 raw, result, attempts = await self._call(
-                    method, url or path, page_query, headers, body, deadline
+                    method, url or path, page_query, headers, page_body, deadline
                 )
                 state["attempts"] += attempts
                 state["raw"] = raw
@@ -237,7 +238,10 @@ class Connector:
         """Every item across pages, fetched page by page as they are consumed."""
 
         async def fetch(page_query: dict[str, Any], url: str | None) -> Page:
-            raw, result, _ = await self._call(method.upper(), url or path, page_query, headers, body, None)
+            page_query, page_body = self.paginator.place(page_query, body)
+            raw, result, _ = await self._call(
+                method.upper(), url or path, page_query, headers, page_body, None
+            )
             return Page(raw.body, result)
 
         async for item in self.paginator.iterate(fetch, dict(query or {})):

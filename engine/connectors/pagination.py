@@ -7,6 +7,7 @@ A paginator drives a `fetch(query, url)` function supplied by the connector and 
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, ClassVar, Literal
@@ -47,7 +48,7 @@ Fetch = Callable[[dict[str, Any], str | None], Awaitable[Page]]
 
 
 class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     max_pages: int = Field(10_000, ge=1, description="Safety stop: most pages read in one listing.")
 
@@ -67,6 +68,12 @@ class OffsetPagination(_Base):
     kind: Literal["offset"] = Field(description="Limit and offset parameters.")
     limit: str = Field("$top", description="Query name of the page size.")
     offset: str = Field("$skip", description="Query name of the number of records to skip.")
+    in_: Literal["query", "body"] = Field(
+        "query",
+        alias="in",
+        description="Where the paging values go: query parameters, or (body) dotted paths into the "
+        "JSON request body, e.g. Params.Page, for APIs that page in the body (JSON-RPC).",
+    )
     page_size: int = Field(500, ge=1, description="Records asked per page.")
     cap: int | None = Field(
         None,
@@ -93,6 +100,12 @@ class PagePagination(_Base):
     kind: Literal["page"] = Field(description="Page number and size parameters.")
     page: str = Field("page", description="Query name of the page number.")
     size: str = Field("pageLimit", description="Query name of the page size.")
+    in_: Literal["query", "body"] = Field(
+        "query",
+        alias="in",
+        description="Where the paging values go: query parameters, or (body) dotted paths into the "
+        "JSON request body, e.g. Params.Page, for APIs that page in the body (JSON-RPC).",
+    )
     page_size: int = Field(100, ge=1, description="Records asked per page.")
     first_page: Literal[0, 1] = Field(0, description="Number of the first page.")
     items: SelectionField | None = Field(
@@ -138,6 +151,38 @@ class Paginator:
 
     def iterate(self, fetch: Fetch, query: dict[str, Any]) -> AsyncIterator[Any]:
         raise NotImplementedError
+
+    def place(self, query: dict[str, Any], body: Any) -> tuple[dict[str, Any], Any]:
+        """The page's query and body: with `in: body` the paging values move from the query into the
+        JSON body at their dotted paths (a copy; the call's own body is not changed)."""
+        if getattr(self.config, "in_", "query") != "body":
+            return query, body
+        fields = ("limit", "offset", "page", "size")
+        names = [getattr(self.config, n) for n in fields if hasattr(self.config, n)]
+        if not any(name in query for name in names):
+            return query, body
+        if body is not None and not isinstance(body, dict):
+            raise ConnectorError(
+                f"{self.connector}: paging in the body needs a JSON object body, got {type(body).__name__}",
+                connector=self.connector,
+            )
+        query, body = dict(query), copy.deepcopy(body) if body is not None else {}
+        for name in names:
+            if name in query:
+                *parents, leaf = name.split(".")
+                node = body
+                for part in parents:
+                    child = node.get(part)
+                    if child is None:
+                        child = node[part] = {}
+                    if not isinstance(child, dict):
+                        raise ConnectorError(
+                            f"{self.connector}: cannot page at {name!r}: {part!r} is not an object",
+                            connector=self.connector,
+                        )
+                    node = child
+                node[leaf] = query.pop(name)
+        return query, body
 
     def check_unpaged(self, result: Any) -> None:
         """Called on the result of a call made without paging."""
