@@ -21,6 +21,9 @@ goods as bought from a supplier, so the simulator adds, in the same REST style (
     POST /api/production/report {order_code, quantity, rejected_quantity?, operation_code?, serial?}
          the last operation adds finished stock; over-reporting is refused (422)
     POST /api/production/consumption {order_code, branch_id, products [{product_id, quantity, serial?}]}
+    DELETE /api/production/report/{id}, DELETE /api/production/consumption/{id}
+         withdraw a report or consumption (stock effects reversed; kept with "reversed": true); 404
+         when unknown, 422 when already reversed
 
 Envelope `{"meta": {"message", "status_code"}, "data": ...}`. No token: 401 `{"message":
 "Unauthenticated."}` (seed); expired or unknown token: 401 meta "Token expired" (seed).
@@ -226,6 +229,16 @@ class NextXSimulator(Simulator):
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
         return envelope(self.store.consume(body, stamp), "Consumption created successfully")
 
+    async def production_report_delete(self, request: Request, body: Any) -> Response:
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        return envelope(self.store.reverse_report(request.path_params["id"], stamp),
+                        "Production report reversed successfully")
+
+    async def consumption_delete(self, request: Request, body: Any) -> Response:
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        return envelope(self.store.reverse_consumption(request.path_params["id"], stamp),
+                        "Consumption reversed successfully")
+
     def routes(self) -> list[BaseRoute]:
         h = self.handler
         return [
@@ -242,6 +255,8 @@ class NextXSimulator(Simulator):
             Route("/api/production/order", h(self.production_orders), methods=["GET"]),
             Route("/api/production/report", h(self.production_report), methods=["POST"]),
             Route("/api/production/consumption", h(self.consumption), methods=["POST"]),
+            Route("/api/production/report/{id}", h(self.production_report_delete), methods=["DELETE"]),
+            Route("/api/production/consumption/{id}", h(self.consumption_delete), methods=["DELETE"]),
         ]
 
 

@@ -175,7 +175,7 @@ class NextXStore:
         if op not in ops:
             raise Invalid("The selected operation_code is invalid.", "operation_code")
         done = sum(r["quantity"] + r["rejected_quantity"] for r in self.reports
-                   if r["order_code"] == order["code"] and r["operation_code"] == op)
+                   if r["order_code"] == order["code"] and r["operation_code"] == op and not r["reversed"])
         if done + good + bad > order["quantity"]:
             raise Invalid(f"The quantity may not be greater than {order['quantity'] - done:g}.", "quantity")
         if op == ops[-1]:
@@ -184,9 +184,40 @@ class NextXStore:
             order["rejected_qty"] += bad
         order["updated_at"] = stamp
         report = {"id": len(self.reports) + 1, "order_code": order["code"], "operation_code": op,
-                  "quantity": good, "rejected_quantity": bad, "serial": body.get("serial")}
+                  "quantity": good, "rejected_quantity": bad, "serial": body.get("serial"), "reversed": False}
         self.reports.append(report)
         return report
+
+    @staticmethod
+    def _live(rows: list[dict[str, Any]], raw_id: Any, what: str) -> dict[str, Any]:
+        rid = _int(raw_id, "id")
+        record = next((r for r in rows if r["id"] == rid), None)
+        if record is None:
+            raise KeyError(what)
+        if record["reversed"]:
+            raise Invalid(f"The {what.lower()} {rid} has already been reversed.", "id")
+        return record
+
+    def reverse_report(self, raw_id: Any, stamp: str) -> dict[str, Any]:
+        """ASSUMPTION: a report is withdrawn by DELETE; the last operation's finished stock goes back."""
+        report = self._live(self.reports, raw_id, "Production report")
+        order = self._order(report["order_code"])
+        if report["operation_code"] == order["operations"][-1]["code"]:
+            self.move(order["branch_id"], [(order["product_id"], -float(report["quantity"]))])
+            order["produced_qty"] -= report["quantity"]
+            order["rejected_qty"] -= report["rejected_quantity"]
+        order["updated_at"] = stamp
+        report["reversed"] = True
+        return report
+
+    def reverse_consumption(self, raw_id: Any, stamp: str) -> dict[str, Any]:
+        """ASSUMPTION: a consumption is withdrawn by DELETE; its components go back to stock."""
+        record = self._live(self.consumptions, raw_id, "Consumption")
+        lines = [(int(p["product_id"]), float(p["quantity"])) for p in record["products"]]
+        self.move(record["branch_id"], lines)
+        self._order(record["order_code"])["updated_at"] = stamp
+        record["reversed"] = True
+        return record
 
     def consume(self, body: dict[str, Any], stamp: str) -> dict[str, Any]:
         order = self._order(body.get("order_code"))
@@ -194,7 +225,7 @@ class NextXStore:
         self.move(branch, [(pid, -qty) for pid, qty in self._lines(body)])
         order["updated_at"] = stamp
         record = {"id": len(self.consumptions) + 1, "order_code": order["code"], "branch_id": branch,
-                  "products": body["products"]}
+                  "products": body["products"], "reversed": False}
         self.consumptions.append(record)
         return record
 
