@@ -96,12 +96,13 @@ FORMS: dict[str, FormSpec] = {
             (),
             True,
         ),
-        # ASSUMPTION: issues to kits keyed by the transaction number TRANS.
+        # ASSUMPTION: issues to kits keyed by the transaction number TRANS; SERNUM is the serial
+        # number of a serial-managed component issued.
         FormSpec(
             "TRANSORDER_K_SUBFORM",
             "ניפוק לערכות",
             ("TRANS",),
-            ("TRANS", "KLINE", "PARTNAME", "QUANT", "WARHSNAME", "LOCNAME", "CURDATE"),
+            ("TRANS", "KLINE", "PARTNAME", "QUANT", "WARHSNAME", "LOCNAME", "CURDATE", "SERNUM"),
             (),
             True,
         ),

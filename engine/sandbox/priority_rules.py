@@ -283,5 +283,11 @@ class Rules:
         elif form == "AFORM":
             for line in list(store.child(record, "ALINE_SUBFORM")):
                 self.after_delete("ALINE_SUBFORM", line, record)
+        elif form == "TRANSORDER_K_SUBFORM" and parent is not None and record.get("KLINE"):
+            # A deleted issue gives back to the kit line what its insert added to TQUANT.
+            kit = store.child(parent, "KITITEMS_SUBFORM").get((record["KLINE"],))
+            if kit is not None:
+                kit["TQUANT"] = (kit["TQUANT"] or 0) - record["QUANT"]
+                kit["TBALANCE"] = kit["QUANT"] - kit["TQUANT"]
         if parent is not None and "SERIAL" in parent and "SERIALNAME" in parent:
             self.touch(parent)
