@@ -47,6 +47,8 @@ class _Environment(ImmutableSandboxedEnvironment):
         if operator_name == "**":
             if isinstance(right, int | float) and abs(right) > 1000:
                 raise ExpressionError("exponent too large in template")
+            if isinstance(left, int) and isinstance(right, int) and abs(left).bit_length() * right > 65_536:
+                raise ExpressionError("template would build a number over 65,536 bits")
             return operator.pow(left, right)
         if operator_name == "*":
             for seq, count in ((left, right), (right, left)):

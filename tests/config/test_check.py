@@ -1,0 +1,200 @@
+"""`mesbridge check` on broken config roots: each class of mistake, located, with no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main
+
+CONNECTOR = """\
+name: erp
+base_url: ${ERP_URL:-http://127.0.0.1:9}
+auth: {kind: basic, username: "${ERP_USER}", password: "${ERP_PASSWORD}"}
+operations:
+  rpc:
+    method: POST
+    path: /rpc
+    body: {Method: "{{ args.method }}"}
+"""
+
+MAPPING = """\
+vars:
+  centres: {WC-1: "01"}
+pipelines:
+  - name: demo.operation
+    source: {kind: webhook, path: /demo/operation}
+    steps:
+      - set:
+          qty: "{{ event.validQty }}"
+      - name: report
+        call: erp
+        method: POST
+        path: /reports
+        body:
+          QUANT: "{{ qty }}"
+          CENTRE: "{{ event.workCenterCode | lookup(vars.centres) }}"
+      - switch: event.type
+        cases:
+          add: []
+    reply:
+      body: {externalId: "{{ report.id }}"}
+tests:
+  - name: reports
+    pipeline: demo.operation
+    event: {type: add, validQty: 2, workCenterCode: WC-1}
+    responses:
+      - {connector: erp, method: POST, path: /reports, body: {id: 5}}
+    expect:
+      calls:
+        - {connector: erp, method: POST, path: /reports, body: {QUANT: 2, CENTRE: "01"}}
+      reply: {status: 200, body: {externalId: 5}}
+"""
+
+
+def make_root(tmp_path: Path, mapping: str = MAPPING, connector: str = CONNECTOR) -> Path:
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "mappings" / "demo").mkdir(parents=True)
+    (tmp_path / "connectors" / "erp.yaml").write_text(connector, encoding="utf-8")
+    (tmp_path / "mappings" / "demo" / "operation.yaml").write_text(mapping, encoding="utf-8")
+    return tmp_path
+
+
+def check(root: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["check", str(root), *args])
+    return result.exit_code, result.output
+
+
+def test_valid_root_passes_without_secrets_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ERP_USER", raising=False)
+    code, output = check(make_root(tmp_path))
+    assert code == 0, output
+    assert output.startswith("ok: 1 connector(s), 1 pipeline(s), 1 test(s)")
+
+
+M = "mappings/demo/operation.yaml"
+C = "connectors/erp.yaml"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        pytest.param(
+            "  - name: reports\n", "  - name: reports\n  - [\n", f"{M}:", "invalid YAML", id="yaml-syntax"
+        ),
+        pytest.param(
+            "        method: POST\n",
+            "        method: POST\n        method: GET\n",
+            f"{M}:12:9",
+            "duplicate key 'method' (first defined at line 11)",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "        path: /reports\n",
+            "        pathh: /reports\n",
+            f"{M}:12:9",
+            "unknown key 'pathh'",
+            id="unknown-key",
+        ),
+        pytest.param("add: []", "add: 5", f"{M}:18:16", "expected a list", id="wrong-type"),
+        pytest.param(
+            "kind: webhook", "kind: webhok", f"{M}:5:20", "unknown kind 'webhok'", id="unknown-kind"
+        ),
+        pytest.param(
+            "call: erp", "call: epr", f"{M}:10:15", "unknown connector 'epr'", id="unknown-connector"
+        ),
+        pytest.param(
+            "switch: event.type", "switch: event.[type", f"{M}:16:17", "invalid JMESPath", id="bad-jmespath"
+        ),
+        pytest.param('"{{ qty }}"', '"{{ qty }"', f"{M}:14:18", "invalid template", id="bad-jinja"),
+        pytest.param(
+            "| lookup(", "| lookupp(", f"{M}:15:19", "unknown filter 'lookupp'", id="unknown-filter"
+        ),
+        pytest.param(
+            'QUANT: "{{ qty }}"',
+            'QUANT: "{{ qtty }}"',
+            f"{M}:14:18",
+            "undefined name 'qtty' in template",
+            id="undefined-name",
+        ),
+        pytest.param(
+            "pipeline: demo.operation",
+            "pipeline: demo.operations",
+            f"{M}:23:15",
+            "unknown pipeline 'demo.operations'",
+            id="unknown-test-target",
+        ),
+        pytest.param(
+            "call: erp\n        method: POST\n        path: /reports\n",
+            "call: erp.rcp\n",
+            f"{M}:10:15",
+            "connector 'erp' has no operation 'rcp'",
+            id="unknown-operation",
+        ),
+    ],
+)
+def test_each_class_of_mistake_is_located(
+    tmp_path: Path, old: str, new: str, where: str, message: str
+) -> None:
+    assert old in MAPPING
+    code, output = check(make_root(tmp_path, MAPPING.replace(old, new, 1)))
+    assert code == 1, output
+    assert "Traceback" not in output
+    header = next(line for line in output.splitlines() if "error:" in line)
+    assert header.startswith(where), output
+    assert message in header, output
+    source_line = output.splitlines()[output.splitlines().index(header) + 1]
+    assert source_line.strip(), "the offending source line is printed under the message"
+
+
+def test_did_you_mean_for_misspelt_keys(tmp_path: Path) -> None:
+    code, output = check(make_root(tmp_path, MAPPING.replace("method: POST", "metod: POST", 1)))
+    assert code == 1
+    assert "hint: did you mean 'method'?" in output
+
+
+def test_duplicate_webhook_routes(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    second = MAPPING.replace("demo.operation", "demo.other").replace("tests:", "unused:")
+    second = second.split("unused:")[0].replace('vars:\n  centres: {WC-1: "01"}\n', "")
+    (root / "mappings" / "demo" / "other.yaml").write_text(second, encoding="utf-8")
+    code, output = check(root)
+    assert code == 1
+    assert "webhook route /demo/operation is already used by pipeline 'demo.operation'" in output
+
+
+def test_all_errors_are_reported_not_only_the_first(tmp_path: Path) -> None:
+    broken = MAPPING.replace("method: POST", "metod: POST", 1).replace("kind: webhook", "kind: hook")
+    code, output = check(make_root(tmp_path, broken))
+    assert code == 1
+    assert output.count("error:") == 2
+
+
+def test_connector_errors_are_located(tmp_path: Path) -> None:
+    code, output = check(make_root(tmp_path, connector=CONNECTOR.replace("kind: basic", "kind: basci")))
+    assert code == 1
+    assert f"{C}:3:14: error: unknown kind 'basci'" in output
+
+
+def test_github_and_json_formats(tmp_path: Path) -> None:
+    root = make_root(tmp_path, MAPPING.replace("call: erp", "call: epr"))
+    code, output = check(root, "--format", "github")
+    assert code == 1
+    assert output.startswith(f"::error file={M},line=10,col=15::unknown connector 'epr'")
+    code, output = check(root, "--format", "json")
+    assert code == 1
+    assert json.loads(output)[0]["line"] == 10
+
+
+def test_not_a_config_root(tmp_path: Path) -> None:
+    code, output = check(tmp_path)
+    assert code == 1
+    assert "not a config root" in output
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    code, _ = check(tmp_path, "--format", "xml")
+    assert code == 2

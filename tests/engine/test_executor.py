@@ -1,0 +1,184 @@
+"""The executor: steps in order, branching, fan-out, lookups, failures and the replies they produce."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from engine.errors import BusinessError, TransientError
+from engine.pipeline.executor import Executor
+from engine.pipeline.models import Pipeline
+
+
+@dataclass
+class FakeResponse:
+    result: Any
+
+
+@dataclass
+class FakeConfig:
+    operations: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeConnector:
+    """Answers each call from a script and records it."""
+
+    def __init__(self, name: str, answers: list[Any]) -> None:
+        self.name = name
+        self.config = FakeConfig()
+        self.answers = answers
+        self.calls: list[dict[str, Any]] = []
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> FakeResponse:
+        self.calls.append({"method": method, "path": path, **kwargs})
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        if answer == "slow":
+            await asyncio.sleep(5)
+        return FakeResponse(answer)
+
+
+def pipeline(steps: list[Any], **extra: Any) -> Pipeline:
+    return Pipeline.model_validate(
+        {"name": "p", "source": {"kind": "webhook", "path": "/p"}, "steps": steps, **extra}
+    )
+
+
+async def run(p: Pipeline, event: Any, answers: list[Any] | None = None, **kwargs: Any) -> Any:
+    erp = FakeConnector("erp", list(answers or []))
+    outcome = await Executor(p, {"erp": erp}, {"table": {"A": "1"}}).run(event, **kwargs)
+    return outcome, erp
+
+
+async def test_set_call_and_reply_keep_types() -> None:
+    p = pipeline(
+        [
+            {"set": {"qty": "{{ event.qty }}", "code": "{{ event.code | lookup(vars.table) }}"}},
+            {
+                "name": "made",
+                "call": "erp",
+                "method": "POST",
+                "path": "/x",
+                "body": {"q": "{{ qty }}", "c": "{{ code }}"},
+            },
+        ],
+        reply={"status": 201, "body": {"externalId": "{{ made.id | to_str }}"}},
+    )
+    outcome, erp = await run(p, {"qty": 2, "code": "A"}, [{"id": 77}])
+    assert (outcome.status, outcome.body) == (201, {"externalId": "77"})
+    assert erp.calls[0]["body"] == {"q": 2, "c": "1"}
+
+
+@pytest.mark.parametrize(("kind", "path"), [("add", "/add"), ("remove", "/remove")])
+async def test_switch_picks_the_case(kind: str, path: str) -> None:
+    p = pipeline(
+        [
+            {
+                "switch": "event.type",
+                "cases": {
+                    "add": [{"call": "erp", "method": "POST", "path": "/add"}],
+                    "remove": [{"call": "erp", "method": "DELETE", "path": "/remove"}],
+                },
+            }
+        ]
+    )
+    outcome, erp = await run(p, {"type": kind}, [{}])
+    assert outcome.ok and erp.calls[0]["path"] == path
+
+
+async def test_switch_without_matching_case_fails_clearly() -> None:
+    p = pipeline([{"switch": "event.type", "cases": {"add": []}}])
+    outcome, _ = await run(p, {"type": "update"})
+    assert outcome.status == 422
+    assert outcome.body == {"message": "no case for event.type = 'update' (cases: add)"}
+
+
+async def test_for_each_fans_out_and_collects() -> None:
+    p = pipeline(
+        [
+            {
+                "name": "lines",
+                "for_each": "event.items",
+                "as": "line",
+                "steps": [
+                    {
+                        "name": "r",
+                        "call": "erp",
+                        "method": "POST",
+                        "path": "/line",
+                        "body": {"sku": "{{ line.sku }}"},
+                    }
+                ],
+                "collect": "{{ r.id }}",
+            }
+        ],
+        reply={"body": {"ids": "{{ lines }}"}},
+    )
+    outcome, erp = await run(p, {"items": [{"sku": "a"}, {"sku": "b"}]}, [{"id": 1}, {"id": 2}])
+    assert outcome.body == {"ids": [1, 2]}
+    assert [c["body"]["sku"] for c in erp.calls] == ["a", "b"]
+
+
+async def test_lookup_not_found_default_or_fail() -> None:
+    fallback = pipeline(
+        [{"name": "found", "call": "erp", "path": "/q", "result": "value[0]", "missing": {"default": None}}],
+        reply={"body": {"found": "{{ found }}"}},
+    )
+    outcome, _ = await run(fallback, {}, [{"value": []}])
+    assert outcome.body == {"found": None}
+    refused = pipeline(
+        [{"call": "erp", "path": "/q", "missing": {"fail": "serial {{ event.s }} not found", "status": 404}}]
+    )
+    outcome, _ = await run(refused, {"s": "SN1"}, [BusinessError("gone", connector="erp", http_status=404)])
+    assert (outcome.status, outcome.body) == (404, {"message": "serial SN1 not found"})
+
+
+async def test_fail_step_and_when_guard() -> None:
+    p = pipeline(
+        [{"fail": "no externalId for {{ event.sku }}", "status": 409, "when": "event.externalId == null"}]
+    )
+    refused, _ = await run(p, {"sku": "X", "externalId": None})
+    assert (refused.status, refused.body) == (409, {"message": "no externalId for X"})
+    passed, _ = await run(p, {"sku": "X", "externalId": "E1"})
+    assert passed.ok
+
+
+async def test_erp_message_reaches_the_caller_intact() -> None:
+    hebrew = 'פק"ע WO-1 לא קיימת'
+    p = pipeline([{"call": "erp", "method": "POST", "path": "/x"}])
+    outcome, _ = await run(p, {}, [BusinessError(hebrew, connector="erp", http_status=400)])
+    assert (outcome.status, outcome.body) == (422, {"message": hebrew})
+
+
+async def test_unreachable_and_deadline_statuses() -> None:
+    p = pipeline([{"call": "erp", "method": "POST", "path": "/x"}])
+    down, _ = await run(p, {}, [TransientError("erp unreachable", connector="erp")])
+    assert down.status == 502
+    slow, _ = await run(p, {}, ["slow"], deadline=0.05)
+    assert slow.status == 504 and "0.05 s" in slow.body["message"]
+
+
+async def test_on_error_shapes_the_reply() -> None:
+    p = pipeline(
+        [{"call": "erp", "method": "POST", "path": "/x"}],
+        on_error={"status": 400, "body": {"message": "ERP: {{ error.message }}"}},
+    )
+    outcome, _ = await run(p, {}, [BusinessError("refused", connector="erp", http_status=400)])
+    assert (outcome.status, outcome.body) == (400, {"message": "ERP: refused"})
+
+
+async def test_missing_event_field_is_a_clear_error() -> None:
+    p = pipeline([{"set": {"s": "{{ event.serial }}"}}])
+    outcome, _ = await run(p, {})
+    assert outcome.status == 422
+    assert "'event' has no key 'serial'" in outcome.body["message"]
+
+
+async def test_pipeline_condition_skips() -> None:
+    p = pipeline([{"fail": "never"}], when="event.type == 'add'")
+    outcome, _ = await run(p, {"type": "remove"})
+    assert outcome.skipped and outcome.status == 200

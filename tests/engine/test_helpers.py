@@ -1,0 +1,83 @@
+"""The mapping helpers: dates, casts, lookups, strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine import helpers
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-02-18T10:39:00.559Z", "2025-02-18T10:39:00.559Z"),
+        ("2025-02-18T12:39:00+02:00", "2025-02-18T10:39:00.000Z"),
+        ("2025-02-18T12:39:00 02:00", "2025-02-18T10:39:00.000Z"),  # '+' decoded as a space
+        ("2025-02-18", "2025-02-18T00:00:00.000Z"),
+        (0, "1970-01-01T00:00:00.000Z"),
+        (None, None),
+    ],
+)
+def test_iso8601(value: Any, expected: Any) -> None:
+    assert helpers.iso8601(value) == expected
+
+
+def test_priority_date_keeps_or_moves_offset() -> None:
+    assert helpers.priority_date("2025-02-18T10:39:00.559Z") == "2025-02-18T10:39:00+00:00"
+    assert helpers.priority_date("2025-02-18T10:39:00Z", 2) == "2025-02-18T12:39:00+02:00"
+
+
+@pytest.mark.parametrize("bad", ["tomorrow", "", True, [1]])
+def test_bad_dates_are_errors(bad: Any) -> None:
+    with pytest.raises(ValueError):
+        helpers.iso8601(bad)
+
+
+@pytest.mark.parametrize(
+    ("cast", "value", "expected"),
+    [
+        (helpers.to_int, "12", 12),
+        (helpers.to_int, 12.0, 12),
+        (helpers.to_float, "1.5", 1.5),
+        (helpers.to_str, 3, "3"),
+        (helpers.to_str, 3.0, "3"),
+        (helpers.to_bool, "Y", True),
+        (helpers.to_bool, 0, False),
+    ],
+)
+def test_casts(cast: Any, value: Any, expected: Any) -> None:
+    assert cast(value) == expected
+    assert type(cast(value)) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("cast", "value"),
+    [
+        (helpers.to_int, "12.5"),
+        (helpers.to_int, ""),
+        (helpers.to_int, None),
+        (helpers.to_int, True),
+        (helpers.to_float, "1,5"),
+        (helpers.to_str, None),
+        (helpers.to_bool, "maybe"),
+    ],
+)
+def test_casts_refuse_instead_of_guessing(cast: Any, value: Any) -> None:
+    with pytest.raises(ValueError):
+        cast(value)
+
+
+def test_lookup_default_and_error() -> None:
+    table = {"WC-1": "01"}
+    assert helpers.lookup("WC-1", table) == "01"
+    assert helpers.lookup("WC-9", table, default=None) is None
+    with pytest.raises(ValueError, match="no entry for 'WC-9'"):
+        helpers.lookup("WC-9", table)
+
+
+def test_strings() -> None:
+    assert helpers.split("a, b,c") == ["a", "b", "c"]
+    assert helpers.split(None) == []
+    assert helpers.odata_quote("O'Brien") == "'O''Brien'"
