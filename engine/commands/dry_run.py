@@ -60,5 +60,5 @@ def dry_run(pipeline: str, event_path: Path, responses_path: Path | None, root: 
         "calls": [call.as_dict() | ({} if call.matched else {"mocked": False}) for call in backend.calls],
         "reply": {"status": outcome.status, "body": outcome.body},
     }
-    click.echo(redactor.redact(yaml.safe_dump(report, sort_keys=False, allow_unicode=True)))
+    click.echo(yaml.safe_dump(redactor.redact(report), sort_keys=False, allow_unicode=True))
     raise SystemExit(0 if outcome.ok else 1)

@@ -56,7 +56,7 @@ tests:
 
 
 def make_root(tmp_path: Path, mapping: str = MAPPING, connector: str = CONNECTOR) -> Path:
-    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors").mkdir(parents=True)
     (tmp_path / "mappings" / "demo").mkdir(parents=True)
     (tmp_path / "connectors" / "erp.yaml").write_text(connector, encoding="utf-8")
     (tmp_path / "mappings" / "demo" / "operation.yaml").write_text(mapping, encoding="utf-8")
