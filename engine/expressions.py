@@ -18,6 +18,8 @@ from typing import Annotated, Any
 import jmespath
 import jmespath.exceptions
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2 import Template as JinjaTemplate
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -121,21 +123,80 @@ def _compile_string(source: str) -> tuple[Callable[[Mapping[str, Any]], Any], fr
             path = _PATH.match(expr)
             if path:
                 return _Getter(path.group(1)), names
-            compiled = env.compile_expression(expr, undefined_to_none=False)
+            _check_known(ast)
 
-            def native(context: Mapping[str, Any]) -> Any:
-                result = compiled(context)
-                if isinstance(result, Undefined):
-                    result._fail_with_undefined_error()
-                return result
+            def build_value() -> Callable[[Mapping[str, Any]], Any]:
+                # compile_expression wraps `{% set result = expr %}`; its template runs without the wrapper
+                return _Renderer(env.compile_expression(expr, undefined_to_none=False)._template).value
 
-            return native, names
-        template = env.from_string(ast)
+            return _Lazy(build_value), names
+        _check_known(ast)
+        return _Lazy(lambda: _Renderer(env.from_string(ast)).text), names
     except TemplateSyntaxError as exc:
         raise ValueError(_syntax_message(exc, source)) from None
     except TemplateError as exc:  # e.g. TemplateAssertionError for an unknown filter
         raise ValueError(_syntax_message(exc, source)) from None
-    return template.render, names
+
+
+def _check_known(ast: nodes.Template) -> None:
+    """Unknown filters and tests are errors at load time, though code generation waits for first use."""
+    env = environment()
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name not in known:
+            kind = "filter" if isinstance(node, nodes.Filter) else "test"
+            raise ValueError(f"unknown {kind} '{node.name}'" + _did_you_mean(node.name, known))
+
+
+class _Lazy:
+    """Generates a template's Python code on first use: loading a config only parses and checks it."""
+
+    __slots__ = ("_build", "_run")
+
+    def __init__(self, build: Callable[[], Callable[[Mapping[str, Any]], Any]]) -> None:
+        self._build = build
+        self._run: Callable[[Mapping[str, Any]], Any] | None = None
+
+    def __call__(self, context: Mapping[str, Any]) -> Any:
+        run = self._run
+        if run is None:
+            run = self._run = self._build()
+        return run(context)
+
+
+class _Renderer:
+    """Runs a compiled Jinja template as `Template.render` does, minus its per-call copy of the globals.
+
+    Jinja builds each render's context from a ChainMap of the template's and the environment's globals,
+    which costs more than most expressions; the globals are fixed once the environment exists, so they
+    are flattened here once.
+    """
+
+    __slots__ = ("_env", "_root", "_name", "_blocks", "_globals")
+
+    def __init__(self, template: JinjaTemplate) -> None:
+        self._env = template.environment
+        self._root = template.root_render_func
+        self._name = template.name
+        self._blocks = template.blocks
+        self._globals = dict(template.globals)
+
+    def _context(self, variables: Mapping[str, Any]) -> Context:
+        return Context(self._env, {**self._globals, **variables}, self._name, self._blocks, self._globals)
+
+    def text(self, variables: Mapping[str, Any]) -> str:
+        """The rendered text."""
+        return "".join(self._root(self._context(variables)))
+
+    def value(self, variables: Mapping[str, Any]) -> Any:
+        """The native value of a `{% set result = expr %}` template; undefined fails."""
+        context = self._context(variables)
+        for _ in self._root(context):
+            pass
+        result = context.vars["result"]
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        return result
 
 
 def _single_output(ast: nodes.Template) -> bool:
