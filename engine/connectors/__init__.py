@@ -33,7 +33,21 @@ _WHERE = {
     "RetryConfig": "retry",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "AUTH_KINDS",
+    "PAGINATORS",
+    "AuthConfig",
+    "CallRecord",
+    "Connector",
+    "ConnectorConfig",
+    "Connectors",
+    "EnvelopeConfig",
+    "OperationConfig",
+    "PaginationConfig",
+    "Response",
+    "RetryConfig",
+    "encode_query",
+]
 
 
 def __getattr__(name: str) -> Any:
