@@ -44,6 +44,7 @@ log_format: json
 workers: 4
 shutdown_grace: 2
 reload: false
+poll_lease: {poll_lease}
 webhook_auth: {{kind: shared_secret, in: header, name: X-Token, secret: "${{REPLICA_TOKEN}}"}}
 delivery: {{lease: {lease}, max_attempts: 30, initial: 0.2, multiplier: 1.5, max: 1, poll_interval: 0.2}}
 """
