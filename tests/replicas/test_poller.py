@@ -67,11 +67,15 @@ def test_poller_fails_over_and_resumes_from_the_cursor(make_cluster: Callable[..
         lambda: f"new orders {sorted(added)} never reached Next Plus; survivor log:\n{survivor.tail()}",
     )
     took = time.monotonic() - killed
-    assert took <= bound + 4.0, f"takeover and delivery took {took:.1f} s; the bound is {bound:.1f} s + delivery"
+    assert took <= bound + 4.0, (
+        f"takeover and delivery took {took:.1f} s; the bound is {bound:.1f} s + delivery"
+    )
     assert polls(survivor) > 0, f"the survivor never polled:\n{survivor.tail()}"
 
     # Resumed from the stored cursor: no poll after the kill started from the initial value again.
-    later = [c for c in cluster.nextx.calls if c["path"] == "/api/production/order" and c["time"] >= since_kill]
+    later = [
+        c for c in cluster.nextx.calls if c["path"] == "/api/production/order" and c["time"] >= since_kill
+    ]
     assert later, "no poll reached NextX after the kill"
     restarted = [c["query"] for c in later if "2000-01-01" in c["query"]]
     assert not restarted, f"polls after the kill started over from {INITIAL}: {restarted}"
@@ -79,7 +83,9 @@ def test_poller_fails_over_and_resumes_from_the_cursor(make_cluster: Callable[..
     # No work order created twice: one record each, and not a single refused or repeated create.
     counts = workorders(cluster)
     assert counts == Counter({code: 1 for code in codes | added}), f"work orders in Next Plus: {counts}"
-    creates = [c for c in cluster.nextplus.calls if c["method"] == "POST" and c["path"].startswith("/api/Workorders")]
+    creates = [
+        c for c in cluster.nextplus.calls if c["method"] == "POST" and c["path"].startswith("/api/Workorders")
+    ]
     statuses = Counter(c["status"] for c in creates)
     assert statuses == Counter({200: len(codes | added)}), f"work-order creates by status: {statuses}"
     stored = cluster.sql("SELECT value FROM cursors WHERE pipeline = 'rep.workorders'")[0][0]
