@@ -13,6 +13,22 @@ from engine.pipeline.models import CallerAuth
 SETTINGS_FILE = "mesbridge.yaml"
 
 
+class Delivery(BaseModel):
+    """How queue workers deliver: leases, retries with exponential backoff and jitter, dead letters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(8, ge=1, description="Attempts before an event goes to the dead letters")
+    initial: float = Field(1.0, gt=0, description="Seconds before the first retry")
+    multiplier: float = Field(2.0, ge=1, description="Backoff growth per attempt")
+    max: float = Field(300.0, gt=0, description="Longest wait between attempts, seconds")
+    jitter: bool = Field(True, description="Randomise each wait (full jitter on the upper half)")
+    lease: float = Field(120.0, gt=0, description="Seconds a job is leased to a worker; a crashed worker's "
+                         "jobs return after it")
+    deadline: float = Field(60.0, gt=0, description="Seconds one attempt of a polled record may take")
+    poll_interval: float = Field(0.5, gt=0, description="Longest idle wait of a worker between claims")
+
+
 class Settings(BaseModel):
     """How `mesbridge run` serves a config root."""
 
@@ -30,6 +46,15 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest webhook body accepted")
     workers: int = Field(4, ge=1, le=256, description="Queue workers per replica")
     shutdown_grace: float = Field(20.0, ge=0, description="Seconds SIGTERM waits for in-flight work")
+    delivery: Delivery = Field(default_factory=Delivery, description="Queue delivery and retries")
+    reload: bool = Field(True, description="Watch the config root and apply valid edits without a restart")
+    poll_lease: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a replica's poller lease lasts, renewed every third of it. When the polling "
+        "replica dies, another takes its pipelines over within 4/3 of this and polls at once from the "
+        "stored cursor. Keep it longer than one poll round.",
+    )
 
 
 _ENV_FIELDS = {

@@ -82,6 +82,13 @@ class WebhookSource(Model):
     order_key: SelectionField | None = Field(
         None, description="JMESPath over the event: events with the same key are applied in order"
     )
+    schema_: str | None = Field(
+        None,
+        alias="schema",
+        description="JSON Schema file (relative to the config root) every event must satisfy, else 422",
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
 
 
 class Schedule(Model):

@@ -1,14 +1,31 @@
-"""The ASGI application: one route per webhook pipeline of the current generation, plus health.
+"""The ASGI application: one route per webhook pipeline of the current generation, plus operations.
 
 Routes are looked up in the current generation on every request, so a hot reload changes them without
 rebuilding the application; a request keeps the generation it started with until it has answered.
+
+A webhook request is refused with a 4xx naming the problem (size, content type, JSON, caller auth,
+payload schema) before any pipeline runs. Then:
+
+* `mode: sync` runs the pipeline under the source's deadline and answers its reply (>= 400 with
+  `{"message"}` on failure, 504 past the deadline). With an `idempotency_key`, a repeated event gets the
+  stored reply and causes no second ERP call; transient failures are not stored, so a retry by the
+  caller runs again.
+* `mode: queue` commits the event to the store, then answers 202 `{"accepted": true, "eventId"}`;
+  workers deliver it. With an `idempotency_key`, a repeated event is accepted once.
+
+Operations: `/healthz` (alive), `/readyz` (serving and not draining), `/status` (version, reloads,
+pipelines, queue depth) and `/metrics` (Prometheus).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
 import os
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,25 +33,69 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.config.root import PipelineEntry, Project
 from engine.errors import MissingVariableError
-from engine.pipeline.models import WebhookSource
+from engine.pipeline import models as m
+from engine.pipeline.executor import Outcome
+from engine.redaction import Redactor
+from engine.runtime import environment_redactor
 from engine.service.generation import Generation
 from engine.service.inbound import Rejection, authenticate, parse_json, read_body
+from engine.service.logging import event_context
+from engine.service.metrics import CONTENT_TYPE_LATEST, Metrics
+from engine.store import Store, StoreError
 
 log = logging.getLogger("mesbridge.service")
 
+__all__ = ["Service", "create_app", "handle_webhook"]
+
 
 class Service:
-    """What the application serves: the current generation and the service settings."""
+    """What the application serves: the current generation, the store, metrics and the settings."""
 
-    def __init__(self, generation: Generation, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        generation: Generation,
+        *,
+        environ: Mapping[str, str] | None = None,
+        store: Store | None = None,
+        metrics: Metrics | None = None,
+        transport: Any = None,
+    ) -> None:
         self.generation = generation
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.store = store
+        self.metrics = metrics or Metrics()
+        self.transport = transport
         self.ready = True
+        self.redactor = environment_redactor(self.environ)
+        self.wake_workers: Callable[[], None] = lambda: None
+        self.metrics.set_version(generation.version)
 
     @property
     def settings(self) -> Any:
         return self.generation.project.settings
+
+    def build_generation(self, project: Project) -> Generation:
+        """A generation of `project` wired to this service's metrics (raises on a bad schema file)."""
+        return Generation(project, environ=self.environ, transport=self.transport, on_call=self.on_call)
+
+    def on_call(self, record: Any) -> None:
+        """Every HTTP attempt of a connector: metrics, and a debug log line."""
+        self.metrics.on_call(record)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s -> %s in %.3f s",
+                record.method,
+                record.url,
+                record.status,
+                record.latency,
+                extra={"connector": record.connector, "attempt": record.attempt, "error": record.error},
+            )
+
+    def redactors(self) -> list[Redactor]:
+        """The redactors logs pass through: the environment's and the current connectors'."""
+        return [self.redactor, self.generation.connectors.redactor]
 
     async def swap(self, generation: Generation) -> Generation:
         """Serve `generation` from now on; the old one retires when its in-flight work is done."""
@@ -42,39 +103,179 @@ class Service:
         await old.retire()
         return old
 
+    async def status(self) -> dict[str, Any]:
+        """Version, reloads, pipelines and queue depth."""
+        generation = self.generation
+        depth: dict[str, int] | None = None
+        if self.store is not None:
+            try:
+                depth = await self.store.queue_depth()
+                self.metrics.set_depth(depth)
+            except StoreError as exc:
+                log.error("cannot read the queue depth: %s", exc)
+        pipelines = []
+        for name, entry in generation.project.pipelines.items():
+            source = entry.pipeline.source
+            item: dict[str, Any] = {"name": name, "binding": entry.binding, "source": source.kind}
+            if isinstance(source, m.WebhookSource):
+                item.update(path=source.path, mode=source.mode)
+            else:
+                item.update(connector=source.connector)
+            if depth is not None:
+                item["queued"] = depth.get(name, 0)
+            pipelines.append(item)
+        return {
+            "version": generation.version,
+            "ready": self.ready,
+            "reloads": self.metrics.reload_counts(),
+            "pipelines": pipelines,
+            "queue_depth": sum(depth.values()) if depth is not None else None,
+        }
+
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
+def _key_value(expression: Any, event: Any, variables: Mapping[str, Any]) -> str | None:
+    """An idempotency or order key: JMESPath over `{event, vars}`, else over the event itself."""
+    if expression is None:
+        return None
+    value = expression.search({"event": event, "vars": variables})
+    if value is None:
+        value = expression.search(event)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return text if len(text) <= 200 else hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Unstored(Exception):
+    """A transient failure: answered to the caller, not kept as the idempotent reply."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.body)
+        self.outcome = outcome
+
+
 async def handle_webhook(service: Service, request: Request) -> Response:
-    """Run the webhook pipeline routed at the request's path and answer per the reply contract."""
+    """Run (or queue) the webhook pipeline routed at the request's path, per the reply contract."""
     generation = service.generation
     entry = generation.routes.get(request.url.path) or generation.routes.get(request.url.path.rstrip("/"))
     if entry is None:
         return _json(404, {"message": f"no pipeline at {request.url.path}"})
+    name = entry.pipeline.name
     if request.method != "POST":
         return _json(405, {"message": "webhooks accept POST only"}, {"Allow": "POST"})
     source = entry.pipeline.source
-    assert isinstance(source, WebhookSource)
+    assert isinstance(source, m.WebhookSource)
+    with event_context(name):
+        try:
+            body = await read_body(request, service.settings.max_body_bytes)
+            authenticate(source.auth or service.settings.webhook_auth, request, body, service.environ)
+            event = parse_json(request, body)
+            schema = generation.schemas.get(name)
+            if schema is not None:
+                problems = schema.errors(event)
+                if problems:
+                    raise Rejection(422, "invalid event: " + "; ".join(problems))
+        except Rejection as rejection:
+            service.metrics.event(name, "rejected")
+            log.info("refused: %s", rejection.message, extra={"status": rejection.status})
+            return _json(rejection.status, {"message": rejection.message}, rejection.headers)
+        except MissingVariableError as exc:
+            log.error("webhook %s misconfigured: %s", request.url.path, exc)
+            return _json(500, {"message": "webhook authentication is not configured on the server"})
+        variables = generation.project.variables.get(entry.binding, {})
+        if source.mode == "queue":
+            return await _enqueue(service, entry, event, variables)
+        return await _run_sync(service, generation, entry, event, variables)
+
+
+async def _enqueue(
+    service: Service, entry: PipelineEntry, event: Any, variables: Mapping[str, Any]
+) -> Response:
+    name = entry.pipeline.name
+    source = entry.pipeline.source
+    assert isinstance(source, m.WebhookSource)
+    if service.store is None:
+        return _json(503, {"message": "the queue is not available on this server"})
+    idem = _key_value(source.idempotency_key, event, variables)
+    event_id = f"{name}:{idem}" if idem is not None else uuid.uuid4().hex
+    key = _key_value(source.order_key, event, variables) or idem or event_id
     try:
-        body = await read_body(request, service.settings.max_body_bytes)
-        authenticate(source.auth or service.settings.webhook_auth, request, body, service.environ)
-        event = parse_json(request, body)
-    except Rejection as rejection:
-        return _json(rejection.status, {"message": rejection.message}, rejection.headers)
-    except MissingVariableError as exc:
-        log.error("webhook %s misconfigured: %s", request.url.path, exc)
-        return _json(500, {"message": "webhook authentication is not configured on the server"})
-    async with generation.use():
-        outcome = await generation.executors[entry.pipeline.name].run(event, deadline=source.deadline)
-    if outcome.error is not None:
-        log.warning(
-            "pipeline %s failed: %s",
-            entry.pipeline.name,
-            outcome.error.message,
-            extra={"pipeline": entry.pipeline.name, "status": outcome.status},
+        event_id = await service.store.enqueue(name, key, {"event": event}, event_id=event_id)
+    except StoreError as exc:
+        log.error("cannot queue the event: %s", exc)
+        return _json(
+            503, {"message": "the event could not be stored; send it again later"}, {"Retry-After": "5"}
         )
+    service.metrics.event(name, "accepted")
+    service.wake_workers()
+    with event_context(name, event_id):
+        log.info("accepted", extra={"key": key})
+    return _json(202, {"accepted": True, "eventId": event_id})
+
+
+async def _run_sync(
+    service: Service,
+    generation: Generation,
+    entry: PipelineEntry,
+    event: Any,
+    variables: Mapping[str, Any],
+) -> Response:
+    name = entry.pipeline.name
+    source = entry.pipeline.source
+    assert isinstance(source, m.WebhookSource)
+    executor = generation.executors[name]
+    idem = _key_value(source.idempotency_key, event, variables)
+    if idem is None or service.store is None:
+        async with generation.use():
+            outcome = await executor.run(event, deadline=source.deadline)
+        return _answer(service, name, outcome)
+
+    async def produce() -> dict[str, Any]:
+        async with generation.use():
+            outcome = await executor.run(event, deadline=source.deadline)
+        _answer(service, name, outcome)
+        if outcome.error is not None and outcome.error.kind in ("transient", "deadline", "auth", "connector"):
+            raise _Unstored(outcome)
+        return {"status": outcome.status, "body": outcome.body}
+
+    with event_context(name, idem):
+        try:
+            async with asyncio.timeout(source.deadline + 1.0):
+                reply = await service.store.reply_once(name, idem, produce, ttl=source.deadline + 5.0)
+        except _Unstored as unstored:
+            return _json(unstored.outcome.status, unstored.outcome.body)
+        except TimeoutError:
+            message = f"no answer within {source.deadline:g} s; the same event is still being processed"
+            return _json(504, {"message": message})
+        except StoreError as exc:
+            log.error("idempotency store failed: %s", exc)
+            return _json(
+                503, {"message": "the event could not be recorded; send it again later"}, {"Retry-After": "5"}
+            )
+    return _json(int(reply["status"]), reply["body"])
+
+
+def _answer(service: Service, name: str, outcome: Outcome) -> Response:
+    if outcome.error is not None:
+        service.metrics.event(name, "failed", outcome.duration)
+        log.warning(
+            "failed: %s",
+            outcome.error.message,
+            extra={
+                "status": outcome.status,
+                "kind": outcome.error.kind,
+                "connector": getattr(outcome.error, "connector", None) or None,
+            },
+        )
+    else:
+        service.metrics.event(name, "skipped" if outcome.skipped else "ok", outcome.duration)
+        log.info("answered", extra={"status": outcome.status, "seconds": round(outcome.duration, 4)})
     return _json(outcome.status, outcome.body)
 
 
@@ -82,7 +283,11 @@ def create_app(service: Service) -> Starlette:
     """The Starlette application serving `service`."""
 
     async def webhook(request: Request) -> Response:
-        return await handle_webhook(service, request)
+        try:
+            return await handle_webhook(service, request)
+        except Exception:  # noqa: BLE001 - answer, never drop the connection
+            log.exception("unexpected failure serving %s", request.url.path)
+            return _json(500, {"message": "internal error in mesbridge; see its log"})
 
     async def healthz(_request: Request) -> Response:
         return _json(200, {"status": "ok", "version": service.generation.version})
@@ -91,9 +296,22 @@ def create_app(service: Service) -> Starlette:
         status = 200 if service.ready else 503
         return _json(status, {"ready": service.ready, "version": service.generation.version})
 
+    async def status(_request: Request) -> Response:
+        return _json(200, await service.status())
+
+    async def metrics(_request: Request) -> Response:
+        if service.store is not None:
+            try:
+                service.metrics.set_depth(await service.store.queue_depth())
+            except StoreError:
+                pass
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/status", status, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/{path:path}", webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(routes=routes)

@@ -16,6 +16,7 @@ from engine.config.root import PipelineEntry, Project
 from engine.connectors import Connectors
 from engine.pipeline.executor import Executor
 from engine.pipeline.models import WebhookSource
+from engine.pipeline.payload import PayloadSchema, load_payload_schema
 from engine.runtime import live_connectors
 
 
@@ -36,6 +37,11 @@ class Generation:
         self.executors: dict[str, Executor] = {
             name: Executor(entry.pipeline, self.connectors, project.variables.get(entry.binding, {}))
             for name, entry in project.pipelines.items()
+        }
+        self.schemas: dict[str, PayloadSchema] = {
+            name: load_payload_schema(project.root, entry.pipeline.source.schema_)
+            for name, entry in project.pipelines.items()
+            if isinstance(entry.pipeline.source, WebhookSource) and entry.pipeline.source.schema_
         }
         self.routes: dict[str, PipelineEntry] = {
             entry.pipeline.source.path: entry

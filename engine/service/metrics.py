@@ -1,0 +1,122 @@
+"""Prometheus metrics of one service, in a registry of its own (several services may share a process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from engine.connectors.client import CallRecord
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The service's counters, histograms and gauges.
+
+    Event outcomes: `ok`, `skipped`, `failed` (the pipeline answered an error), `rejected` (the request
+    was refused before any pipeline ran), `accepted` (queued), `duplicate` (a repeated idempotency key),
+    `delivered`, `retried` and `dead` (queue deliveries).
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(
+            "mesbridge_events", "Events by pipeline and outcome", ["pipeline", "outcome"], registry=r
+        )
+        self.event_seconds = Histogram(
+            "mesbridge_event_seconds",
+            "Pipeline run time",
+            ["pipeline"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.calls = Counter(
+            "mesbridge_erp_calls",
+            "ERP/MES HTTP attempts by connector and status",
+            ["connector", "status"],
+            registry=r,
+        )
+        self.call_seconds = Histogram(
+            "mesbridge_erp_call_seconds",
+            "Latency of each HTTP attempt to an external system",
+            ["connector"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "mesbridge_retries", "Queue deliveries scheduled again", ["pipeline"], registry=r
+        )
+        self.dead_letters = Counter(
+            "mesbridge_dead_letters", "Events moved to the dead letters", ["pipeline"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "mesbridge_queue_depth", "Unfinished queued events by pipeline", ["pipeline"], registry=r
+        )
+        self.reloads = Counter("mesbridge_reloads", "Config reloads by result", ["result"], registry=r)
+        self.config = Gauge(
+            "mesbridge_config_info", "The config version served (value 1)", ["version"], registry=r
+        )
+        self.polled = Counter(
+            "mesbridge_polled_records",
+            "Records read by pollers, by result",
+            ["pipeline", "result"],
+            registry=r,
+        )
+        self._version: str | None = None
+        self._depth_labels: set[str] = set()
+
+    def event(self, pipeline: str, outcome: str, seconds: float | None = None) -> None:
+        """Count one event outcome (and its run time when given)."""
+        self.events.labels(pipeline, outcome).inc()
+        if seconds is not None:
+            self.event_seconds.labels(pipeline).observe(seconds)
+
+    def on_call(self, record: CallRecord) -> None:
+        """The connectors' `on_call` hook: one HTTP attempt."""
+        status = str(record.status) if record.status is not None else "error"
+        self.calls.labels(record.connector, status).inc()
+        self.call_seconds.labels(record.connector).observe(record.latency)
+
+    def set_version(self, version: str) -> None:
+        """Report the config version now served."""
+        if self._version is not None:
+            self.config.remove(self._version)
+        self._version = version
+        self.config.labels(version).set(1)
+
+    def set_depth(self, depth: dict[str, int]) -> None:
+        """Report queue depth per pipeline; pipelines now empty read 0."""
+        for pipeline in self._depth_labels - set(depth):
+            self.queue_depth.labels(pipeline).set(0)
+        for pipeline, count in depth.items():
+            self.queue_depth.labels(pipeline).set(count)
+        self._depth_labels |= set(depth)
+
+    def reload_counts(self) -> dict[str, int]:
+        """Reloads so far by result, for the status endpoint."""
+        counts: dict[str, int] = {}
+        for metric in self.reloads.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["result"]] = int(sample.value)
+        return counts
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+    def value(self, name: str, **labels: Any) -> float:
+        """One sample's value (0 when absent); for tests and the status endpoint."""
+        found = self.registry.get_sample_value(name, {k: str(v) for k, v in labels.items()})
+        return float(found or 0.0)

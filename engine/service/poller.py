@@ -1,0 +1,206 @@
+"""Pollers: one task per poll pipeline reading new and changed records into the durable queue.
+
+Each round, under a store lease so that only one replica polls a pipeline:
+
+1. read the stored cursor and `read_changes` from it (moved back by `overlap`, which re-reads the edge);
+2. for each record not yet seen at its version: enqueue it (event id `<pipeline>:<key>:<version>`, queue
+   key = the record's key, so the changes to one work order are delivered in order), then `mark_seen`;
+3. once every record of the round is enqueued, store the latest cursor value.
+
+The queue is the durable hand-off: the cursor only moves past records the queue holds, and delivery
+then follows with retries and dead letters. A crash between the enqueue and `mark_seen` re-reads the
+record next round; the store refuses its event id a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from croniter import croniter
+
+from engine.errors import MesbridgeError
+from engine.pipeline import models as m
+from engine.pipeline.poll import later, read_changes
+from engine.service.logging import event_context
+from engine.store import Store
+
+if TYPE_CHECKING:
+    from engine.service.app import Service
+
+log = logging.getLogger("mesbridge.poller")
+
+__all__ = ["Poller", "Pollers", "next_delay"]
+
+LEASE_TTL = 30.0
+"""Default seconds a poller lease lasts (setting `poll_lease`); the holder renews it every third of that."""
+
+
+def next_delay(schedule: m.Schedule, now: datetime | None = None) -> float:
+    """Seconds until the schedule's next run."""
+    if schedule.cron:
+        moment = now or datetime.now(UTC)
+        following = croniter(schedule.cron, moment).get_next(datetime)
+        return max(0.0, (following - moment).total_seconds())
+    return float(schedule.every or 60.0)
+
+
+def _encode_cursor(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _decode_cursor(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+class Poller:
+    """Polls one pipeline on its schedule while holding its lease."""
+
+    def __init__(self, service: Service, store: Store, name: str, holder: str) -> None:
+        self.service = service
+        self.store = store
+        self.name = name
+        self.holder = holder
+        self.rounds = 0
+        self._task: asyncio.Task[None] | None = None
+        self._trigger = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"poller-{self.name}")
+
+    @property
+    def finished(self) -> bool:
+        """True when the task ended (its pipeline left the config)."""
+        return self._task is None or self._task.done()
+
+    def trigger(self) -> None:
+        """Poll now instead of at the next scheduled time."""
+        self._trigger.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self.store.release_lease(f"poll:{self.name}", self.holder)
+        except MesbridgeError:
+            pass
+
+    def _source(self) -> m.PollSource | None:
+        entry = self.service.generation.project.pipelines.get(self.name)
+        if entry is None or not isinstance(entry.pipeline.source, m.PollSource):
+            return None
+        return entry.pipeline.source
+
+    async def _loop(self) -> None:
+        due = time.monotonic()  # first round at start
+        while True:
+            source = self._source()
+            if source is None:
+                return
+            ttl = float(getattr(self.service.settings, "poll_lease", LEASE_TTL))
+            try:
+                holds = await self.store.acquire_lease(f"poll:{self.name}", self.holder, ttl)
+            except MesbridgeError as exc:
+                log.error("cannot renew the poller lease: %s", exc, extra={"pipeline": self.name})
+                holds = False
+            if holds and time.monotonic() >= due:
+                with event_context(self.name):
+                    try:
+                        await self.poll_once()
+                    except MesbridgeError as exc:
+                        log.error("poll failed, cursor kept: %s", exc)
+                    except Exception:  # noqa: BLE001 - the poller must keep polling
+                        log.exception("poll crashed, cursor kept")
+                due = time.monotonic() + next_delay(source.schedule)
+            # A standby (lease held elsewhere) asks again every third of the lease, never in a tight loop.
+            wait = max(0.0, min(due - time.monotonic(), ttl / 3)) if holds else ttl / 3
+            try:
+                await asyncio.wait_for(self._trigger.wait(), wait)
+                self._trigger.clear()
+                due = time.monotonic()
+            except TimeoutError:
+                pass
+
+    async def poll_once(self) -> int:
+        """One round: enqueue every new record, then advance the cursor; return how many were new."""
+        generation = self.service.generation
+        entry = generation.project.pipelines[self.name]
+        source = entry.pipeline.source
+        assert isinstance(source, m.PollSource)
+        variables = generation.project.variables.get(entry.binding, {})
+        stored = _decode_cursor(await self.store.get_cursor(self.name))
+        cursor = stored
+        new = seen = 0
+        async with generation.use():
+            connector = generation.connectors[source.connector]
+            async for polled in read_changes(source, connector, stored, variables):
+                if polled.cursor is not None:
+                    cursor = later(cursor, polled.cursor)
+                if await self.store.is_seen(self.name, polled.key, polled.version):
+                    seen += 1
+                    continue
+                await self.store.enqueue(
+                    self.name,
+                    polled.key,
+                    {"event": polled.record, "key": polled.key, "version": polled.version},
+                    event_id=f"{self.name}:{polled.key}:{polled.version}",
+                )
+                await self.store.mark_seen(self.name, polled.key, polled.version)
+                new += 1
+        if cursor is not None and cursor != stored:
+            await self.store.set_cursor(self.name, _encode_cursor(cursor))
+        self.rounds += 1
+        metrics = self.service.metrics
+        metrics.polled.labels(self.name, "new").inc(new)
+        metrics.polled.labels(self.name, "seen").inc(seen)
+        if new:
+            self.service.wake_workers()
+        log.info("polled", extra={"new": new, "seen": seen, "cursor": cursor})
+        return new
+
+
+class Pollers:
+    """The pollers of the current generation; `sync` starts and stops them after a reload."""
+
+    def __init__(self, service: Service, store: Store) -> None:
+        self.service = service
+        self.store = store
+        self.holder = f"{uuid.uuid4().hex[:12]}"
+        self.running: dict[str, Poller] = {}
+
+    def wanted(self) -> set[str]:
+        return {
+            name
+            for name, entry in self.service.generation.project.pipelines.items()
+            if isinstance(entry.pipeline.source, m.PollSource)
+        }
+
+    async def sync(self) -> None:
+        """Start pollers for new poll pipelines, stop those of removed ones."""
+        wanted = self.wanted()
+        for name in sorted(set(self.running) - wanted):
+            await self.running.pop(name).stop()
+        for name in sorted(wanted & set(self.running)):
+            if self.running[name].finished:
+                await self.running.pop(name).stop()
+        for name in sorted(wanted - set(self.running)):
+            poller = Poller(self.service, self.store, name, self.holder)
+            self.running[name] = poller
+            poller.start()
+
+    async def stop(self) -> None:
+        for poller in list(self.running.values()):
+            await poller.stop()
+        self.running.clear()

@@ -1,0 +1,285 @@
+"""The running service: store, generation, workers, pollers, reloader and the HTTP server, together.
+
+In-process use (tests, `mesbridge demo`, benchmarks)::
+
+    host = ServiceHost(root, environ=env, port=0, store_url="sqlite:///state.db")
+    await host.start()              # serving at host.url; raises StartupError with a clear message
+    ...
+    await host.stop()               # drain: stop accepting, finish in-flight work, keep the queue
+
+or `async with ServiceHost(...) as host:`. `await host.serve_forever()` runs until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from engine.config.diagnostics import format_text
+from engine.config.env import resolve
+from engine.config.root import Project, load_project
+from engine.errors import MesbridgeError, MissingVariableError
+from engine.pipeline import models as m
+from engine.pipeline.payload import SchemaFileError
+from engine.service.app import Service, create_app
+from engine.service.generation import Generation
+from engine.service.logging import setup_logging
+from engine.service.metrics import Metrics
+from engine.service.poller import Pollers
+from engine.service.queue import WorkerPool
+from engine.service.reload import Reloader
+from engine.store import Store, StoreError, open_store
+
+log = logging.getLogger("mesbridge.service")
+
+__all__ = ["ServiceHost", "StartupError", "check_caller_secrets"]
+
+
+class StartupError(MesbridgeError):
+    """The service cannot start; the message says why and what to do."""
+
+
+def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
+    """Every webhook's caller secret must resolve now, not at the first request."""
+    auths: list[tuple[str, Any]] = [("settings webhook_auth", project.settings.webhook_auth)]
+    for name, entry in project.pipelines.items():
+        source = entry.pipeline.source
+        if isinstance(source, m.WebhookSource) and source.auth is not None:
+            auths.append((f"pipeline {name}", source.auth))
+    for where, auth in auths:
+        if auth is None:
+            continue
+        for field in ("secret", "username", "password"):
+            value = getattr(auth, field, None)
+            if value is None:
+                continue
+            try:
+                resolve(value, environ, f"{where}, {field}")
+            except MissingVariableError as exc:
+                raise StartupError(
+                    f"{exc}. Set {exc.name} to the secret webhook callers send "
+                    f"(e.g. `export {exc.name}=...`), then start again."
+                ) from None
+
+
+def _loop_options() -> dict[str, str]:
+    """uvloop and httptools when installed, else asyncio and h11."""
+    options = {"loop": "asyncio", "http": "h11"}
+    try:
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    except ImportError:
+        pass
+    try:
+        import httptools  # noqa: F401
+
+        options["http"] = "httptools"
+    except ImportError:
+        pass
+    return options
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the host drains in order on SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ServiceHost:
+    """Runs `mesbridge run` for one config root inside the current event loop."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        store_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        transport: Any = None,
+        reload: bool | None = None,
+        configure_logging: bool = False,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._host, self._port, self._store_url = host, port, store_url
+        self.transport = transport
+        self._reload = reload
+        self.configure_logging = configure_logging
+        self._sock = sock
+        self.service: Service | None = None
+        self.store: Store | None = None
+        self.workers: WorkerPool | None = None
+        self.pollers: Pollers | None = None
+        self.reloader: Reloader | None = None
+        self.server: _Server | None = None
+        self.url = ""
+        self._serve_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    async def __aenter__(self) -> ServiceHost:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Load and check the config, open the store, start workers, pollers, reloader and HTTP."""
+        project = await asyncio.to_thread(load_project, self.root, environ=dict(self.environ))
+        if not project.ok:
+            raise StartupError(f"{self.root} has config errors:\n" + format_text(project.diagnostics))
+        settings = project.settings
+        check_caller_secrets(project, self.environ)
+        host = self._host or settings.host
+        port = settings.port if self._port is None else self._port
+        store_url = self._store_url or settings.store
+        metrics = Metrics()
+        store = open_store(store_url)
+        try:
+            await store.migrate()
+        except (StoreError, OSError) as exc:
+            await store.close()
+            raise StartupError(f"cannot open the store {store_url}: {exc}") from None
+        self.store = store
+        try:
+            generation = Generation(
+                project, environ=self.environ, transport=self.transport, on_call=metrics.on_call
+            )
+        except SchemaFileError as exc:
+            await store.close()
+            raise StartupError(str(exc)) from None
+        service = Service(
+            generation, environ=self.environ, store=store, metrics=metrics, transport=self.transport
+        )
+        self.service = service
+        if self.configure_logging:
+            setup_logging(settings.log_level, settings.log_format, service.redactors)
+        self.workers = WorkerPool(service, store, settings.workers, settings.delivery)
+        service.wake_workers = self.workers.wake
+        self.workers.start()
+        self.pollers = Pollers(service, store)
+        await self.pollers.sync()
+        if self._reload if self._reload is not None else settings.reload:
+            self.reloader = Reloader(
+                service, self.root, environ=dict(self.environ), on_swap=self.pollers.sync
+            )
+            self.reloader.start()
+        config = uvicorn.Config(
+            create_app(service),
+            host=host,
+            port=port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=max(settings.shutdown_grace, 0.1),
+            **_loop_options(),
+        )
+        self.server = _Server(config)
+        sock = self._sock
+        if sock is None:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                sock.close()
+                await self._shutdown_background(0)
+                raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            self._sock = sock
+        bound = sock.getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self.url = f"http://{shown}:{bound[1]}"
+        self._serve_task = asyncio.create_task(self.server.serve(sockets=[sock]), name="http")
+        while not self.server.started:
+            if self._serve_task.done():
+                await self._shutdown_background(0)
+                raise StartupError(f"the HTTP server did not start on {host}:{port}")
+            await asyncio.sleep(0.01)
+        log.info(
+            "serving %s at %s: config version %s, %d pipeline(s), store %s, %d worker(s)",
+            self.root,
+            self.url,
+            generation.version,
+            len(project.pipelines),
+            _safe_url(store_url),
+            settings.workers,
+        )
+
+    async def stop(self) -> None:
+        """Drain: not ready, stop accepting, answer in-flight requests, finish in-flight jobs, close."""
+        if self.service is None:
+            return
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        service = self.service
+        grace = service.settings.shutdown_grace
+        service.ready = False
+        log.info("stopping: draining in-flight work (up to %.0f s); the queue is kept", grace)
+        if self.reloader is not None:
+            await self.reloader.stop()
+        if self.pollers is not None:
+            await self.pollers.stop()
+        if self.server is not None and self._serve_task is not None:
+            self.server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._serve_task), grace + 1.0)
+        await self._shutdown_background(grace)
+        log.info("stopped")
+        self._stopped.set()
+
+    async def _shutdown_background(self, grace: float) -> None:
+        if self.workers is not None:
+            await self.workers.stop(grace)
+        if self.pollers is not None:
+            await self.pollers.stop()
+        if self.reloader is not None:
+            await self.reloader.stop()
+        if self.service is not None:
+            await self.service.generation.retire()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self._sock is not None:
+            self._sock.close()
+
+    async def serve_forever(self) -> None:
+        """Start, run until SIGTERM or SIGINT, then drain and stop."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        assert self._serve_task is not None
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, self._serve_task], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        log.info("signal received" if stop.is_set() else "HTTP server ended")
+        await self.stop()
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without its password."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

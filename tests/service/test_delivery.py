@@ -1,0 +1,174 @@
+"""Durable delivery over real HTTP: outages, token expiry, throttling, business errors, polling."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from engine.store import open_store
+
+from .conftest import Sims, running, url, wait_for, write_root
+
+
+def _event(number: str, **extra: object) -> dict[str, object]:
+    return {"eventId": f"ev-{number}", "workorderNumber": number, "sku": "SKU-1", "quantity": 2, **extra}
+
+
+async def _dead(host: object) -> list[object]:
+    return await host.store.list_dead()  # type: ignore[attr-defined]
+
+
+async def test_erp_outage_mid_stream_loses_nothing(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        numbers = [f"OUT-{i:03d}" for i in range(30)]
+        for index, number in enumerate(numbers):
+            if index == 10:
+                sims.faults("nextplus", down=True)
+            response = await client.post(url(host.url, "/wo"), json=_event(number))
+            assert response.status_code == 202, response.text
+            assert response.json()["accepted"] is True
+        await asyncio.sleep(1.0)  # workers meet the outage and schedule retries
+        assert len(sims.workorders("OUT-")) < 30
+        sims.faults("nextplus", down=False)
+        assert await wait_for(lambda: len(sims.workorders("OUT-")) == 30, 20), sims.workorders("OUT-")
+        assert sorted(sims.workorders("OUT-")) == numbers  # each exactly once
+        assert await _dead(host) == []
+        assert host.service is not None
+        assert host.service.metrics.value("mesbridge_retries_total", pipeline="wo.create") > 0
+
+        async def drained() -> bool:
+            return (await client.get(f"{host.url}/status")).json()["queue_depth"] == 0
+
+        assert await wait_for(drained, 10)
+
+
+async def test_repeated_event_is_accepted_once(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        first = await client.post(url(host.url, "/wo"), json=_event("DUP-1"))
+        second = await client.post(url(host.url, "/wo"), json=_event("DUP-1"))
+        assert first.status_code == second.status_code == 202
+        assert first.json()["eventId"] == second.json()["eventId"] == "wo.create:ev-DUP-1"
+        assert await wait_for(lambda: sims.workorders("DUP-") == ["DUP-1"], 10)
+        await asyncio.sleep(0.3)
+        creates = [
+            c for c in sims.sims["nextplus"].calls if c["method"] == "POST" and "Workorders" in c["path"]
+        ]
+        assert len(creates) == 1
+
+
+async def test_token_expiry_mid_stream_fails_no_event(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    sims.faults("nextplus", token_ttl=1)
+    sims.faults("nextup", token_ttl=0.6)
+    sims.faults("nextx", token_ttl=0.6)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        for index in range(12):
+            for route, body in (
+                ("/wo", _event(f"TOK-{index:02d}")),
+                ("/nu", {"n": index}),
+                ("/nx", {"n": index}),
+            ):
+                response = await client.post(url(host.url, route), json=body)
+                assert response.status_code == 202, response.text
+            await asyncio.sleep(0.25)
+        assert await wait_for(lambda: len(sims.workorders("TOK-")) == 12, 15)
+
+        async def drained() -> bool:
+            return not await host.store.queue_depth()  # type: ignore[union-attr]
+
+        assert await wait_for(drained, 15)
+        assert await _dead(host) == []
+        metrics = host.service.metrics  # type: ignore[union-attr]
+        assert metrics.value("mesbridge_events_total", pipeline="nu.articles", outcome="delivered") == 12
+        assert metrics.value("mesbridge_events_total", pipeline="nx.branches", outcome="delivered") == 12
+        assert metrics.value("mesbridge_retries_total", pipeline="nu.articles") == 0
+    logins = {
+        "nextplus": [c for c in sims.sims["nextplus"].calls if c["path"].endswith("/login")],
+        "nextup": [
+            c
+            for c in sims.sims["nextup"].calls
+            if isinstance(c["body"], dict) and c["body"].get("Method") == "GetAuthenticationToken"
+        ],
+        "nextx": [c for c in sims.sims["nextx"].calls if c["path"] == "/api/auth/token"],
+    }
+    for name, calls in logins.items():
+        assert len(calls) >= 2, f"{name} never had to log in again"
+    # each system said the token was dead in its own way, and no event failed for it
+    assert any(c["status"] == 401 for c in sims.sims["nextplus"].calls)
+    assert any(c["status"] == 401 for c in sims.sims["nextx"].calls)
+
+
+async def test_throttled_erp_retry_after_is_honoured(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        sims.faults("nextplus", throttle=1)
+        response = await client.post(url(host.url, "/wo"), json=_event("THR-1"))
+        assert response.status_code == 202
+
+        def throttled() -> list[dict[str, object]]:
+            return [c for c in sims.sims["nextplus"].calls if c["status"] == 429]
+
+        assert await wait_for(lambda: throttled(), 5)
+        calls_at_429 = len(sims.sims["nextplus"].calls)
+        await asyncio.sleep(2.0)
+        # Retry-After (about a minute) is honoured: no call hammers the throttled system meanwhile
+        assert len(sims.sims["nextplus"].calls) == calls_at_429
+        assert await _dead(host) == []
+        assert await host.store.queue_depth() == {"wo.create": 1}  # type: ignore[union-attr]
+        assert sims.workorders("THR-") == []
+
+
+async def test_business_error_goes_to_dead_letters_at_once(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(url(host.url, "/wo"), json=_event("BAD-1", sku=None))
+        assert response.status_code == 202
+        ok = await client.post(url(host.url, "/wo"), json=_event("GOOD-1"))
+        assert ok.status_code == 202
+
+        async def one_dead() -> bool:
+            return len(await _dead(host)) == 1
+
+        assert await wait_for(one_dead, 10)
+        (dead,) = await _dead(host)
+        assert dead.pipeline == "wo.create"  # type: ignore[attr-defined]
+        assert len(dead.attempts) == 1  # type: ignore[attr-defined]
+        assert "sku" in dead.error  # type: ignore[attr-defined]
+        creates = [
+            c
+            for c in sims.sims["nextplus"].calls
+            if c["method"] == "POST" and c["body"] and c["body"].get("workorderNumber") == "BAD-1"
+        ]
+        assert len(creates) == 1  # never retried
+        assert await wait_for(lambda: sims.workorders("GOOD-") == ["GOOD-1"], 10)
+        metrics = host.service.metrics  # type: ignore[union-attr]
+        assert metrics.value("mesbridge_dead_letters_total", pipeline="wo.create") == 1
+        text = (await client.get(f"{host.url}/metrics")).text
+        assert 'mesbridge_dead_letters_total{pipeline="wo.create"} 1.0' in text
+        assert "mesbridge_erp_call_seconds_bucket" in text
+
+
+async def test_poller_enqueues_each_record_once(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path, poll=True)
+    seeded = len(sims.sims["nextplus"].workorders)
+    async with running(root, sims) as host:
+        poller = host.pollers.running["wo.poll"]  # type: ignore[union-attr]
+        assert await wait_for(lambda: poller.rounds >= 3, 10)
+        metrics = host.service.metrics  # type: ignore[union-attr]
+        assert metrics.value("mesbridge_polled_records_total", pipeline="wo.poll", result="new") == seeded
+        assert metrics.value("mesbridge_polled_records_total", pipeline="wo.poll", result="seen") >= seeded
+
+        async def delivered() -> bool:
+            return metrics.value("mesbridge_events_total", pipeline="wo.poll", outcome="delivered") == seeded
+
+        assert await wait_for(delivered, 10)
+        assert await host.store.get_cursor("wo.poll") is not None  # type: ignore[union-attr]
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        assert await store.queue_depth() == {}
+    finally:
+        await store.close()
