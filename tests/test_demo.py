@@ -1,0 +1,52 @@
+"""`mesbridge demo` end to end, once per binding, in a subprocess as a newcomer would run it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MESBRIDGE = Path(sys.executable).parent / "mesbridge"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("binding", ["priority", "nextup", "nextx"])
+def test_demo_plays_a_shift_and_summarises_it(binding: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(MESBRIDGE), "demo", "--binding", binding, "--size", "6"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Traceback" not in output
+    assert f"mesbridge demo binding {binding}" in done.stdout
+    polled = re.search(
+        r"work orders: (\d+) polled from \w+ into Next Plus; second poll delivered (\d+) new", done.stdout
+    )
+    assert polled and int(polled.group(1)) > 0 and polled.group(2) == "0", done.stdout
+    assert "Integration Builder events" in done.stdout
+    assert f"{binding} records written" in done.stdout
+    summary = re.search(
+        rf"demo {binding}: (\d+) events, (\d+) ok, (\d+) failed; (\d+) {binding} writes", done.stdout
+    )
+    assert summary, done.stdout
+    events, ok, failed, writes = map(int, summary.groups())
+    assert events == ok + failed and ok > 0 and writes > 0
+    seconds = float(re.search(r"writes; ([\d.]+) s", done.stdout).group(1))  # type: ignore[union-attr]
+    assert seconds < 30
+
+
+def test_demo_refuses_an_unknown_binding() -> None:
+    done = subprocess.run(
+        [str(MESBRIDGE), "demo", "--binding", "sap"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "priority" in done.stderr and "Traceback" not in done.stderr
