@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from connector_kit import FakeTime, config
+from tests.connectors.connector_kit import FakeTime, config
 
 from engine.connectors import Connector
 

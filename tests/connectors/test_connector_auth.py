@@ -5,7 +5,7 @@ import base64
 
 import httpx
 import pytest
-from connector_kit import reply, sent_json
+from tests.connectors.connector_kit import reply, sent_json
 
 from engine.connectors import Connector
 from engine.errors import AuthError

@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from connector_kit import reply
+from tests.connectors.connector_kit import reply
 
 from engine.connectors import ConnectorConfig, Connectors, encode_query
 from engine.errors import BusinessError

@@ -1,5 +1,5 @@
 import pytest
-from connector_kit import reply
+from tests.connectors.connector_kit import reply
 
 from engine.config.env import find_references, resolve
 from engine.errors import MissingVariableError

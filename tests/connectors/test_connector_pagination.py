@@ -5,7 +5,7 @@ import logging
 
 import httpx
 import pytest
-from connector_kit import FakeTime, config, reply
+from tests.connectors.connector_kit import FakeTime, config, reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

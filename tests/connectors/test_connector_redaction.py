@@ -1,7 +1,7 @@
 import logging
 
 import pytest
-from connector_kit import reply
+from tests.connectors.connector_kit import reply
 
 from engine.errors import BusinessError
 from engine.redaction import RedactingFilter, Redactor, is_secret_name

@@ -4,7 +4,7 @@ import email.utils
 
 import httpx
 import pytest
-from connector_kit import reply
+from tests.connectors.connector_kit import reply
 
 from engine.errors import BusinessError, ConnectorError, DeadlineExceeded, TransientError
 
