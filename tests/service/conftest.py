@@ -266,8 +266,20 @@ class Subprocess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        out = self.log.open("ab")
-        self.process = subprocess.Popen(
+        with self.log.open("ab") as out:
+            self.process = self._spawn(out)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mesbridge run exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"mesbridge run did not become ready: {self.log.read_text()[-2000:]}")
+
+    def _spawn(self, out: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -285,15 +297,6 @@ class Subprocess:
             stdout=out,
             stderr=out,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mesbridge run exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"mesbridge run did not become ready: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
