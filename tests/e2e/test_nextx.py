@@ -21,8 +21,11 @@ BRANCH = 1
 
 @pytest.fixture(autouse=True)
 def _collect_engine_sessions() -> Iterator[None]:
-    """The stack fixture stops the engine without closing its connectors' HTTP sessions; collect them
-    here, after the stack is down, so their ResourceWarnings do not land on a later test."""
+    """The stack fixture stops the engine without closing its connectors' HTTP sessions; collect the
+    ones left by earlier tests before, and ours after, so their ResourceWarnings land on no test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     yield
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
