@@ -25,6 +25,7 @@ from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from engine import helpers
+from engine.compiler import compile_ast, generate
 from engine.errors import ExpressionError
 
 __all__ = [
@@ -101,7 +102,7 @@ class _Getter:
     def __call__(self, context: Mapping[str, Any]) -> Any:
         value: Any = context
         for depth, part in enumerate(self.parts):
-            if isinstance(value, Mapping) and part in value:
+            if (type(value) is dict or isinstance(value, Mapping)) and part in value:
                 value = value[part]
                 continue
             shown = ".".join(self.parts[:depth]) or "context"
@@ -115,7 +116,7 @@ def _compile_string(source: str) -> tuple[Callable[[Mapping[str, Any]], Any], fr
     """Compile one string; returns the evaluator and the top-level names it reads."""
     env = environment()
     try:
-        ast = env.parse(source)
+        ast = _parse(source)
         names = frozenset(meta.find_undeclared_variables(ast)) - frozenset(env.globals)
         single = _SINGLE.match(source)
         if single and _single_output(ast):
@@ -123,14 +124,18 @@ def _compile_string(source: str) -> tuple[Callable[[Mapping[str, Any]], Any], fr
             path = _PATH.match(expr)
             if path:
                 return _Getter(path.group(1)), names
-            _check_known(ast)
+        _check_known(ast)
+        native = compile_ast(ast, env)
+        if native is not None:
+            return native, names
+        if single and _single_output(ast):
+            expr = single.group("expr")
 
             def build_value() -> Callable[[Mapping[str, Any]], Any]:
                 # compile_expression wraps `{% set result = expr %}`; its template runs without the wrapper
                 return _Renderer(env.compile_expression(expr, undefined_to_none=False)._template).value
 
             return _Lazy(build_value), names
-        _check_known(ast)
         return _Lazy(lambda: _Renderer(env.from_string(ast)).text), names
     except TemplateSyntaxError as exc:
         raise ValueError(_syntax_message(exc, source)) from None
@@ -209,6 +214,25 @@ def _is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
 
+@lru_cache(maxsize=8192)
+def _parse(source: str) -> nodes.Template:
+    return environment().parse(source)
+
+
+def _fast_then_exact(
+    fast: Callable[[Mapping[str, Any]], Any], exact: Callable[[Mapping[str, Any]], Any]
+) -> Callable[[Mapping[str, Any]], Any]:
+    """The generated function for the usual event; the exact evaluation when it stumbles."""
+
+    def render(context: Mapping[str, Any]) -> Any:
+        try:
+            return fast(context)
+        except Exception:  # a missing key, a type surprise: the exact path gives the value or the error
+            return exact(context)
+
+    return render
+
+
 class TemplateCompileError(ValueError):
     """A template that does not compile; `subpath` locates it inside the YAML value."""
 
@@ -227,6 +251,10 @@ class Template:
         names: set[str] = set()
         self._render = self._compile(source, names)
         self.names: frozenset[str] = frozenset(names)
+        if names:
+            fast = generate(source, environment(), _parse)
+            if fast is not None:
+                self._render = _fast_then_exact(fast, self._render)
         self.is_constant = not names and not self._has_template(source)
 
     @classmethod

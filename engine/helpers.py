@@ -74,9 +74,9 @@ def now() -> str:
 
 def lookup(key: Any, table: Mapping[str, Any], default: Any = _MISSING) -> Any:
     """The value for `key` in a lookup table; without a default a missing key is an error."""
-    if not isinstance(table, Mapping):
+    if type(table) is not dict and not isinstance(table, Mapping):
         raise ValueError(f"lookup table must be a mapping, got {type(table).__name__}")
-    text_key = key if isinstance(key, str) else json.dumps(key)
+    text_key = key if type(key) is str else json.dumps(key)
     if text_key in table:
         return table[text_key]
     if default is not _MISSING:
@@ -122,6 +122,11 @@ def to_float(value: Any) -> float:
 
 def to_str(value: Any) -> str:
     """String cast: numbers without a trailing `.0`, None is an error (use `default` first)."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if value is None:
         raise ValueError("cannot cast null to a string (use `default` first)")
     if isinstance(value, bool):
