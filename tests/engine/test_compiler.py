@@ -113,6 +113,10 @@ def test_generated_function_agrees_with_the_closures(source: str) -> None:
     env = environment()
     fast = generate({"v": [source]}, env, env.parse)
     assert fast is not None
+    if "missing" in source:  # the generated function leaves undefined values to the exact path
+        with pytest.raises(KeyError):
+            fast(CONTEXT)
+        return
     assert fast(CONTEXT) == Template({"v": [source]}).render(CONTEXT)
 
 
