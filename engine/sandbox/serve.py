@@ -42,12 +42,15 @@ def make_server(app: ASGIApp, **config: Any) -> QuietServer:
 
 @contextlib.contextmanager
 def serve_in_thread(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0, *, lifespan: str = "off"
 ) -> Iterator[str]:
-    """Serve `app` in a background thread; yields the base URL, e.g. `http://127.0.0.1:54321`."""
+    """Serve `app` in a background thread; yields the base URL, e.g. `http://127.0.0.1:54321`.
+
+    `lifespan="on"` runs the app's start-up and shutdown hooks (the engine closes its sessions there).
+    """
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    server = make_server(app)
+    server = make_server(app, lifespan=lifespan)
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])), name=f"sim-{bound_port}", daemon=True
     )

@@ -20,12 +20,13 @@ pipelines, queue depth) and `/metrics` (Prometheus).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -314,6 +315,11 @@ def create_app(service: Service) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/{path:path}", webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    app = Starlette(routes=routes)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await service.generation.connectors.aclose()  # servers run with lifespan on close pooled sessions
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
     return app

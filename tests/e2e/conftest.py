@@ -86,7 +86,7 @@ def stack() -> Iterator[Stack]:
         project = load_project(ROOT, environ=environ)
         assert project.ok, [str(d) for d in project.diagnostics]
         service = Service(Generation(project, environ=environ), environ=environ)
-        engine_url = servers.enter_context(serve_in_thread(create_app(service)))
+        engine_url = servers.enter_context(serve_in_thread(create_app(service), lifespan="on"))
         yield Stack(
             urls=urls,
             simulators={name: app.state.simulator for name, app in apps.items()},
