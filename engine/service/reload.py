@@ -87,7 +87,8 @@ class Reloader:
         """Load, validate and swap; return the result (`applied`, `invalid`, `unchanged`, `failed`)."""
         async with self._lock:
             metrics = self.service.metrics
-            project = await asyncio.to_thread(load_project, self.root, environ=self.environ)
+            environ = dict(self.environ) if self.environ is not None else None
+            project = await asyncio.to_thread(load_project, self.root, environ=environ)
             current = self.service.generation.version
             if not project.ok:
                 errors = [str(d) for d in project.diagnostics if d.severity == "error"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -186,8 +187,8 @@ class ServiceHost:
             lifespan="off",
             access_log=False,
             log_config=None,
-            timeout_graceful_shutdown=max(settings.shutdown_grace, 0.1),
-            **_loop_options(),
+            timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace), 1),
+            **_loop_options(),  # type: ignore[arg-type]
         )
         self.server = _Server(config)
         sock = self._sock
