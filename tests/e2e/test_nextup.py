@@ -5,32 +5,15 @@ with the NextUp simulator's records checked one by one."""
 from __future__ import annotations
 
 import copy
-import gc
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import jmespath
-import pytest
 
 from engine.helpers import iso8601
 from tests.e2e.conftest import Stack
 
 POLL = "nextup.workorders"
-
-
-@pytest.fixture(autouse=True)
-def _collect_engine_sessions() -> Iterator[None]:
-    """The stack fixture stops the engine without closing its connectors' HTTP sessions; collect them
-    before and after each test so their ResourceWarnings land on no test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def _id(external_id: str) -> int:

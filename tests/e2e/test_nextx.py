@@ -3,13 +3,9 @@ sent by the Integration Builder through the nextx webhooks, with NextX's state c
 
 from __future__ import annotations
 
-import gc
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from engine.sandbox.emitter import IntegrationBuilder
 from engine.sandbox.shift import Action, play_shift
@@ -17,19 +13,6 @@ from tests.e2e.conftest import Stack
 
 SOURCE = "NEXTX"
 BRANCH = 1
-
-
-@pytest.fixture(autouse=True)
-def _collect_engine_sessions() -> Iterator[None]:
-    """The stack fixture stops the engine without closing its connectors' HTTP sessions; collect the
-    ones left by earlier tests before, and ours after, so their ResourceWarnings land on no test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def _nextplus_orders(stack: Stack) -> dict[str, dict[str, Any]]:

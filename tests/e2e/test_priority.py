@@ -3,13 +3,9 @@ Integration Builder's events through the engine's webhook routes into the Priori
 
 from __future__ import annotations
 
-import gc
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from engine.helpers import iso8601
 from engine.sandbox.emitter import IntegrationBuilder
@@ -17,19 +13,6 @@ from engine.sandbox.priority_data import CLOSED, DRAFT
 from tests.e2e.conftest import Stack
 
 OVER_BALANCE = 'הכמות המדווחת עולה על יתרת הפק"ע'
-
-
-@pytest.fixture(autouse=True)
-def _collect_engine_sessions() -> Iterator[None]:
-    """The stack fixture stops the engine without closing its connectors' HTTP sessions; collect them
-    before and after each test so their ResourceWarnings land on no test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def _np_workorders(stack: Stack) -> dict[str, dict[str, Any]]:
