@@ -8,6 +8,8 @@ in-flight request has finished.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +45,11 @@ class Generation:
             for name, entry in project.pipelines.items()
             if isinstance(entry.pipeline.source, WebhookSource) and entry.pipeline.source.schema_
         }
+        if self.schemas:  # schema files are config too: their content is part of the version
+            digest = hashlib.sha256(project.version.encode())
+            for name in sorted(self.schemas):
+                digest.update(json.dumps(self.schemas[name].schema, sort_keys=True).encode())
+            self.version = digest.hexdigest()[:12]
         self.routes: dict[str, PipelineEntry] = {
             entry.pipeline.source.path: entry
             for entry in project.pipelines.values()

@@ -101,9 +101,6 @@ class Reloader:
                 )
                 metrics.reloads.labels("invalid").inc()
                 return "invalid"
-            if project.version == current:
-                metrics.reloads.labels("unchanged").inc()
-                return "unchanged"
             try:
                 generation = self.service.build_generation(project)
             except (SchemaFileError, ValueError) as exc:
@@ -112,6 +109,10 @@ class Reloader:
                 )
                 metrics.reloads.labels("failed").inc()
                 return "failed"
+            if generation.version == current:
+                await generation.retire()
+                metrics.reloads.labels("unchanged").inc()
+                return "unchanged"
             await self.service.swap(generation)
             metrics.reloads.labels("applied").inc()
             metrics.set_version(generation.version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -54,3 +55,18 @@ async def test_invalid_reload_under_load_keeps_serving(tmp_path: Path, sims: Sim
         assert status["version"] == service.generation.version
         assert status["reloads"]["invalid"] >= 1 and status["reloads"]["applied"] >= 1
         assert "extra.ping" in [p["name"] for p in status["pipelines"]]
+
+
+async def test_schema_only_edit_is_applied(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims, reload=True) as host, httpx.AsyncClient(timeout=10) as client:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        event = {"workorderNumber": "SC-1", "sku": "S", "quantity": 1}
+        schema = json.loads((root / "schemas" / "wo.json").read_text())
+        schema["properties"]["sku"]["minLength"] = 3
+        (root / "schemas" / "wo.json").write_text(json.dumps(schema))
+        assert await wait_for(lambda: service.generation.version != version, 10)
+        refused = await client.post(url(host.url, "/wo-sync"), json=event)
+        assert refused.status_code == 422 and "sku is shorter than 3" in refused.json()["message"]
