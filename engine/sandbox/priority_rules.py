@@ -55,7 +55,8 @@ class Rules:
     def __init__(self, store: Store, clock: Any = time.time) -> None:
         self.store = store
         self.clock = clock
-        self.reported: dict[str, float] = defaultdict(float)  # work order -> reported good quantity
+        # (work order, operation) -> good quantity reported
+        self.reported: dict[tuple[str, str], float] = defaultdict(float)
 
     # -- helpers ------------------------------------------------------------------------------
     def now(self) -> str:
@@ -222,14 +223,15 @@ class Rules:
                 raise InterfaceError(form, messages.BAD_TIME.format(name))
         for name in ("QUANT", "SQUANT", "MQUANT"):
             r[name] = r.get(name) or 0
-        # ASSUMPTION: only QUANT (good units) counts against the balance QUANT(SERIAL) - reported.
-        balance = order["QUANT"] - (self.reported[order["SERIALNAME"]] - previous)
+        # ASSUMPTION: each operation (ACTNAME) has its own balance, QUANT(SERIAL) minus the good units
+        # (QUANT) already reported on that operation, as in routed production; rejects do not count.
+        balance = order["QUANT"] - (self.reported[_report_key(r)] - previous)
         if r["QUANT"] > balance:
             raise InterfaceError(form, messages.OVER_BALANCE)
 
     def after_insert(self, form: str, record: Record, parent: Record | None) -> None:
         if form in ("ALINE_ONE", "ALINE_SUBFORM"):
-            self.reported[record["SERIALNAME"]] += record["QUANT"]
+            self.reported[_report_key(record)] += record["QUANT"]
             self.touch(self._table("SERIAL").get((record["SERIALNAME"],)))
         elif form == "TRANSORDER_K_SUBFORM" and parent is not None and record.get("KLINE"):
             kit = self.store.child(parent, "KITITEMS_SUBFORM").get((record["KLINE"],))
@@ -250,7 +252,7 @@ class Rules:
                 new["CLOSEDATE"] = self.now()
             self.touch(new)
         elif form in ("ALINE_ONE", "ALINE_SUBFORM"):
-            previous = old["QUANT"] if new["SERIALNAME"] == old["SERIALNAME"] else 0.0
+            previous = old["QUANT"] if _report_key(new) == _report_key(old) else 0.0
             self.check_line(form, new, previous)
         elif form == "SERNUMBERS" and new["PARTNAME"] != old["PARTNAME"]:
             new["PART"] = self._part(form, new["PARTNAME"])["PART"]
@@ -261,8 +263,8 @@ class Rules:
 
     def after_update(self, form: str, old: Record, new: Record, parent: Record | None) -> None:
         if form in ("ALINE_ONE", "ALINE_SUBFORM"):
-            self.reported[old["SERIALNAME"]] -= old["QUANT"]
-            self.reported[new["SERIALNAME"]] += new["QUANT"]
+            self.reported[_report_key(old)] -= old["QUANT"]
+            self.reported[_report_key(new)] += new["QUANT"]
             for name in {old["SERIALNAME"], new["SERIALNAME"]}:
                 self.touch(self._table("SERIAL").get((name,)))
         if parent is not None and "SERIAL" in parent and "SERIALNAME" in parent:
@@ -272,7 +274,7 @@ class Rules:
         """Undo what the record counted: a deleted report restores the work-order balance."""
         store = self.store
         if form in ("ALINE_ONE", "ALINE_SUBFORM"):
-            self.reported[record["SERIALNAME"]] -= record["QUANT"]
+            self.reported[_report_key(record)] -= record["QUANT"]
             order = self._table("SERIAL").get((record["SERIALNAME"],))
             if order is not None:
                 self.touch(order)
@@ -291,3 +293,8 @@ class Rules:
                 kit["TBALANCE"] = kit["QUANT"] - kit["TQUANT"]
         if parent is not None and "SERIAL" in parent and "SERIALNAME" in parent:
             self.touch(parent)
+
+
+def _report_key(record: Record) -> tuple[str, str]:
+    """Which balance a production report line counts against: its work order and operation."""
+    return (record["SERIALNAME"], record.get("ACTNAME") or "")
