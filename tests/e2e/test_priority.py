@@ -175,6 +175,7 @@ async def test_service_call_becomes_repair_order_and_fix_goes_back(stack: Stack)
     call = next(c for c in priority.store.tables["DOCUMENTS_Q"] if c["CALLSTATUSCODE"] == "חדשה")
     repair = mes[f"RMA-{call['DOCNO']}"]
     card = next(c for c in priority.store.tables["SERNUMBERS"] if c["SERNUM"] == call["SERNUM"])
+    assert repair["source"] == "PRIORITY-RMA"  # no Integration Builder events for Next Plus-only orders
     assert (repair["rmaNumber"], repair["sku"], repair["customerDiagnosis"]) == (
         call["DOCNO"],
         card["PARTNAME"],
