@@ -43,8 +43,6 @@ def check_references(project: Project) -> list[Diagnostic]:
                 )
             else:
                 routes[pipeline.source.path] = entry
-            if pipeline.source.schema_ is not None:
-                found.extend(_check_payload_schema(project, entry, pipeline.source.schema_))
         else:
             found.extend(_check_call_target(project, entry, entry.loc + ("source",), pipeline.source))
             scope = {"cursor", "vars"}
@@ -195,13 +193,3 @@ def _leaves(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...]
     else:
         yield path, value
 
-
-def _check_payload_schema(project: Project, entry: PipelineEntry, relative: str) -> list[Diagnostic]:
-    """A webhook's `schema:` file must exist and use the supported JSON Schema subset."""
-    from engine.pipeline.payload import SchemaFileError, load_payload_schema
-
-    try:
-        load_payload_schema(project.root, relative)
-    except SchemaFileError as exc:
-        return [entry.source.diagnostic(entry.loc + ("source", "schema"), str(exc))]
-    return []

@@ -7,6 +7,7 @@ problem of every file, then the cross-file checks (`engine.config.references`) r
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from engine.config.settings import SETTINGS_FILE, Settings, environment_override
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
 from engine.pipeline.models import MappingFile, Pipeline, TestCase
+from engine.pipeline.payload import PayloadSchema, SchemaFileError, load_payload_schema
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Project:
     pipelines: dict[str, PipelineEntry] = field(default_factory=dict)
     tests: list[TestEntry] = field(default_factory=list)
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payload_schemas: dict[str, PayloadSchema] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     version: str = ""
 
@@ -162,12 +165,35 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             continue
         _add_mapping(project, binding, mapping, loaded)
 
+    _load_payload_schemas(project, digest)
     project.version = digest.hexdigest()[:12]
     from engine.config.references import check_references
 
     project.diagnostics.extend(check_references(project))
     project.diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
     return project
+
+
+def _load_payload_schemas(project: Project, digest: Any) -> None:
+    """Each webhook's `schema:` file, loaded once; its content is part of the config version."""
+    loaded: dict[str, PayloadSchema | SchemaFileError] = {}
+    for name, entry in project.pipelines.items():
+        source = entry.pipeline.source
+        relative = getattr(source, "schema_", None)
+        if relative is None:
+            continue
+        if relative not in loaded:
+            try:
+                loaded[relative] = load_payload_schema(project.root, relative)
+                digest.update(relative.encode())
+                digest.update(json.dumps(loaded[relative].schema, sort_keys=True).encode())
+            except SchemaFileError as exc:
+                loaded[relative] = exc
+        result = loaded[relative]
+        if isinstance(result, SchemaFileError):
+            project.diagnostics.append(entry.source.diagnostic(entry.loc + ("source", "schema"), str(result)))
+        else:
+            project.payload_schemas[name] = result
 
 
 def _validate(model: type[Any], loaded: LoadedYaml) -> tuple[Any, list[Diagnostic]]:

@@ -182,6 +182,8 @@ class PayloadSchema:
 def load_payload_schema(root: Path, relative: str) -> PayloadSchema:
     """The schema at `relative` (to the config root); SchemaFileError says what is wrong with it."""
     path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise SchemaFileError(f"schema file must be inside the config root: {relative}")
     if not path.is_file():
         raise SchemaFileError(f"schema file not found: {relative}")
     try:

@@ -8,8 +8,6 @@ in-flight request has finished.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +16,7 @@ from engine.config.root import PipelineEntry, Project
 from engine.connectors import Connectors
 from engine.pipeline.executor import Executor
 from engine.pipeline.models import WebhookSource
-from engine.pipeline.payload import PayloadSchema, load_payload_schema
+from engine.pipeline.payload import PayloadSchema
 from engine.runtime import live_connectors
 
 
@@ -40,16 +38,7 @@ class Generation:
             name: Executor(entry.pipeline, self.connectors, project.variables.get(entry.binding, {}))
             for name, entry in project.pipelines.items()
         }
-        self.schemas: dict[str, PayloadSchema] = {
-            name: load_payload_schema(project.root, entry.pipeline.source.schema_)
-            for name, entry in project.pipelines.items()
-            if isinstance(entry.pipeline.source, WebhookSource) and entry.pipeline.source.schema_
-        }
-        if self.schemas:  # schema files are config too: their content is part of the version
-            digest = hashlib.sha256(project.version.encode())
-            for name in sorted(self.schemas):
-                digest.update(json.dumps(self.schemas[name].schema, sort_keys=True).encode())
-            self.version = digest.hexdigest()[:12]
+        self.schemas: dict[str, PayloadSchema] = project.payload_schemas
         self.routes: dict[str, PipelineEntry] = {
             entry.pipeline.source.path: entry
             for entry in project.pipelines.values()
