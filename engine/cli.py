@@ -18,7 +18,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("engine.commands.schema", "schema"),
     "sandbox": ("engine.sandbox.command", "sandbox"),
     "run": ("engine.commands.run", "run"),
-    "demo": ("engine.commands.demo", "demo"),
+    "demo": ("engine.sandbox.demo", "demo"),
     "dlq": ("engine.commands.dlq", "dlq"),
 }
 

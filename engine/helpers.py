@@ -17,7 +17,7 @@ _MISSING: Any = object()
 
 
 def _parse_datetime(value: Any) -> datetime:
-    """Read a datetime from a datetime, an ISO 8601 / Priority string, a date or epoch seconds."""
+    """Read a datetime from a datetime, an ISO 8601 / OData string, a date or epoch seconds."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
@@ -49,8 +49,8 @@ def iso8601(value: Any) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def priority_date(value: Any, offset_hours: float | None = None) -> str | None:
-    """Priority's OData date form `2025-02-18T10:39:00+02:00`, optionally moved to a fixed UTC offset."""
+def odata_date(value: Any, offset_hours: float | None = None) -> str | None:
+    """The OData date form `2025-02-18T10:39:00+02:00` (no fraction), optionally at a fixed UTC offset."""
     if value is None:
         return None
     moment = _parse_datetime(value)
@@ -186,7 +186,7 @@ def odata_quote(value: Any) -> str:
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "iso8601": iso8601,
-    "priority_date": priority_date,
+    "odata_date": odata_date,
     "date": format_date,
     "lookup": lookup,
     "to_int": to_int,

@@ -18,7 +18,7 @@ __all__ = ["MASK", "RedactingFilter", "Redactor", "is_secret_name"]
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
-"""Shorter values (Priority's literal password `PAT`, say) are not secret and would mangle text."""
+"""Shorter values (a literal password such as `PAT`, say) are not secret and would mangle text."""
 
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|(?:^|_)PAT(?:_|$)", re.I)
 _SECRET_KEYS = re.compile(

@@ -2,8 +2,8 @@
 
 An authenticator is an async hook around one call rather than an `httpx.Auth` flow, because two of
 the kinds need what an httpx flow cannot see: body injection edits the JSON body before it is
-serialized (NextUp's `AuthenticationToken`), and `relogin_when.body` reads the parsed reply (NextUp
-answers HTTP 200 to a dead token). The connector calls `apply` before sending, asks `rejected` of the
+serialized (a JSON-RPC token field, say), and `relogin_when.body` reads the parsed reply (some systems
+answer HTTP 200 to a dead token). The connector calls `apply` before sending, asks `rejected` of the
 reply, and on a rejection calls `renew` with the token it used and retries once.
 
 Token kinds refresh ahead of expiry, and one login runs at a time: callers waiting on the lock find
@@ -154,7 +154,7 @@ class NoAuth(Authenticator):
 
 
 class BasicAuthConfig(_Model):
-    """HTTP Basic. Priority's personal access token: username = the token, password = the literal `PAT`."""
+    """HTTP Basic. A personal access token often goes as username = the token, password = a fixed word."""
 
     kind: Literal["basic"] = Field(description="HTTP Basic authentication.")
     username: str = Field(description="The user name, sent first; may be `${VAR}`.")

@@ -1,9 +1,8 @@
 """Reading a system's reply: parse the body, decide success, find the result and the error message.
 
-The error message is the first non-empty `error` path (Priority: `FORM.InterfaceErrors.text` then
-`error.message`; NextUp: `Error`; NextX: `meta.message`; LoopBack: `error.message`), otherwise the
-response text. It reaches the caller as the system wrote it (Hebrew, Romanian), only cut past
-`MAX_MESSAGE` characters.
+The error message is the first non-empty `error` path (a form's error text, then `error.message`;
+a JSON-RPC `Error`; a `meta.message` envelope), otherwise the response text. It reaches the caller as
+the system wrote it (Hebrew, Romanian), only cut past `MAX_MESSAGE` characters.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class WebhookSource(Model):
     """An HTTP route the MES calls (Integration Builder)."""
 
     kind: Literal["webhook"]
-    path: str = Field(pattern=r"^/", description="Route path, e.g. /priority/operation")
+    path: str = Field(pattern=r"^/", description="Route path, e.g. /erp/operation")
     mode: Literal["sync", "queue"] = Field(
         "sync", description="sync: the caller waits for the reply; queue: accepted, delivered by workers"
     )

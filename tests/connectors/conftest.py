@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.connectors.connector_kit import FakeTime, config
 
 from engine.connectors import Connector
+from tests.connectors.connector_kit import FakeTime, config
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from tests.connectors.connector_kit import reply
 
 from engine.connectors import ConnectorConfig, Connectors, encode_query
 from engine.errors import BusinessError
+from tests.connectors.connector_kit import reply
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,8 +1,8 @@
 import pytest
-from tests.connectors.connector_kit import reply
 
 from engine.config.env import find_references, resolve
 from engine.errors import MissingVariableError
+from tests.connectors.connector_kit import reply
 
 
 @pytest.mark.parametrize(

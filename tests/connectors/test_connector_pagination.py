@@ -5,11 +5,11 @@ import logging
 
 import httpx
 import pytest
-from tests.connectors.connector_kit import FakeTime, config, reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.connectors import Connector
+from tests.connectors.connector_kit import FakeTime, config, reply
 
 RECORDS = [{"ID": i} for i in range(23)]
 

@@ -1,10 +1,10 @@
 import logging
 
 import pytest
-from tests.connectors.connector_kit import reply
 
 from engine.errors import BusinessError
 from engine.redaction import RedactingFilter, Redactor, is_secret_name
+from tests.connectors.connector_kit import reply
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ import email.utils
 
 import httpx
 import pytest
-from tests.connectors.connector_kit import reply
 
 from engine.errors import BusinessError, ConnectorError, DeadlineExceeded, TransientError
+from tests.connectors.connector_kit import reply
 
 HEBREW = 'פק"ע WO-9 לא קיימת במערכת'
 ROMANIAN = "Stoc insuficient pentru articolul MP-001 în gestiunea Depozit central."

@@ -24,9 +24,9 @@ def test_iso8601(value: Any, expected: Any) -> None:
     assert helpers.iso8601(value) == expected
 
 
-def test_priority_date_keeps_or_moves_offset() -> None:
-    assert helpers.priority_date("2025-02-18T10:39:00.559Z") == "2025-02-18T10:39:00+00:00"
-    assert helpers.priority_date("2025-02-18T10:39:00Z", 2) == "2025-02-18T12:39:00+02:00"
+def test_odata_date_keeps_or_moves_offset() -> None:
+    assert helpers.odata_date("2025-02-18T10:39:00.559Z") == "2025-02-18T10:39:00+00:00"
+    assert helpers.odata_date("2025-02-18T10:39:00Z", 2) == "2025-02-18T12:39:00+02:00"
 
 
 @pytest.mark.parametrize("bad", ["tomorrow", "", True, [1]])
