@@ -233,6 +233,25 @@ def _fast_then_exact(
     return render
 
 
+def _located(
+    render: Callable[[Mapping[str, Any]], Any], source: str, path: tuple[Any, ...]
+) -> Callable[[Mapping[str, Any]], Any]:
+    """A leaf's evaluator whose errors say which template failed, and where in its value it sits."""
+    where = _short(source) + (f" at {_dotted(path)}" if path else "")
+
+    def leaf(context: Mapping[str, Any]) -> Any:
+        try:
+            return render(context)
+        except Exception as exc:  # Jinja and helper errors alike reach the mapping author as one kind
+            raise ExpressionError(f"{_describe(exc)} in {where}") from None
+
+    return leaf
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+
+
 class TemplateCompileError(ValueError):
     """A template that does not compile; `subpath` locates it inside the YAML value."""
 
@@ -277,7 +296,7 @@ class Template:
             except ValueError as exc:
                 raise TemplateCompileError(str(exc), path) from None
             names.update(used)
-            return render
+            return _located(render, value, path)
         if isinstance(value, dict):
             items = [(key, cls._compile(item, names, path + (key,))) for key, item in value.items()]
             return lambda context: {key: render(context) for key, render in items}
@@ -288,12 +307,7 @@ class Template:
 
     def render(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against a context; a failure raises ExpressionError naming the template."""
-        try:
-            return self._render(context)
-        except ExpressionError:
-            raise
-        except Exception as exc:  # Jinja and helper errors alike reach the mapping author as one kind
-            raise ExpressionError(f"{_describe(exc)} in {_short(self.source)}") from None
+        return self._render(context)
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
