@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 
 from engine.config.env import resolve as resolve_env
@@ -42,7 +43,8 @@ class Response:
     """A successful call: `result` is the envelope's result (all items across pages when paginated)."""
 
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
+    """Case-insensitive (httpx.Headers, or aiohttp's CIMultiDictProxy on the native path)."""
     body: Any
     result: Any
     elapsed: float
@@ -88,7 +90,11 @@ def encode_query(query: Mapping[str, Any]) -> str:
 
 
 def default_transport(config: ConnectorConfig) -> httpx.AsyncBaseTransport:
-    """The transport a connector uses unless a test supplies one (see benchmarks/http_transport.py)."""
+    """An httpx transport for `config` (see benchmarks/http_transport.py).
+
+    A connector without a supplied transport and with `pool.transport: aiohttp` does not use this: it
+    talks to aiohttp directly (`Connector._over_aiohttp`), without the httpx layer on top.
+    """
     limits = httpx.Limits(
         max_connections=config.pool.max_connections, max_keepalive_connections=config.pool.max_connections
     )
@@ -100,7 +106,12 @@ def default_transport(config: ConnectorConfig) -> httpx.AsyncBaseTransport:
 
 
 class Connector:
-    """One external system. Build once, share across calls, `aclose()` at shutdown."""
+    """One external system. Build once, share across calls, `aclose()` at shutdown.
+
+    With no `transport` given and `pool.transport: aiohttp` (the default), requests go straight to a
+    pooled `aiohttp.ClientSession`; otherwise through an `httpx.AsyncClient` over the transport (tests
+    pass httpx mock or ASGI transports). Both paths share auth, envelope, retry, redaction and `on_call`.
+    """
 
     def __init__(
         self,
@@ -136,7 +147,9 @@ class Connector:
             ),
         )
         self._transport = transport
+        self._native = transport is None and config.pool.transport == "aiohttp"
         self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._base_url: str | None = None
         self._headers: dict[str, str] = {}
 
@@ -150,10 +163,15 @@ class Connector:
         if is_secret_name(name):
             self.redactor.add(value)
 
-    def _ensure(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _ensure(self) -> None:
+        """Base URL and headers resolved once (until `aclose`)."""
+        if self._base_url is None:
             self._base_url = str(self.resolve(self.config.base_url, "base_url")).rstrip("/")
             self._headers = dict(self.resolve(self.config.headers, "headers"))
+
+    def _httpx_client(self) -> httpx.AsyncClient:
+        self._ensure()
+        if self._client is None:
             t = self.config.timeout
             self._client = httpx.AsyncClient(
                 transport=self._transport or default_transport(self.config),
@@ -161,6 +179,23 @@ class Connector:
                 follow_redirects=False,
             )
         return self._client
+
+    def _aiohttp_session(self) -> aiohttp.ClientSession:
+        """The pooled session of the native path; the timeouts and limits the httpx path would apply."""
+        self._ensure()
+        if self._session is None:
+            t = self.config.timeout
+            limit = self.config.pool.max_connections
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=limit, ssl=httpx.create_ssl_context(verify=self.config.tls_verify)
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=t.connect, sock_read=t.read, connect=t.read
+                ),
+                cookie_jar=aiohttp.CookieJar(unsafe=True),  # as httpx's client: cookies of IP hosts too
+            )
+        return self._session
 
     def url(self, path: str) -> str:
         """The absolute URL of a path (an absolute URL is kept as is)."""
@@ -171,9 +206,13 @@ class Connector:
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
+        self._base_url = None
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
     async def __aenter__(self) -> Connector:
         return self
@@ -389,12 +428,15 @@ class Connector:
         path: str,
         attempt: int,
     ) -> RawReply:
-        client = self._ensure()
         started = self.clock()
         status: int | None = None
         error: str | None = None
         try:
-            response = await client.request(method, url, headers=headers, content=content)
+            if self._native:
+                reply = await self._over_aiohttp(method, url, headers, content)
+                status = reply.status
+                return reply
+            response = await self._httpx_client().request(method, url, headers=headers, content=content)
             status = response.status_code
             return RawReply(
                 status,
@@ -402,6 +444,15 @@ class Connector:
                 parse_body(response.content, response.headers.get("content-type")),
                 response.text,
             )
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+            error = f"bad URL for {self.name}: {exc}"
+            raise ConnectorError(error, connector=self.name) from exc
+        except aiohttp.ServerTimeoutError as exc:
+            error = f"timeout calling {self.name} ({type(exc).__name__})"
+            raise Retryable(error) from exc
+        except aiohttp.ClientError as exc:
+            error = f"cannot reach {self.name}: {type(exc).__name__}: {exc}".rstrip(": ")
+            raise Retryable(error) from exc
         except httpx.TimeoutException as exc:
             error = f"timeout calling {self.name} ({type(exc).__name__})"
             raise Retryable(error) from exc
@@ -435,3 +486,16 @@ class Connector:
             )
             if self.on_call is not None:
                 self.on_call(record)
+
+    async def _over_aiohttp(
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None
+    ) -> RawReply:
+        """One request on the native path: the whole body read, decoded as the httpx path does."""
+        session = self._aiohttp_session()
+        async with session.request(
+            method, url, headers=headers, data=content, allow_redirects=False
+        ) as response:
+            raw = await response.read()
+            text = raw.decode(response.get_encoding() if raw else "utf-8", "replace")
+            ctype = response.headers.get("content-type")
+            return RawReply(response.status, response.headers, parse_body(raw, ctype), text)

@@ -26,13 +26,14 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from engine.config.root import PipelineEntry, Project
 from engine.errors import MissingVariableError
@@ -320,6 +321,27 @@ def create_app(service: Service) -> Starlette:
         yield
         await service.generation.connectors.aclose()  # servers run with lifespan on close pooled sessions
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _ServiceApp(webhook, routes=routes, lifespan=lifespan)
     app.state.service = service
     return app
+
+
+class _ServiceApp(Starlette):
+    """Starlette, with POST requests handed straight to the webhook handler.
+
+    Every POST reaches the catch-all webhook route anyway (the operations routes are GET only), so
+    skipping the middleware stack and the route matching changes no answer; it saves their cost on
+    the hot path. Everything else (operations, other methods, lifespan) goes through Starlette.
+    """
+
+    def __init__(self, webhook: Callable[[Request], Awaitable[Response]], **options: Any) -> None:
+        super().__init__(**options)
+        self._webhook = webhook
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            scope["app"] = self
+            response = await self._webhook(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

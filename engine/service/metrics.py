@@ -75,18 +75,27 @@ class Metrics:
         )
         self._version: str | None = None
         self._depth_labels: set[str] = set()
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once per label set (these series are never removed)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def event(self, pipeline: str, outcome: str, seconds: float | None = None) -> None:
         """Count one event outcome (and its run time when given)."""
-        self.events.labels(pipeline, outcome).inc()
+        self._child(self.events, pipeline, outcome).inc()
         if seconds is not None:
-            self.event_seconds.labels(pipeline).observe(seconds)
+            self._child(self.event_seconds, pipeline).observe(seconds)
 
     def on_call(self, record: CallRecord) -> None:
         """The connectors' `on_call` hook: one HTTP attempt."""
         status = str(record.status) if record.status is not None else "error"
-        self.calls.labels(record.connector, status).inc()
-        self.call_seconds.labels(record.connector).observe(record.latency)
+        self._child(self.calls, record.connector, status).inc()
+        self._child(self.call_seconds, record.connector).observe(record.latency)
 
     def set_version(self, version: str) -> None:
         """Report the config version now served."""
