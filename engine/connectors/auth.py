@@ -326,7 +326,8 @@ class _TokenAuth(Authenticator):
             self._expires_at = now + lifetime - min(self.config.refresh_before, lifetime / 2)
         self._token = token
         self.logins += 1
-        log.info("%s: logged in (token valid for %s s)", self.ctx.connector, lifetime)
+        validity = f"valid for {lifetime:g} s" if lifetime is not None else "kept until the system rejects it"
+        log.info("%s: logged in (token %s)", self.ctx.connector, validity)
 
     def _pick(self, path: Selection, reply: RawReply) -> Any:
         if reply.status >= 400:
