@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import Undefined, nodes
 
@@ -72,12 +72,12 @@ def compile_ast(ast: nodes.Template, env: Any) -> Evaluator | None:
     body = ast.body
     if not all(isinstance(node, nodes.Output) for node in body):
         return None
-    parts: list[Any] = [part for output in body for part in output.nodes]
+    parts: list[Any] = [part for output in body for part in cast(nodes.Output, output).nodes]
     try:
         if len(parts) == 1 and not isinstance(parts[0], nodes.TemplateData):
             single = _expr(parts[0], env)
             return lambda context: _defined(single(context))
-        pieces = [
+        pieces: list[tuple[bool, Any]] = [
             (True, part.data) if isinstance(part, nodes.TemplateData) else (False, _expr(part, env))
             for part in parts
         ]
@@ -85,7 +85,9 @@ def compile_ast(ast: nodes.Template, env: Any) -> Evaluator | None:
         return None
 
     def text(context: Mapping[str, Any]) -> str:
-        return "".join(value if literal else str(_defined(value(context))) for literal, value in pieces)
+        return "".join(
+            cast(str, value) if literal else str(_defined(value(context))) for literal, value in pieces
+        )
 
     return text
 
@@ -244,7 +246,7 @@ def _filter(node: nodes.Filter, env: Any) -> Evaluator:
         raise _Unsupported
     operand = _expr(node.node, env)
     args = [_expr(arg, env) for arg in node.args]
-    kwargs = [(pair.key, _expr(pair.value, env)) for pair in node.kwargs]
+    kwargs = [(str(pair.key), _expr(pair.value, env)) for pair in node.kwargs]
     if node.name in ("default", "d"):
         return _default(operand, args, kwargs)
     function = env.filters.get(node.name)
@@ -303,7 +305,7 @@ class _Source:
     def template(self, ast: nodes.Template) -> str:
         if not all(isinstance(node, nodes.Output) for node in ast.body):
             raise _Unsupported
-        parts = [part for output in ast.body for part in output.nodes]
+        parts = [part for output in ast.body for part in cast(nodes.Output, output).nodes]
         if len(parts) == 1 and not isinstance(parts[0], nodes.TemplateData):
             return self.expr(parts[0])
         pieces = [
@@ -350,7 +352,7 @@ class _Source:
             raise _Unsupported
         operand = self.expr(node.node)
         args = [self.expr(arg) for arg in node.args]
-        kwargs = {pair.key: self.expr(pair.value) for pair in node.kwargs}
+        kwargs = {str(pair.key): self.expr(pair.value) for pair in node.kwargs}
         if node.name in ("default", "d"):
             fallback = args[0] if args else kwargs.get("default_value", self.ref(""))
             boolean = args[1] if len(args) > 1 else kwargs.get("boolean", self.ref(False))

@@ -124,7 +124,7 @@ def to_str(value: Any) -> str:
     """String cast: numbers without a trailing `.0`, None is an error (use `default` first)."""
     kind = type(value)
     if kind is str:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is int:
         return str(value)
     if value is None:

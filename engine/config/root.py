@@ -184,11 +184,13 @@ def _load_payload_schemas(project: Project, digest: Any) -> None:
             continue
         if relative not in loaded:
             try:
-                loaded[relative] = load_payload_schema(project.root, relative)
-                digest.update(relative.encode())
-                digest.update(json.dumps(loaded[relative].schema, sort_keys=True).encode())
+                schema = load_payload_schema(project.root, relative)
             except SchemaFileError as exc:
                 loaded[relative] = exc
+            else:
+                loaded[relative] = schema
+                digest.update(relative.encode())
+                digest.update(json.dumps(schema.schema, sort_keys=True).encode())
         result = loaded[relative]
         if isinstance(result, SchemaFileError):
             project.diagnostics.append(entry.source.diagnostic(entry.loc + ("source", "schema"), str(result)))

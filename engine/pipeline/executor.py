@@ -135,8 +135,8 @@ class Executor:
             result = await self._call(step, context)
         elif isinstance(step, m.SwitchStep):
             value = step.switch.search(context)
-            key = _case_key(value)
-            branch = step.cases.get(key) if key is not None else None
+            case = _case_key(value)
+            branch = step.cases.get(case) if case is not None else None
             if branch is None:
                 branch = step.default
             if branch is None:

@@ -119,10 +119,10 @@ class PollSource(Model):
     connector: str
     operation: str | None = None
     method: str = "GET"
-    path: TemplateField = Field(default=None, description="Path template; `cursor` is in scope")
-    query: TemplateField = Field(default=None, description="Query template; `cursor` is in scope")
-    body: TemplateField = Field(default=None, description="Body template; `cursor` is in scope")
-    args: TemplateField = Field(default=None, description="Arguments for a named operation")
+    path: TemplateField | None = Field(default=None, description="Path template; `cursor` is in scope")
+    query: TemplateField | None = Field(default=None, description="Query template; `cursor` is in scope")
+    body: TemplateField | None = Field(default=None, description="Body template; `cursor` is in scope")
+    args: TemplateField | None = Field(default=None, description="Arguments for a named operation")
     items: SelectionField | None = Field(None, description="Where the records are in the result")
     schedule: Schedule = Field(default_factory=lambda: Schedule(every=60))
     cursor: Cursor | None = None
@@ -170,9 +170,9 @@ class SetStep(StepBase):
 class Missing(Model):
     """What a call does when the record is not there (404, or an empty/null result)."""
 
-    fail: TemplateField = Field(default=None, description="Fail with this message")
+    fail: TemplateField | None = Field(default=None, description="Fail with this message")
     status: int = Field(404, ge=400, le=599)
-    default: TemplateField = Field(default=None, description="Use this value instead")
+    default: TemplateField | None = Field(default=None, description="Use this value instead")
 
 
 class CallStep(StepBase):
@@ -180,11 +180,11 @@ class CallStep(StepBase):
 
     call: str = Field(description="Connector name, or connector.operation")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] | None = None
-    path: TemplateField = None
-    query: TemplateField = None
-    headers: TemplateField = None
-    body: TemplateField = None
-    args: TemplateField = Field(default=None, description="Arguments of a named operation")
+    path: TemplateField | None = None
+    query: TemplateField | None = None
+    headers: TemplateField | None = None
+    body: TemplateField | None = None
+    args: TemplateField | None = Field(default=None, description="Arguments of a named operation")
     result: SelectionField | None = Field(None, description="JMESPath into the response result")
     paginate: bool | None = None
     missing: Missing | None = None
@@ -214,7 +214,7 @@ class ForEachStep(StepBase):
     for_each: SelectionField
     as_: str = Field("item", alias="as", pattern=_NAME_PATTERN)
     steps: list[Step]
-    collect: TemplateField = Field(default=None, description="Per element; `name` keeps the list")
+    collect: TemplateField | None = Field(default=None, description="Per element; `name` keeps the list")
     limit: int = Field(1000, gt=0, description="Refuse lists longer than this")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -280,7 +280,7 @@ class Reply(Model):
     """What the caller is answered."""
 
     status: int = Field(200, ge=100, le=599)
-    body: TemplateField = None
+    body: TemplateField | None = None
 
 
 class Pipeline(Model):

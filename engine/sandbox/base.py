@@ -230,7 +230,7 @@ class Simulator:
     def build_app(self) -> Starlette:
         app = Starlette(routes=[*self.admin_routes(), *self.routes()])
         app.state.simulator = self
-        app.add_middleware(_FaultMiddleware, simulator=self)  # type: ignore[arg-type]
+        app.add_middleware(_FaultMiddleware, simulator=self)
         return app
 
     def admin_routes(self) -> list[BaseRoute]:

@@ -97,6 +97,10 @@ class NextPlusSimulator(Simulator):
             }
         self.tokens: dict[str, dict[str, Any]] = {}
         self.workorders: dict[str, dict[str, Any]] = {}
+        # workorderNumber -> ids, and each id's creation position: number lookups (the engine's
+        # find-by-number and the uniqueness check) without scanning every work order.
+        self._by_number: dict[Any, dict[str, None]] = {}
+        self._position: dict[str, int] = {}
         self._ids = rng
         for record in seed_workorders(self.size, self.seed):
             self._store(record)
@@ -107,7 +111,26 @@ class NextPlusSimulator(Simulator):
         # carry createdAt/updatedAt, which ERP-side polling can filter on.
         record = {**body, "id": _uuid(self._ids), "createdAt": now, "updatedAt": now}
         self.workorders[record["id"]] = record
+        self._position[record["id"]] = len(self._position)
+        self._index(record["id"], None, record.get("workorderNumber"))
         return record
+
+    def _index(self, wid: str, old: Any, new: Any) -> None:
+        """Move `wid` from number `old` to number `new` in the number index."""
+        if old == new and old is not None:
+            return
+        if old is not None and isinstance(old, str):
+            ids = self._by_number.get(old, {})
+            ids.pop(wid, None)
+            if not ids:
+                self._by_number.pop(old, None)
+        if isinstance(new, str):
+            self._by_number.setdefault(new, {})[wid] = None
+
+    def _numbered(self, number: str) -> list[dict[str, Any]]:
+        """The work orders with this number, in creation order."""
+        ids = sorted(self._by_number.get(number, ()), key=self._position.__getitem__)
+        return [self.workorders[wid] for wid in ids]
 
     def reset(self) -> None:
         super().reset()
@@ -148,7 +171,7 @@ class NextPlusSimulator(Simulator):
         if self.clock() - token["issued"] >= token["ttl"]:
             # ~ LoopBack 3 deletes an expired token when it meets it: the next call with it gets
             # AUTHORIZATION_REQUIRED instead of INVALID_TOKEN.
-            del self.tokens[token_id]
+            self.tokens.pop(str(token_id), None)
             return error_response(401, "Invalid Access Token", "INVALID_TOKEN")
         if not self.users[token["userId"]]["api"]:
             return error_response(403, "Access Denied", "ACCESS_DENIED")
@@ -180,9 +203,7 @@ class NextPlusSimulator(Simulator):
         # ASSUMPTION: a second work order with the same number is refused like LoopBack's
         # validatesUniquenessOf: 422 ValidationError, code "uniqueness", "is not unique".
         number = body.get("workorderNumber")
-        if isinstance(number, str) and any(
-            w["workorderNumber"] == number and w["id"] != own_id for w in self.workorders.values()
-        ):
+        if isinstance(number, str) and any(wid != own_id for wid in self._by_number.get(number, ())):
             errors.add("workorderNumber", "is not unique", "uniqueness", number)
 
     async def _json_body(self, request: Request) -> Any:
@@ -211,7 +232,12 @@ class NextPlusSimulator(Simulator):
             return denied
         try:
             flt = parse_filter(request.query_params.get("filter"))
-            rows = apply_filter(list(self.workorders.values()), flt)
+            where = flt.get("where")
+            number = where.get("workorderNumber") if isinstance(where, dict) else None
+            # An equality on workorderNumber narrows the rows through the index; the full filter
+            # still applies to them, so the answer is the same as scanning every work order.
+            records = self._numbered(number) if isinstance(number, str) else list(self.workorders.values())
+            rows = apply_filter(records, flt)
         except FilterError as exc:
             return error_response(400, str(exc), "INVALID_FILTER")
         return JSONResponse(rows)
@@ -254,6 +280,7 @@ class NextPlusSimulator(Simulator):
             return errors.response()
         merged["updatedAt"] = _now_iso()
         self.workorders[wid] = merged
+        self._index(wid, record.get("workorderNumber"), merged.get("workorderNumber"))
         return JSONResponse(merged)
 
     # -- integration builder admin ----------------------------------------------------------------

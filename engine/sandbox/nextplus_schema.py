@@ -104,6 +104,6 @@ def validate_workorder(body: Any, errors: ValidationFailure) -> None:
         if body.get(key) in (None, ""):
             errors.add(key, "can't be blank", "presence", body.get(key))
     quantity = body.get("quantity")
-    if _type_ok(N, quantity) and quantity <= 0:
+    if _type_ok(N, quantity) and quantity is not None and quantity <= 0:
         # ASSUMPTION: a work order for zero or fewer units is refused.
         errors.add("quantity", "must be greater than 0", "numericality", quantity)

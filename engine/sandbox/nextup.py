@@ -213,9 +213,15 @@ def exchange_rate(co: Company, p: dict[str, Any]) -> Any:
     return {"Currency": p["Currency"], "Date": p.get("Date") or "2025-03-03", "Rate": rate}
 
 
+def get_article_by_code(co: Any, p: dict[str, Any]) -> Any:
+    """GetArticleByCode {Code}."""
+    require(p, "Code")
+    return co.article(p["Code"])
+
+
 OPERATIONS: dict[str, Handler] = {
     "GetAllArticles": lambda co, p: list(co.articles.values()),
-    "GetArticleByCode": lambda co, p: (require(p, "Code"), co.article(p["Code"]))[1],
+    "GetArticleByCode": lambda co, p: get_article_by_code(co, p),
     "AddArticle": add_article,
     "UpdateArticle": update_article,
     "GetAllStocksForArticles": all_stocks,
@@ -300,7 +306,7 @@ class NextUpSimulator(Simulator):
             self.tokens.pop(token, None) if isinstance(token, str) else None
             return _fail(TOKEN_ERROR)
         if method == "Logout":
-            del self.tokens[token]
+            self.tokens.pop(str(token), None)
             return _ok(True)
         handler = OPERATIONS.get(method) if isinstance(method, str) else None
         if handler is None:

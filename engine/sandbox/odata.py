@@ -147,14 +147,14 @@ class _FilterParser:
         left = self._and()
         while self._keyword("or"):
             right, first = self._and(), left
-            left = lambda r, a=first, b=right: a(r) or b(r)  # noqa: E731
+            left = _either(first, right)
         return left
 
     def _and(self) -> Predicate:
         left = self._not()
         while self._keyword("and"):
             right, first = self._not(), left
-            left = lambda r, a=first, b=right: a(r) and b(r)  # noqa: E731
+            left = _both(first, right)
         return left
 
     def _not(self) -> Predicate:
@@ -348,3 +348,11 @@ def parse_key(text: str, key_fields: Sequence[str]) -> tuple[Any, ...]:
     if set(values) != set(key_fields):
         raise ODataError(f"The key has {len(key_fields)} parts: {', '.join(key_fields)}.")
     return tuple(values[k] for k in key_fields)
+
+
+def _either(a: Predicate, b: Predicate) -> Predicate:
+    return lambda record: a(record) or b(record)
+
+
+def _both(a: Predicate, b: Predicate) -> Predicate:
+    return lambda record: a(record) and b(record)
