@@ -193,7 +193,10 @@ class ServiceHost:
         self.server = _Server(config)
         sock = self._sock
         if sock is None:
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            # proto IPPROTO_TCP: the asyncio loop sets TCP_NODELAY only on accepted sockets of that
+            # proto; with 0, keep-alive replies after the first wait ~40 ms (Nagle + delayed ACK).
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
