@@ -47,8 +47,8 @@ class Faults:
 
     `outages` are (start, end) windows in seconds since the app started; `down` is an outage
     switch. `error_rate` draws from `random.Random(seed)`, so a run is reproducible. `throttle` is
-    a request limit per client per minute. `token_ttl` is read by simulators that issue tokens
-    (None: the system's own default).
+    a request limit per client per `throttle_window` seconds (60: Priority Cloud's per-minute
+    limit). `token_ttl` is read by simulators that issue tokens (None: the system's own default).
     """
 
     latency: float = 0.0
@@ -57,6 +57,7 @@ class Faults:
     down: bool = False
     token_ttl: float | None = None
     throttle: int | None = None
+    throttle_window: float = 60.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,7 +67,9 @@ class Faults:
         if self.latency < 0:
             raise ValueError(f"latency must be >= 0, got {self.latency}")
         if self.throttle is not None and self.throttle < 1:
-            raise ValueError(f"throttle must be >= 1 request per minute, got {self.throttle}")
+            raise ValueError(f"throttle must be >= 1 request per window, got {self.throttle}")
+        if self.throttle_window <= 0:
+            raise ValueError(f"throttle_window must be > 0 seconds, got {self.throttle_window}")
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
@@ -172,11 +175,12 @@ class Simulator:
         if limit is None:
             return None
         now = self.clock()
+        window = self.faults.throttle_window
         hits = self._hits[client]
-        while hits and now - hits[0] >= 60.0:
+        while hits and now - hits[0] >= window:
             hits.popleft()
         if len(hits) >= limit:
-            return max(1, math.ceil(60.0 - (now - hits[0])))
+            return max(1, math.ceil(window - (now - hits[0])))
         hits.append(now)
         return None
 
