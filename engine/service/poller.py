@@ -4,7 +4,8 @@ Each round, under a store lease so that only one replica polls a pipeline:
 
 1. read the stored cursor and `read_changes` from it (moved back by `overlap`, which re-reads the edge);
 2. for each record not yet seen at its version: enqueue it (event id `<pipeline>:<key>:<version>`, queue
-   key = the record's key, so the changes to one work order are delivered in order), then `mark_seen`;
+   key = the record's key, so the changes to one work order are delivered in order), then `mark_seen`
+   (`Store.enqueue_polled`, in batches of `ENQUEUE_BATCH` records: one transaction each on SQLite);
 3. once every record of the round is enqueued, store the latest cursor value.
 
 The queue is the durable hand-off: the cursor only moves past records the queue holds, and delivery
@@ -28,7 +29,7 @@ from engine.errors import MesbridgeError
 from engine.pipeline import models as m
 from engine.pipeline.poll import later, read_changes
 from engine.service.logging import event_context
-from engine.store import Store
+from engine.store import PolledItem, Store
 
 if TYPE_CHECKING:
     from engine.service.app import Service
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mesbridge.poller")
 
 __all__ = ["Poller", "Pollers", "next_delay"]
+
+ENQUEUE_BATCH = 100
+"""Records handed to the store at a time (`Store.enqueue_polled`): one transaction each on SQLite."""
 
 LEASE_TTL = 30.0
 """Default seconds a poller lease lasts (setting `poll_lease`); the holder renews it every third of that."""
@@ -142,31 +146,41 @@ class Poller:
         variables = generation.project.variables.get(entry.binding, {})
         stored = _decode_cursor(await self.store.get_cursor(self.name))
         cursor = stored
-        new = seen = 0
+        new = read = 0
+        batch: list[PolledItem] = []
+
+        async def flush() -> None:
+            nonlocal new
+            added = await self.store.enqueue_polled(self.name, batch)
+            batch.clear()
+            new += added
+            if added:
+                self.service.wake_workers()
+
         async with generation.use():
             connector = generation.connectors[source.connector]
             async for polled in read_changes(source, connector, stored, variables):
                 if polled.cursor is not None:
                     cursor = later(cursor, polled.cursor)
-                if await self.store.is_seen(self.name, polled.key, polled.version):
-                    seen += 1
-                    continue
-                await self.store.enqueue(
-                    self.name,
-                    polled.key,
-                    {"event": polled.record, "key": polled.key, "version": polled.version},
-                    event_id=f"{self.name}:{polled.key}:{polled.version}",
+                read += 1
+                batch.append(
+                    PolledItem(
+                        polled.key,
+                        polled.version,
+                        {"event": polled.record, "key": polled.key, "version": polled.version},
+                        f"{self.name}:{polled.key}:{polled.version}",
+                    )
                 )
-                await self.store.mark_seen(self.name, polled.key, polled.version)
-                new += 1
+                if len(batch) >= ENQUEUE_BATCH:
+                    await flush()
+            await flush()
+        seen = read - new
         if cursor is not None and cursor != stored:
             await self.store.set_cursor(self.name, _encode_cursor(cursor))
         self.rounds += 1
         metrics = self.service.metrics
         metrics.polled.labels(self.name, "new").inc(new)
         metrics.polled.labels(self.name, "seen").inc(seen)
-        if new:
-            self.service.wake_workers()
         log.info("polled", extra={"new": new, "seen": seen, "cursor": cursor})
         return new
 

@@ -39,6 +39,16 @@ Clock = Callable[[], datetime]
 PruneKind = Literal["jobs", "seen", "replies"]
 
 
+@dataclass(frozen=True)
+class PolledItem:
+    """One record read by a poller, for `Store.enqueue_polled`."""
+
+    key: str
+    version: str
+    payload: dict[str, Any]
+    event_id: str
+
+
 def utc_now() -> datetime:
     """The default clock: the current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -240,6 +250,21 @@ class Store(ABC):
     @abstractmethod
     async def is_seen(self, pipeline: str, key: str, version: str) -> bool:
         """Whether (key, version) was marked seen for this pipeline."""
+
+    async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
+        """For each item whose (key, version) is not seen yet: enqueue it and mark it seen; return how
+        many were new. An item is enqueued before it is marked seen, so a crash in between re-reads it
+        and `enqueue` refuses its event id a second time. Backends may do the whole batch in one
+        transaction (SQLite does: one commit instead of three round trips per record).
+        """
+        new = 0
+        for item in items:
+            if await self.is_seen(pipeline, item.key, item.version):
+                continue
+            await self.enqueue(pipeline, item.key, item.payload, event_id=item.event_id)
+            await self.mark_seen(pipeline, item.key, item.version)
+            new += 1
+        return new
 
     # -- poller leases ---------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from engine.store.base import (
     DeadLetter,
     Job,
     LeaseLostError,
+    PolledItem,
     PruneKind,
     Store,
     StoreError,
@@ -442,6 +443,38 @@ class SQLiteStore(Store):
                 (pipeline, key, version, now),
             )
             return cursor.rowcount == 1
+
+        return await self._run(insert)
+
+    async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
+        """The batch in one transaction: seen check, enqueue and mark-seen of every item."""
+        if not items:
+            return 0
+        now = _ts(self.now())
+        rows = [(item, json.dumps(item.payload)) for item in items]
+
+        def insert(conn: sqlite3.Connection) -> int:
+            new = 0
+            for item, body in rows:
+                seen = conn.execute(
+                    "SELECT 1 FROM seen WHERE pipeline = ? AND key = ? AND version = ?",
+                    (pipeline, item.key, item.version),
+                ).fetchone()
+                if seen is not None:
+                    continue
+                conn.execute(
+                    "INSERT INTO jobs (event_id, seq, pipeline, key, payload, enqueued_at, available_at) "
+                    "VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (event_id) DO NOTHING",
+                    (item.event_id, pipeline, item.key, body, now, now),
+                )
+                conn.execute(
+                    "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (pipeline, item.key, item.version, now),
+                )
+                new += 1
+            return new
 
         return await self._run(insert)
 
