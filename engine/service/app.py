@@ -72,6 +72,8 @@ class Service:
         self.ready = True
         self.redactor = environment_redactor(self.environ)
         self.wake_workers: Callable[[], None] = lambda: None
+        self.last_reload: dict[str, Any] | None = None
+        """The latest hot reload: result, seconds (load, validate, build, swap) and version served."""
         self.metrics.set_version(generation.version)
 
     @property
@@ -106,7 +108,7 @@ class Service:
         return old
 
     async def status(self) -> dict[str, Any]:
-        """Version, reloads, pipelines and queue depth."""
+        """Version, reloads (counts and the latest), pipelines and queue depth."""
         generation = self.generation
         depth: dict[str, int] | None = None
         if self.store is not None:
@@ -130,6 +132,7 @@ class Service:
             "version": generation.version,
             "ready": self.ready,
             "reloads": self.metrics.reload_counts(),
+            "last_reload": self.last_reload,
             "pipelines": pipelines,
             "queue_depth": sum(depth.values()) if depth is not None else None,
         }

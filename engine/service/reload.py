@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,46 +85,60 @@ class Reloader:
                 self.service.metrics.reloads.labels("failed").inc()
 
     async def reload(self) -> str:
-        """Load, validate and swap; return the result (`applied`, `invalid`, `unchanged`, `failed`)."""
+        """Load, validate and swap; return the result (`applied`, `invalid`, `unchanged`, `failed`).
+
+        The result and its duration (load, validation, build and swap) are kept in
+        `service.last_reload` for `/status`.
+        """
         async with self._lock:
-            metrics = self.service.metrics
-            environ = dict(self.environ) if self.environ is not None else None
-            project = await asyncio.to_thread(load_project, self.root, environ=environ)
-            current = self.service.generation.version
-            if not project.ok:
-                errors = [str(d) for d in project.diagnostics if d.severity == "error"]
-                log.error(
-                    "config version %s is invalid; still serving %s:\n%s",
-                    project.version,
-                    current,
-                    "\n".join(errors),
-                    extra={"errors": errors},
-                )
-                metrics.reloads.labels("invalid").inc()
-                return "invalid"
-            try:
-                generation = self.service.build_generation(project)
-            except (SchemaFileError, ValueError) as exc:
-                log.error(
-                    "config version %s cannot start: %s; still serving %s", project.version, exc, current
-                )
-                metrics.reloads.labels("failed").inc()
-                return "failed"
-            if generation.version == current:
-                await generation.retire()
-                metrics.reloads.labels("unchanged").inc()
-                return "unchanged"
-            await self.service.swap(generation)
-            metrics.reloads.labels("applied").inc()
-            metrics.set_version(generation.version)
-            log.info(
-                "now serving config version %s (was %s): %d pipeline(s)",
-                generation.version,
+            started = time.perf_counter()
+            result = await self._reload()
+            seconds = round(time.perf_counter() - started, 4)
+            self.service.last_reload = {
+                "result": result,
+                "seconds": seconds,
+                "version": self.service.generation.version,
+            }
+            log.info("reload %s in %.3f s", result, seconds, extra={"result": result, "seconds": seconds})
+            return result
+
+    async def _reload(self) -> str:
+        metrics = self.service.metrics
+        environ = dict(self.environ) if self.environ is not None else None
+        project = await asyncio.to_thread(load_project, self.root, environ=environ)
+        current = self.service.generation.version
+        if not project.ok:
+            errors = [str(d) for d in project.diagnostics if d.severity == "error"]
+            log.error(
+                "config version %s is invalid; still serving %s:\n%s",
+                project.version,
                 current,
-                len(project.pipelines),
+                "\n".join(errors),
+                extra={"errors": errors},
             )
-            if self.on_swap is not None:
-                result = self.on_swap()
-                if asyncio.iscoroutine(result):
-                    await result
-            return "applied"
+            metrics.reloads.labels("invalid").inc()
+            return "invalid"
+        try:
+            generation = self.service.build_generation(project)
+        except (SchemaFileError, ValueError) as exc:
+            log.error("config version %s cannot start: %s; still serving %s", project.version, exc, current)
+            metrics.reloads.labels("failed").inc()
+            return "failed"
+        if generation.version == current:
+            await generation.retire()
+            metrics.reloads.labels("unchanged").inc()
+            return "unchanged"
+        await self.service.swap(generation)
+        metrics.reloads.labels("applied").inc()
+        metrics.set_version(generation.version)
+        log.info(
+            "now serving config version %s (was %s): %d pipeline(s)",
+            generation.version,
+            current,
+            len(project.pipelines),
+        )
+        if self.on_swap is not None:
+            result = self.on_swap()
+            if asyncio.iscoroutine(result):
+                await result
+        return "applied"

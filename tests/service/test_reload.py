@@ -54,6 +54,9 @@ async def test_invalid_reload_under_load_keeps_serving(tmp_path: Path, sims: Sim
         status = (await client.get(f"{host.url}/status")).json()
         assert status["version"] == service.generation.version
         assert status["reloads"]["invalid"] >= 1 and status["reloads"]["applied"] >= 1
+        last = status["last_reload"]
+        assert last["version"] == status["version"] and last["seconds"] >= 0
+        assert last["result"] in ("applied", "unchanged")
         assert "extra.ping" in [p["name"] for p in status["pipelines"]]
 
 
