@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -80,12 +81,44 @@ class PrioritySimulator(Simulator):
         self.store = Store()
         self.rules = Rules(self.store)
         populate(self.store, size, seed)
+        self._writes = 0
+        self._collections: dict[tuple[str, str | None, str | None], tuple[int, Table, list[Record]]] = {}
 
     def reset(self) -> None:
         super().reset()
         self.store = Store()
         self.rules = Rules(self.store)
         populate(self.store, self.size, self.seed)
+        self._wrote()
+
+    def _wrote(self) -> None:
+        """Any write: the kept collection results are stale."""
+        self._writes += 1
+        self._collections.clear()
+
+    def _collection(
+        self, path: str, table: Table, query: Query, params: Any
+    ) -> tuple[list[Record], int | None]:
+        """`apply_query`, with a filtered and ordered collection kept until the next write.
+
+        A poller paging through a large form with $top/$skip sends the same $filter and $orderby page
+        after page; the rows are filtered and sorted once, then each page is a slice of them.
+        """
+        if query.filter is None and not query.orderby:
+            return apply_query(table, query, cap=self.max_api_lines)
+        key = (path, params.get("$filter"), params.get("$orderby"))
+        kept = self._collections.get(key)
+        if kept is None or kept[0] != self._writes or kept[1] is not table:
+            rows, _ = apply_query(table, replace(query, top=None, skip=0, count=False))
+            if len(self._collections) >= 16:
+                self._collections.clear()
+            kept = self._collections[key] = (self._writes, table, rows)
+        rows = kept[2]
+        limit = query.top if query.top is not None else self.max_api_lines
+        if self.max_api_lines is not None:
+            limit = min(limit, self.max_api_lines)
+        end = None if limit is None else query.skip + limit
+        return rows[query.skip : end], len(rows) if query.count else None
 
     # -- fault answers ------------------------------------------------------------------------
     def outage_response(self, request: Request) -> Response:
@@ -200,6 +233,8 @@ class PrioritySimulator(Simulator):
         context = f"{base}/$metadata#{path if record is None else form}"
         method = request.method
         params = request.query_params
+        if method != "GET":
+            self._wrote()
         if method == "GET":
             query = parse_query(params, form, self.store)
             if record is not None:
@@ -208,7 +243,7 @@ class PrioritySimulator(Simulator):
                 )
             if params.get("$since"):
                 raise ODataError("$since is supported on BPM forms only.")
-            rows, total = apply_query(table, query, cap=self.max_api_lines)
+            rows, total = self._collection(path, table, query, params)
             body: dict[str, Any] = {"@odata.context": context}
             if total is not None:
                 body["@odata.count"] = total
@@ -258,6 +293,7 @@ class PrioritySimulator(Simulator):
     # -- writes -------------------------------------------------------------------------------
     def insert(self, form: str, table: Table, data: dict[str, Any], parent: Record | None) -> Record:
         """Insert a record and its sub-form arrays; any refusal undoes the whole request."""
+        self._wrote()
         spec = FORMS[form]
         record = table.blank()
         nested: dict[str, list[dict[str, Any]]] = {}
@@ -294,6 +330,7 @@ class PrioritySimulator(Simulator):
     def update(
         self, form: str, table: Table, record: Record, data: dict[str, Any], parent: Record | None
     ) -> None:
+        self._wrote()
         spec = FORMS[form]
         for name in data:
             if name not in spec.fields:
@@ -307,6 +344,7 @@ class PrioritySimulator(Simulator):
         self.rules.after_update(form, old, record, parent)
 
     def delete(self, form: str, table: Table, record: Record, parent: Record | None) -> None:
+        self._wrote()
         for name in FORMS[form].subforms:
             if self.store.has_child(record, name):
                 child = self.store.child(record, name)
