@@ -107,12 +107,13 @@ class PrioritySimulator(Simulator):
         if query.filter is None and not query.orderby:
             return apply_query(table, query, cap=self.max_api_lines)
         key = (path, params.get("$filter"), params.get("$orderby"))
-        kept = self._collections.get(key)
+        kept = self._collections.pop(key, None)
         if kept is None or kept[0] != self._writes or kept[1] is not table:
             rows, _ = apply_query(table, replace(query, top=None, skip=0, count=False))
-            if len(self._collections) >= 16:
-                self._collections.clear()
-            kept = self._collections[key] = (self._writes, table, rows)
+            kept = (self._writes, table, rows)
+        self._collections[key] = kept  # most recently used last
+        if len(self._collections) > 16:
+            del self._collections[next(iter(self._collections))]
         rows = kept[2]
         limit = query.top if query.top is not None else self.max_api_lines
         if self.max_api_lines is not None:
