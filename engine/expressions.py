@@ -313,10 +313,13 @@ class Template:
         return f"Template({self.source!r})"
 
 
+_FIELDS = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*$")
+
+
 class Selection:
     """A compiled JMESPath expression."""
 
-    __slots__ = ("source", "_compiled")
+    __slots__ = ("source", "_compiled", "_fields")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -324,9 +327,18 @@ class Selection:
             self._compiled = jmespath.compile(source)
         except jmespath.exceptions.ParseError as exc:
             raise ValueError(f"invalid JMESPath {source!r}: {_jmes_message(exc)}") from None
+        # `event.type` and the like: a dict walk with JMESPath's meaning (anything missing is null)
+        self._fields = source.strip().split(".") if _FIELDS.match(source) else None
 
     def search(self, data: Any) -> Any:
         """Select from data; a runtime error (wrong argument type) raises ExpressionError."""
+        fields = self._fields
+        if fields is not None:
+            for name in fields:
+                if type(data) is not dict:
+                    return None
+                data = data.get(name)
+            return data
         try:
             return self._compiled.search(data)
         except jmespath.exceptions.JMESPathError as exc:

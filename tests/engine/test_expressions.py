@@ -136,3 +136,22 @@ def _same(left: Any, right: Any) -> bool:
     if isinstance(left, list):
         return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right, strict=True))
     return left == right
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"event": {"type": "add", "n": 0, "l": [1]}},
+        {"event": {"type": None}},
+        {"event": "text"},
+        {"event": [{"type": "x"}]},
+        {},
+        None,
+        {"event": {"type": {"deeper": True}}},
+    ],
+)
+@pytest.mark.parametrize("expression", ["event.type", "event", "event.type.deeper", "event.n", "missing.x"])
+def test_field_paths_mean_what_jmespath_means(data: Any, expression: str) -> None:
+    import jmespath
+
+    assert Selection(expression).search(data) == jmespath.search(expression, data)
