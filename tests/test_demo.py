@@ -40,6 +40,9 @@ def test_demo_plays_a_shift_and_summarises_it(binding: str, tmp_path: Path) -> N
     assert summary, done.stdout
     events, ok, failed, writes = map(int, summary.groups())
     assert events == ok + failed and ok > 0 and writes > 0
+    # the one deliberate over-report is refused by the ERP, and its own words reach the operator
+    assert failed == 1, done.stdout
+    assert "failures, as the operator saw them" in done.stdout
     seconds = float(re.search(r"writes; ([\d.]+) s", done.stdout).group(1))  # type: ignore[union-attr]
     assert seconds < 30
 

@@ -226,7 +226,10 @@ async def play(binding: str, root: Path, size: int, seed: int) -> DemoReport:
                     f"{nextplus_url}/_admin/integration", json={"source": source, "urls": urls}
                 )
                 configured.raise_for_status()
-                shift = await client.post(f"{nextplus_url}/_admin/shift", json={"seed": seed})
+                shift = await client.post(
+                    f"{nextplus_url}/_admin/shift",
+                    json={"seed": seed, "extra": _over_report(nextplus.workorders.values(), source)},
+                )
                 shift.raise_for_status()
             played = shift.json()
             report.deliveries = played["deliveries"]
@@ -236,6 +239,16 @@ async def play(binding: str, root: Path, size: int, seed: int) -> DemoReport:
             await host.stop()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _over_report(workorders: Any, source: str) -> list[dict[str, Any]]:
+    """One report of far more units than the work order holds, so the ERP's refusal shows as-is."""
+    for wo in sorted(workorders, key=lambda w: w["workorderNumber"]):
+        steps = wo.get("_actions") or []
+        if wo.get("source") == source and steps:
+            params = {"actCode": steps[0]["actCode"], "validQty": int(wo["quantity"]) * 100, "invalidQty": 0}
+            return [{"kind": "report_operation", "workorder": wo["workorderNumber"], "params": params}]
+    return []
 
 
 def _count_erp_workorders(erp: Any) -> int:

@@ -11,7 +11,8 @@ Routes (LoopBack 3 style, see ERP-FACTS "Next Plus"):
     GET   /api/Workorders/{id}         404 MODEL_NOT_FOUND
     PATCH /api/Workorders/{id}         partial update, validated as a whole
     PUT   /_admin/integration          {"source", "urls": {"device", "item_attach", "operation"}}
-    POST  /_admin/shift                {"seed"}: script and play an operator shift, returns the summary
+    POST  /_admin/shift                {"seed", "extra": [actions]}: script and play an operator shift
+                                       (then the extra actions), returns the summary
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from engine.sandbox.loopback import (
     parse_filter,
 )
 from engine.sandbox.nextplus_schema import SERVER_KEYS, validate_workorder
-from engine.sandbox.shift import play_shift, script_shift
+from engine.sandbox.shift import Action, play_shift, script_shift
 
 __all__ = ["CREDENTIALS", "DEFAULT_PORT", "NAME", "NextPlusSimulator", "create_app"]
 
@@ -298,6 +299,10 @@ class NextPlusSimulator(Simulator):
         data = await request.json() if await request.body() else {}
         workorders = list(self.workorders.values())
         actions = script_shift(workorders, seed=int(data.get("seed", self.seed)))
+        try:
+            actions += [Action.from_dict(extra) for extra in data.get("extra") or []]
+        except (KeyError, TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"invalid extra action: {exc}"}, status_code=422)
         summary = await play_shift(self.integration, workorders, actions)
         self.shifts.append(summary.to_dict())
         return JSONResponse(summary.to_dict())
