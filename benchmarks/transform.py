@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import timeit
 from pathlib import Path
 from typing import Any
@@ -29,22 +30,10 @@ from engine.pipeline.models import CallStep, SwitchStep
 ROOT = Path(__file__).resolve().parent / "config"
 PIPELINE = "bench.operation"
 
-EVENT: dict[str, Any] = {
-    "type": "add",
-    "sku": "FG-100",
-    "serial": "SN-1000-1",
-    "workorderNumber": "WO-1000",
-    "actCode": "ASSY",
-    "workCenterCode": "WC-10",
-    "position": 10,
-    "validQty": 2,
-    "invalidQty": 1,
-    "workorderId": "550e8400-e29b-41d4-a716-446655440000",
-    "stockId": "550e8400-e29b-41d4-a716-446655440001",
-    "sessionId": "550e8400-e29b-41d4-a716-446655440002",
-    "workorderExternalId": "ERP-WO-1000",
-    "operationExternalId": "500",
-}
+EVENT: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parent / "config" / "operation-add.json").read_text(encoding="utf-8")
+)
+"""The seed 001 Operation "add" event every contender maps (shared by the benchmarks)."""
 
 
 def handwritten(event: dict[str, Any], variables: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -48,22 +48,10 @@ NODE_RED_DIR = (
 TOKEN = "bench-token-5f0c2e"
 PAT = "7F3C2A9B1D4E4F6A8B0C2D4E6F8A0B1C"
 ROUTE = "/priority/operation"
-EVENT: dict[str, Any] = {
-    "type": "add",
-    "sku": "FG-100",
-    "serial": "SN-1000-1",
-    "workorderNumber": "WO-1000",
-    "actCode": "ASSY",
-    "workCenterCode": "WC-10",
-    "position": 10,
-    "validQty": 2,
-    "invalidQty": 1,
-    "workorderId": "550e8400-e29b-41d4-a716-446655440000",
-    "stockId": "550e8400-e29b-41d4-a716-446655440001",
-    "sessionId": "550e8400-e29b-41d4-a716-446655440002",
-    "workorderExternalId": "ERP-WO-1000",
-    "operationExternalId": "500",
-}
+EVENT: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parent / "config" / "operation-add.json").read_text(encoding="utf-8")
+)
+"""The seed 001 Operation "add" event every contender maps (shared by the benchmarks)."""
 CONTENDERS = ("mesbridge", "node-red", "handwritten")
 
 
