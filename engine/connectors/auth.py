@@ -28,6 +28,7 @@ from engine.expressions import Selection, SelectionField
 from engine.redaction import Redactor
 
 from .envelope import truthy
+from .kinds import Kinds
 
 __all__ = [
     "AUTH_KINDS",
@@ -112,27 +113,14 @@ class Authenticator:
         """Obtain a new token unless another caller already replaced `stale`."""
 
 
-AUTH_KINDS: dict[str, type[Authenticator]] = {}
-
-
-def register(kind: str) -> Callable[[type[Authenticator]], type[Authenticator]]:
-    def decorate(cls: type[Authenticator]) -> type[Authenticator]:
-        cls.kind = kind
-        AUTH_KINDS[kind] = cls
-        return cls
-
-    return decorate
+_KINDS: Kinds[Authenticator] = Kinds("auth")
+AUTH_KINDS = _KINDS.classes
+register = _KINDS.register
 
 
 def build_auth(config: Any, ctx: AuthContext) -> Authenticator:
     """The authenticator for a config; an unknown kind names the valid ones."""
-    try:
-        cls = AUTH_KINDS[config.kind]
-    except KeyError:
-        raise ValueError(
-            f"unknown auth kind {config.kind!r}; valid: {', '.join(sorted(AUTH_KINDS))}"
-        ) from None
-    return cls(config, ctx)
+    return _KINDS.build(config, ctx)
 
 
 class _Model(BaseModel):

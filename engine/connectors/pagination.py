@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from engine.errors import ConnectorError
 from engine.expressions import SelectionField
 
+from .kinds import Kinds
+
 __all__ = [
     "PAGINATORS",
     "NextLinkPagination",
@@ -188,27 +190,14 @@ class Paginator:
         """Called on the result of a call made without paging."""
 
 
-PAGINATORS: dict[str, type[Paginator]] = {}
-
-
-def register(kind: str) -> Callable[[type[Paginator]], type[Paginator]]:
-    def decorate(cls: type[Paginator]) -> type[Paginator]:
-        cls.kind = kind
-        PAGINATORS[kind] = cls
-        return cls
-
-    return decorate
+_KINDS: Kinds[Paginator] = Kinds("pagination")
+PAGINATORS = _KINDS.classes
+register = _KINDS.register
 
 
 def build_paginator(config: Any, connector: str) -> Paginator:
     """The paginator for a config; an unknown kind names the valid ones."""
-    try:
-        cls = PAGINATORS[config.kind]
-    except KeyError:
-        raise ValueError(
-            f"unknown pagination kind {config.kind!r}; valid: {', '.join(sorted(PAGINATORS))}"
-        ) from None
-    return cls(config, connector)
+    return _KINDS.build(config, connector)
 
 
 @register("none")
