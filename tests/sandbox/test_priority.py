@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -358,8 +359,27 @@ def test_50000_work_orders_page_without_gaps() -> None:
 
 
 # -- the command ---------------------------------------------------------------------------------------
+def _free_port_base(count: int = 4) -> int:
+    """A base port under the ephemeral range whose `count` consecutive ports are all free now."""
+    for _ in range(50):
+        base = random.randrange(20000, 32000, 10)
+        sockets = []
+        try:
+            for offset in range(count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free run of ports found")
+
+
 def test_sandbox_command_prints_urls_and_stops_on_sigint() -> None:
-    port_base = random.randrange(20000, 40000, 10)
+    port_base = _free_port_base()
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.sandbox.command", "--json", "--port-base", str(port_base)],
         stdout=subprocess.PIPE,
@@ -369,7 +389,11 @@ def test_sandbox_command_prints_urls_and_stops_on_sigint() -> None:
     )
     try:
         assert process.stdout is not None
-        lines = [json.loads(process.stdout.readline()) for _ in range(4)]
+        raw = [process.stdout.readline() for _ in range(4)]
+        if not all(raw):
+            process.kill()
+            pytest.fail(f"sandbox stopped early: {process.communicate(timeout=10)[1]}")
+        lines = [json.loads(line) for line in raw]
         assert [line["name"] for line in lines] == ["nextplus", "priority", "nextup", "nextx"]
         priority = lines[1]
         assert priority["url"] == f"http://127.0.0.1:{port_base + 1}"
