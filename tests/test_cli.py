@@ -31,7 +31,7 @@ def test_test_command_passes_and_writes_junit(tmp_path: Path) -> None:
 
 
 def test_a_failing_case_prints_a_readable_diff(tmp_path: Path) -> None:
-    wrong = MAPPING.replace("body: {QUANT: 2, CENTRE: \"01\"}", "body: {QUANT: \"2\", CENTRE: \"01\"}")
+    wrong = MAPPING.replace('body: {QUANT: 2, CENTRE: "01"}', 'body: {QUANT: "2", CENTRE: "01"}')
     root = make_root(tmp_path, wrong)
     code, output = invoke("test", str(root))
     assert code == 1
@@ -62,10 +62,22 @@ def test_dry_run_prints_calls_and_reply_and_redacts_secrets(tmp_path: Path, monk
         MAPPING.replace("lookup(vars.centres)", "default('x')"), encoding="utf-8"
     )
     responses = tmp_path / "responses.yaml"
-    responses.write_text(yaml.safe_dump([{"connector": "erp", "method": "POST", "path": "/reports", "body": {"id": 9}}]))
+    responses.write_text(
+        yaml.safe_dump([{"connector": "erp", "method": "POST", "path": "/reports", "body": {"id": 9}}])
+    )
     env = {"ERP_API_TOKEN": "sk-live-SECRET-9"}
     result = CliRunner(env=env).invoke(
-        main, ["dry-run", "demo.operation", "--event", str(event), "--responses", str(responses), "--root", str(root)]
+        main,
+        [
+            "dry-run",
+            "demo.operation",
+            "--event",
+            str(event),
+            "--responses",
+            str(responses),
+            "--root",
+            str(root),
+        ],
     )
     assert result.exit_code == 0, result.output
     report = yaml.safe_load(result.output)
@@ -79,7 +91,9 @@ def test_dry_run_prints_calls_and_reply_and_redacts_secrets(tmp_path: Path, monk
 def test_dry_run_unknown_pipeline_is_a_usage_error(tmp_path: Path) -> None:
     event = tmp_path / "e.json"
     event.write_text("{}")
-    code, output = invoke("dry-run", "demo.operatio", "--event", str(event), "--root", str(make_root(tmp_path / "r")))
+    code, output = invoke(
+        "dry-run", "demo.operatio", "--event", str(event), "--root", str(make_root(tmp_path / "r"))
+    )
     assert code == 2
     assert "did you mean 'demo.operation'?" in output
 

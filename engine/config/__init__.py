@@ -2,8 +2,6 @@
 
 from engine.config.diagnostics import (
     Diagnostic,
-    closest,
-    did_you_mean,
     format_github,
     format_json,
     format_text,
@@ -16,8 +14,6 @@ __all__ = [
     "Diagnostic",
     "LoadedYaml",
     "Mark",
-    "closest",
-    "did_you_mean",
     "format_github",
     "format_json",
     "format_text",

@@ -10,7 +10,6 @@ pydantic is imported only when validating, so printing diagnostics stays cheap t
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import types
@@ -18,6 +17,8 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from engine.suggest import closest, did_you_mean
 
 if TYPE_CHECKING:
     from engine.config.yamlsource import LoadedYaml
@@ -60,29 +61,6 @@ class Diagnostic:
 def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     """`diags` ordered by file, line and column (stable for equal positions)."""
     return sorted(diags, key=lambda d: d.sort_key)
-
-
-# --------------------------------------------------------------------------------------------- hints
-
-
-def closest(word: Any, candidates: Iterable[Any]) -> str | None:
-    """The candidate most like `word` (case-insensitive match first), or None when none is close."""
-    names = [str(c) for c in candidates]
-    text = str(word)
-    lowered = {n.lower(): n for n in names}
-    if text.lower() in lowered and lowered[text.lower()] != text:
-        return lowered[text.lower()]
-    matches = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
-    if not matches:
-        matches = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.6)
-        matches = [lowered[m] for m in matches]
-    return matches[0] if matches and matches[0] != text else None
-
-
-def did_you_mean(word: Any, candidates: Iterable[Any]) -> str | None:
-    """``"did you mean 'method'?"`` for the closest candidate to `word`, or None."""
-    match = closest(word, candidates)
-    return f"did you mean '{match}'?" if match is not None else None
 
 
 # ------------------------------------------------------------------------------------ model walking

@@ -5,24 +5,19 @@ Each finding is located at the YAML node that holds the bad reference.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.config.diagnostics import Diagnostic
 from engine.expressions import Template
 from engine.pipeline import models as m
+from engine.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from engine.config.root import PipelineEntry, Project
 
 _BASE_SCOPE = frozenset({"event", "vars"})
-
-
-def _hint(word: str, candidates: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 def check_references(project: Project) -> list[Diagnostic]:
@@ -57,7 +52,7 @@ def check_references(project: Project) -> list[Diagnostic]:
                 test.source.diagnostic(
                     test.loc + ("pipeline",),
                     f"unknown pipeline '{case.pipeline}'",
-                    hint=_hint(case.pipeline, project.pipelines),
+                    hint=did_you_mean(case.pipeline, project.pipelines),
                 )
             )
         for index, response in enumerate(case.responses):
@@ -66,7 +61,7 @@ def check_references(project: Project) -> list[Diagnostic]:
                     test.source.diagnostic(
                         test.loc + ("responses", index, "connector"),
                         f"unknown connector '{response.connector}'",
-                        hint=_hint(response.connector, project.connectors),
+                        hint=did_you_mean(response.connector, project.connectors),
                     )
                 )
         if case.event_file is not None and not (test.source.path.parent / case.event_file).is_file():
@@ -90,7 +85,7 @@ def _check_call_target(
             entry.source.diagnostic(
                 loc + (field,),
                 f"unknown connector '{connector_name}'",
-                hint=_hint(connector_name, project.connectors),
+                hint=did_you_mean(connector_name, project.connectors),
             )
         ]
     operations = connector.config.operations
@@ -99,7 +94,7 @@ def _check_call_target(
             entry.source.diagnostic(
                 loc + (field if isinstance(step, m.CallStep) else "operation",),
                 f"connector '{connector_name}' has no operation '{operation}'",
-                hint=_hint(operation, operations)
+                hint=did_you_mean(operation, operations)
                 or (f"known: {', '.join(operations)}" if operations else None),
             )
         ]
@@ -168,7 +163,7 @@ def _check_names(
         leaf = _leaf_using(template.source, name)
         found.append(
             entry.source.diagnostic(
-                loc + leaf, f"undefined name '{name}' in template", hint=_hint(name, scope)
+                loc + leaf, f"undefined name '{name}' in template", hint=did_you_mean(name, scope)
             )
         )
     return found
@@ -192,4 +187,3 @@ def _leaves(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...]
             yield from _leaves(item, path + (index,))
     else:
         yield path, value
-

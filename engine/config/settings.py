@@ -23,8 +23,11 @@ class Delivery(BaseModel):
     multiplier: float = Field(2.0, ge=1, description="Backoff growth per attempt")
     max: float = Field(300.0, gt=0, description="Longest wait between attempts, seconds")
     jitter: bool = Field(True, description="Randomise each wait (full jitter on the upper half)")
-    lease: float = Field(120.0, gt=0, description="Seconds a job is leased to a worker; a crashed worker's "
-                         "jobs return after it")
+    lease: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a job is leased to a worker; a crashed worker's jobs return after it",
+    )
     deadline: float = Field(60.0, gt=0, description="Seconds one attempt of a polled record may take")
     poll_interval: float = Field(0.5, gt=0, description="Longest idle wait of a worker between claims")
 

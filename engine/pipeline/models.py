@@ -7,12 +7,12 @@ names it (`set`, `call`, `switch`, `if`, `for_each`, `fail`); every other field 
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from engine.expressions import SelectionField, TemplateField
+from engine.suggest import closest
 
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RESERVED_NAMES = frozenset({"event", "vars", "error", "loop", "args", "now", "lookup"})
@@ -243,9 +243,9 @@ def _step_kind(value: Any) -> str | None:
         if kind in value:
             return kind
     for key in value:
-        close = difflib.get_close_matches(str(key), _STEP_KINDS, n=1, cutoff=0.6)
+        close = closest(key, _STEP_KINDS)
         if close:
-            return close[0]
+            return close
     return None
 
 

@@ -220,7 +220,9 @@ class Simulator:
 
     def throttle_response(self, request: Request, retry_after: int) -> Response:
         return Response(
-            "Too Many Requests", status_code=429, media_type="text/plain",
+            "Too Many Requests",
+            status_code=429,
+            media_type="text/plain",
             headers={"Retry-After": str(retry_after)},
         )
 
@@ -280,15 +282,17 @@ class Simulator:
             for k, v in scope.get("headers", [])
             if k.decode("latin-1").lower() not in SECRET_HEADERS
         }
-        self.calls.append({
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "headers": headers,
-            "body": _decode_body(body),
-            "status": status,
-            "time": round(self.clock() - self.started, 6),
-        })
+        self.calls.append(
+            {
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "headers": headers,
+                "body": _decode_body(body),
+                "status": status,
+                "time": round(self.clock() - self.started, 6),
+            }
+        )
 
 
 def _decode_body(body: bytes) -> Any:
@@ -362,4 +366,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-

@@ -66,7 +66,12 @@ class IntegrationBuilder:
     """Integration Builder settings plus the per-work-order memory of external ids."""
 
     def __init__(
-        self, *, source: str, urls: dict[str, str], seed: int = 0, timeout: float = 10.0,
+        self,
+        *,
+        source: str,
+        urls: dict[str, str],
+        seed: int = 0,
+        timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         unknown = set(urls) - set(EVENT_KINDS)
@@ -86,7 +91,9 @@ class IntegrationBuilder:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "source": self.source, "urls": self.urls, "sessionId": self.session_id,
+            "source": self.source,
+            "urls": self.urls,
+            "sessionId": self.session_id,
             "devices": {k: asdict(v) for k, v in self.devices.items()},
             "deliveries": [d.to_dict() for d in self.deliveries],
         }
@@ -132,8 +139,11 @@ class IntegrationBuilder:
             delivery.external_id = None if ext is None else str(ext)
         else:
             message = body.get("message")
-            delivery.message = message if isinstance(message, str) and message else (
-                GENERIC_FAILURE.format(status=reply.status_code))
+            delivery.message = (
+                message
+                if isinstance(message, str) and message
+                else (GENERIC_FAILURE.format(status=reply.status_code))
+            )
         self.deliveries.append(delivery)
         return delivery
 
@@ -146,8 +156,13 @@ class IntegrationBuilder:
         if not self.applies(wo, "device"):
             device.serial = serial
             return None
-        payload = {"type": "add", "workorderNumber": wo["workorderNumber"], "sku": wo["sku"],
-                   "serial": serial, **self._ids(wo, device)}
+        payload = {
+            "type": "add",
+            "workorderNumber": wo["workorderNumber"],
+            "sku": wo["sku"],
+            "serial": serial,
+            **self._ids(wo, device),
+        }
         delivery = await self._post("device", wo, payload)
         # ASSUMPTION: a failed integration refuses the operator's action; the MES state is unchanged.
         if delivery.ok:
@@ -162,9 +177,15 @@ class IntegrationBuilder:
         if not self.applies(wo, "device"):
             device.serial = serial
             return None
-        payload = {"type": "update", "workorderNumber": wo["workorderNumber"], "sku": wo["sku"],
-                   "serial": serial, "oldSerial": device.serial, "externalId": device.external_id,
-                   **self._ids(wo, device)}
+        payload = {
+            "type": "update",
+            "workorderNumber": wo["workorderNumber"],
+            "sku": wo["sku"],
+            "serial": serial,
+            "oldSerial": device.serial,
+            "externalId": device.external_id,
+            **self._ids(wo, device),
+        }
         delivery = await self._post("device", wo, payload)
         if delivery.ok:
             device.serial = serial
@@ -180,8 +201,14 @@ class IntegrationBuilder:
         if not self.applies(wo, "device"):
             device.serial = None
             return None
-        payload = {"type": "remove", "workorderNumber": wo["workorderNumber"], "sku": wo["sku"],
-                   "serial": device.serial, "externalId": device.external_id, **self._ids(wo, device)}
+        payload = {
+            "type": "remove",
+            "workorderNumber": wo["workorderNumber"],
+            "sku": wo["sku"],
+            "serial": device.serial,
+            "externalId": device.external_id,
+            **self._ids(wo, device),
+        }
         delivery = await self._post("device", wo, payload)
         if delivery.ok:
             device.serial = device.external_id = None
@@ -189,7 +216,11 @@ class IntegrationBuilder:
 
     # -- Item Attach ----------------------------------------------------------------------------
     def _item_payload(
-        self, wo: dict[str, Any], device: _Device, type_: str, item: dict[str, Any],
+        self,
+        wo: dict[str, Any],
+        device: _Device,
+        type_: str,
+        item: dict[str, Any],
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {"type": type_, "workorderNumber": wo["workorderNumber"], "sku": wo["sku"]}
         if device.serial is not None:
@@ -200,7 +231,12 @@ class IntegrationBuilder:
         return payload
 
     async def attach_item(
-        self, wo: dict[str, Any], sku: str, quantity: float, *, serial: str | None = None,
+        self,
+        wo: dict[str, Any],
+        sku: str,
+        quantity: float,
+        *,
+        serial: str | None = None,
         workorder_number: str | None = None,
     ) -> Delivery | None:
         """type "add": a component attached under the device (serial-managed or by quantity)."""
@@ -219,7 +255,11 @@ class IntegrationBuilder:
         return delivery
 
     async def detach_item(
-        self, wo: dict[str, Any], sku: str, *, serial: str | None = None,
+        self,
+        wo: dict[str, Any],
+        sku: str,
+        *,
+        serial: str | None = None,
     ) -> Delivery | None:
         """type "remove": sends back the item's externalId only when the attach reply gave one."""
         device = self._device(wo)
@@ -242,7 +282,11 @@ class IntegrationBuilder:
 
     # -- Operation ------------------------------------------------------------------------------
     def _op_payload(
-        self, wo: dict[str, Any], device: _Device, type_: str, report: dict[str, Any],
+        self,
+        wo: dict[str, Any],
+        device: _Device,
+        type_: str,
+        report: dict[str, Any],
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {"type": type_, "sku": wo["sku"]}
         if device.serial is not None:
@@ -257,7 +301,11 @@ class IntegrationBuilder:
         return payload
 
     async def report_operation(
-        self, wo: dict[str, Any], act_code: str, valid_qty: float, invalid_qty: float = 0,
+        self,
+        wo: dict[str, Any],
+        act_code: str,
+        valid_qty: float,
+        invalid_qty: float = 0,
     ) -> Delivery | None:
         """type "add": a report on a routing step with valid and invalid quantities."""
         device = self._device(wo)
@@ -266,9 +314,11 @@ class IntegrationBuilder:
             raise IntegrationStateError(f"{wo['workorderNumber']} has no operation {act_code}")
         other = step.get("otherId")
         report = {
-            "actCode": act_code, "workCenterCode": step.get("workCenterCode"),
+            "actCode": act_code,
+            "workCenterCode": step.get("workCenterCode"),
             "position": step.get("position"),
-            "validQty": valid_qty, "invalidQty": invalid_qty,
+            "validQty": valid_qty,
+            "invalidQty": invalid_qty,
             # ASSUMPTION: operationExternalId is the routing step's `otherId` from the ERP (seed 000
             # `_actions[].otherId`) as a string, null when unset.
             "operationExternalId": str(other) if other not in (None, "", 0) else None,

@@ -14,12 +14,15 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 __all__ = [
-    "FilterError", "ValidationFailure", "apply_filter", "error_response", "match_where", "parse_filter",
+    "FilterError",
+    "ValidationFailure",
+    "apply_filter",
+    "error_response",
+    "match_where",
+    "parse_filter",
 ]
 
-ISO_8601 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
-)
+ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
 def error_response(status: int, message: str, code: str, name: str = "Error", **extra: Any) -> JSONResponse:

@@ -69,8 +69,13 @@ class NextPlusSimulator(Simulator):
     name = NAME
 
     def __init__(
-        self, *, size: int = 6, seed: int = 0, faults: Faults | None = None,
-        login_path: str = LOGIN_PATH, token_ttl: int = DEFAULT_TTL,
+        self,
+        *,
+        size: int = 6,
+        seed: int = 0,
+        faults: Faults | None = None,
+        login_path: str = LOGIN_PATH,
+        token_ttl: int = DEFAULT_TTL,
     ) -> None:
         super().__init__(faults=faults)
         self.size, self.seed = size, seed
@@ -93,8 +98,11 @@ class NextPlusSimulator(Simulator):
         ):
             uid = _uuid(rng)
             self.users[uid] = {
-                "id": uid, "username": username, "email": f"{username}@sandbox.nextplus.local",
-                "password": password, "api": api,
+                "id": uid,
+                "username": username,
+                "email": f"{username}@sandbox.nextplus.local",
+                "password": password,
+                "api": api,
             }
         self.tokens: dict[str, dict[str, Any]] = {}
         self.workorders: dict[str, dict[str, Any]] = {}
@@ -288,7 +296,9 @@ class NextPlusSimulator(Simulator):
     async def put_integration(self, request: Request) -> Response:
         data = await request.json()
         self.integration = IntegrationBuilder(
-            source=data["source"], urls=data.get("urls", {}), seed=self.seed,
+            source=data["source"],
+            urls=data.get("urls", {}),
+            seed=self.seed,
             timeout=float(data.get("timeout", 10.0)),
         )
         return JSONResponse(self.integration.snapshot())
@@ -344,36 +354,82 @@ def seed_workorders(size: int, seed: int) -> list[dict[str, Any]]:
         sku = f"FG-{100 + i}" if finished else f"SA-{100 + i}"
         quantity = rng.randint(1, 3)
         kit: list[dict[str, Any]] = [
-            {"sku": f"RM-{rng.randint(1, 9):03d}", "quantity": rng.randint(2, 8), "unit": "pcs",
-             "act": "ASSY",
-             "issuedToKit": False, "manualIssue": False, "issuedQuantity": 0, "serials": [],
-             "lotNumbers": [{"sku": "", "lotNumber": f"LOT-{rng.randint(100, 999)}", "quantity": 10}]},
-            {"sku": f"SC-{rng.randint(1, 9):03d}", "quantity": 1, "unit": "pcs", "act": "ASSY",
-             "issuedToKit": False, "manualIssue": False, "issuedQuantity": 0,
-             "serials": [{"sku": "", "serial": f"SC-SN-{rng.randint(10000, 99999)}"}], "lotNumbers": []},
+            {
+                "sku": f"RM-{rng.randint(1, 9):03d}",
+                "quantity": rng.randint(2, 8),
+                "unit": "pcs",
+                "act": "ASSY",
+                "issuedToKit": False,
+                "manualIssue": False,
+                "issuedQuantity": 0,
+                "serials": [],
+                "lotNumbers": [{"sku": "", "lotNumber": f"LOT-{rng.randint(100, 999)}", "quantity": 10}],
+            },
+            {
+                "sku": f"SC-{rng.randint(1, 9):03d}",
+                "quantity": 1,
+                "unit": "pcs",
+                "act": "ASSY",
+                "issuedToKit": False,
+                "manualIssue": False,
+                "issuedQuantity": 0,
+                "serials": [{"sku": "", "serial": f"SC-SN-{rng.randint(10000, 99999)}"}],
+                "lotNumbers": [],
+            },
         ]
         if finished and i + 1 < size:
-            kit.append({"sku": f"SA-{101 + i}", "quantity": 1, "unit": "pcs", "act": "ASSY",
-                        "issuedToKit": False, "manualIssue": False, "issuedQuantity": 0,
-                        "serials": [], "lotNumbers": []})
+            kit.append(
+                {
+                    "sku": f"SA-{101 + i}",
+                    "quantity": 1,
+                    "unit": "pcs",
+                    "act": "ASSY",
+                    "issuedToKit": False,
+                    "manualIssue": False,
+                    "issuedQuantity": 0,
+                    "serials": [],
+                    "lotNumbers": [],
+                }
+            )
         steps = routing if finished else routing[:2]
-        out.append({
-            "sku": sku, "quantity": quantity, "workorderNumber": number,
-            "source": SOURCE if i % 5 != 4 else "MANUAL", "name": number, "partDesc": f"Produs {sku}",
-            "kitItems": kit,
-            "generatedSerials": [{"serial": f"SN-{1000 + i}-{n + 1}", "otherId": ""} for n in range(quantity)]
-            if finished else [],
-            "releasedAt": "2025-02-18T06:00:00.000Z", "expectedDate": "2025-02-20T14:00:00.000Z",
-            "erpStatus": "Released", "erpClosed": False, "priority": rng.randint(0, 3),
-            "customer": {"accountNumber": f"C{rng.randint(100, 999)}", "accountName": "Client Sandbox SRL"},
-            "project": {"description": "", "projectNumber": ""},
-            "externalId": f"ERP-WO-{1000 + i}" if i % 3 != 2 else "",
-            "_actions": [
-                {"actCode": code, "actDesc": desc, "workCenter": wc, "workCenterCode": wc,
-                 "position": 10 * (n + 1), "otherId": 500 + 10 * i + n}
-                for n, (code, desc, wc) in enumerate(steps)
-            ],
-        })
+        out.append(
+            {
+                "sku": sku,
+                "quantity": quantity,
+                "workorderNumber": number,
+                "source": SOURCE if i % 5 != 4 else "MANUAL",
+                "name": number,
+                "partDesc": f"Produs {sku}",
+                "kitItems": kit,
+                "generatedSerials": [
+                    {"serial": f"SN-{1000 + i}-{n + 1}", "otherId": ""} for n in range(quantity)
+                ]
+                if finished
+                else [],
+                "releasedAt": "2025-02-18T06:00:00.000Z",
+                "expectedDate": "2025-02-20T14:00:00.000Z",
+                "erpStatus": "Released",
+                "erpClosed": False,
+                "priority": rng.randint(0, 3),
+                "customer": {
+                    "accountNumber": f"C{rng.randint(100, 999)}",
+                    "accountName": "Client Sandbox SRL",
+                },
+                "project": {"description": "", "projectNumber": ""},
+                "externalId": f"ERP-WO-{1000 + i}" if i % 3 != 2 else "",
+                "_actions": [
+                    {
+                        "actCode": code,
+                        "actDesc": desc,
+                        "workCenter": wc,
+                        "workCenterCode": wc,
+                        "position": 10 * (n + 1),
+                        "otherId": 500 + 10 * i + n,
+                    }
+                    for n, (code, desc, wc) in enumerate(steps)
+                ],
+            }
+        )
     return out
 
 

@@ -77,9 +77,17 @@ def add_article(co: Company, p: dict[str, Any]) -> Any:
     if code in co.articles:
         # ASSUMPTION: wording of the duplicate-code error.
         raise NextUpError(f'Exista deja un articol cu codul "{code}".')
-    article = {"Id": co.new_id(), "Code": code, "Name": p["Name"], "BarCode": p.get("BarCode") or "",
-               "CategoryId": p.get("CategoryId"), "UnitOfMeasure": p.get("UnitOfMeasure") or "buc",
-               "VATRateId": p.get("VATRateId", 1), "Price": p.get("Price", 0), "Active": True}
+    article = {
+        "Id": co.new_id(),
+        "Code": code,
+        "Name": p["Name"],
+        "BarCode": p.get("BarCode") or "",
+        "CategoryId": p.get("CategoryId"),
+        "UnitOfMeasure": p.get("UnitOfMeasure") or "buc",
+        "VATRateId": p.get("VATRateId", 1),
+        "Price": p.get("Price", 0),
+        "Active": True,
+    }
     co.articles[code] = article
     return {"Id": article["Id"], "Code": code}
 
@@ -94,20 +102,33 @@ def update_article(co: Company, p: dict[str, Any]) -> Any:
 def stocks_by_code(co: Company, p: dict[str, Any]) -> Any:
     require(p, "Code")
     co.article(p["Code"])
-    return [{"WarehouseId": w, "WarehouseName": co.warehouses[w]["Name"], "Quantity": q}
-            for (c, w), q in sorted(co.stock.items()) if c == p["Code"]]
+    return [
+        {"WarehouseId": w, "WarehouseName": co.warehouses[w]["Name"], "Quantity": q}
+        for (c, w), q in sorted(co.stock.items())
+        if c == p["Code"]
+    ]
 
 
 def all_stocks(co: Company, p: dict[str, Any]) -> Any:
     wid = p.get("WarehouseId")
-    return [{"ArticleCode": c, "WarehouseId": w, "Quantity": q}
-            for (c, w), q in sorted(co.stock.items()) if wid in (None, w)]
+    return [
+        {"ArticleCode": c, "WarehouseId": w, "Quantity": q}
+        for (c, w), q in sorted(co.stock.items())
+        if wid in (None, w)
+    ]
 
 
 def _partner_record(co: Company, p: dict[str, Any], pid: int, code: str) -> dict[str, Any]:
-    return {"Id": pid, "Code": code, "Name": p["Name"], "FiscalCode": p.get("FiscalCode") or "",
-            "City": p.get("City") or "", "Country": p.get("Country") or "RO",
-            "IsClient": p.get("IsClient", True), "IsSupplier": p.get("IsSupplier", False)}
+    return {
+        "Id": pid,
+        "Code": code,
+        "Name": p["Name"],
+        "FiscalCode": p.get("FiscalCode") or "",
+        "City": p.get("City") or "",
+        "Country": p.get("Country") or "RO",
+        "IsClient": p.get("IsClient", True),
+        "IsSupplier": p.get("IsSupplier", False),
+    }
 
 
 def add_partner(co: Company, p: dict[str, Any]) -> Any:
@@ -166,8 +187,17 @@ def _sale_document(prefix: str, moves_stock: bool) -> Handler:
         moves = [(ln["ArticleCode"], ln["WarehouseId"], -ln["Quantity"]) for ln in lines]
         moves = moves if moves_stock else []
         co.move(moves)
-        doc = {"Id": co.new_id(), "Number": co.number(prefix), "Type": prefix, "Valid": True, "Moves": moves,
-               "PartnerId": p["PartnerId"], "Date": p["Date"], "Currency": currency, "Lines": lines}
+        doc = {
+            "Id": co.new_id(),
+            "Number": co.number(prefix),
+            "Type": prefix,
+            "Valid": True,
+            "Moves": moves,
+            "PartnerId": p["PartnerId"],
+            "Date": p["Date"],
+            "Currency": currency,
+            "Lines": lines,
+        }
         co.documents[doc["Id"]] = doc
         return {"Id": doc["Id"], "Number": doc["Number"]}
 
@@ -181,11 +211,21 @@ def add_transfer(co: Company, p: dict[str, Any]) -> Any:
     co.warehouse(src)
     co.warehouse(dst)
     lines = _lines(co, p, src)
-    moves = [m for ln in lines for m in ((ln["ArticleCode"], src, -ln["Quantity"]),
-                                         (ln["ArticleCode"], dst, ln["Quantity"]))]
+    moves = [
+        m
+        for ln in lines
+        for m in ((ln["ArticleCode"], src, -ln["Quantity"]), (ln["ArticleCode"], dst, ln["Quantity"]))
+    ]
     co.move(moves)
-    doc = {"Id": co.new_id(), "Number": co.number("TRF"), "Type": "TRF", "Valid": True, "Moves": moves,
-           "Date": p["Date"], "Lines": lines}
+    doc = {
+        "Id": co.new_id(),
+        "Number": co.number("TRF"),
+        "Type": "TRF",
+        "Valid": True,
+        "Moves": moves,
+        "Date": p["Date"],
+        "Lines": lines,
+    }
     co.documents[doc["Id"]] = doc
     return {"Id": doc["Id"], "Number": doc["Number"]}
 
@@ -246,8 +286,9 @@ class NextUpSimulator(Simulator):
 
     name = NAME
 
-    def __init__(self, *, size: int = 5, seed: int = 0, faults: Faults | None = None,
-                 token_ttl: float = DEFAULT_TTL) -> None:
+    def __init__(
+        self, *, size: int = 5, seed: int = 0, faults: Faults | None = None, token_ttl: float = DEFAULT_TTL
+    ) -> None:
         super().__init__(faults=faults)
         self.size, self.seed, self.token_ttl = size, seed, token_ttl
         self._load()
@@ -267,11 +308,14 @@ class NextUpSimulator(Simulator):
     def state(self, request: Request) -> dict[str, Any]:
         co = self.company
         return {
-            "articles": list(co.articles.values()), "partners": list(co.partners.values()),
+            "articles": list(co.articles.values()),
+            "partners": list(co.partners.values()),
             "warehouses": list(co.warehouses.values()),
             "stock": all_stocks(co, {}),
-            "documents": list(co.documents.values()), "productionOrders": list(co.production_orders.values()),
-            "serials": list(co.serials.values()), "tokens": len(self.tokens),
+            "documents": list(co.documents.values()),
+            "productionOrders": list(co.production_orders.values()),
+            "serials": list(co.serials.values()),
+            "tokens": len(self.tokens),
         }
 
     def ttl(self) -> float:

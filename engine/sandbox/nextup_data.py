@@ -79,15 +79,22 @@ def _num(value: float) -> str:
 
 
 ARTICLES = [
-    ("MP-001", "Șurub M6 inox", "buc"), ("MP-002", "Piuliță M6", "buc"),
-    ("MP-003", "Placă electronică principală", "buc"), ("MP-004", "Carcasă aluminiu", "buc"),
-    ("MP-005", "Cablu alimentare 2 m", "buc"), ("MP-006", "Garnitură etanșare", "buc"),
-    ("MP-007", "Senzor temperatură", "buc"), ("MP-008", "Vopsea epoxidică gri", "kg"),
-    ("PF-001", "Controler climatizare CX-1", "buc"), ("PF-002", "Modul comunicație țesătorie", "buc"),
-    ("PF-003", "Panou frontal încălzire", "buc"), ("PF-004", "Ansamblu motor ventilație", "buc"),
+    ("MP-001", "Șurub M6 inox", "buc"),
+    ("MP-002", "Piuliță M6", "buc"),
+    ("MP-003", "Placă electronică principală", "buc"),
+    ("MP-004", "Carcasă aluminiu", "buc"),
+    ("MP-005", "Cablu alimentare 2 m", "buc"),
+    ("MP-006", "Garnitură etanșare", "buc"),
+    ("MP-007", "Senzor temperatură", "buc"),
+    ("MP-008", "Vopsea epoxidică gri", "kg"),
+    ("PF-001", "Controler climatizare CX-1", "buc"),
+    ("PF-002", "Modul comunicație țesătorie", "buc"),
+    ("PF-003", "Panou frontal încălzire", "buc"),
+    ("PF-004", "Ansamblu motor ventilație", "buc"),
 ]
 PARTNERS = [
-    ("Alfa Construcții SRL", "RO14399840", "Brașov"), ("Electro Mureș SA", "RO1234567", "Târgu Mureș"),
+    ("Alfa Construcții SRL", "RO14399840", "Brașov"),
+    ("Electro Mureș SA", "RO1234567", "Târgu Mureș"),
     ("Țesătoria Bănățeană SRL", "RO30112233", "Timișoara"),
     ("Fabrica de Mobilă Iași SA", "RO2113344", "Iași"),
     ("Întreprinderea Oțelul SRL", "RO40555666", "Galați"),
@@ -105,8 +112,13 @@ def seed_company(size: int, seed: int, database: str = DATABASE) -> Company:
     for i, (code, name, unit) in enumerate(ARTICLES):
         aid = co.new_id()
         co.articles[code] = {
-            "Id": aid, "Code": code, "Name": name, "BarCode": f"594{rng.randint(10**9, 10**10 - 1)}",
-            "CategoryId": 1 if code.startswith("MP") else 2, "UnitOfMeasure": unit, "VATRateId": 1,
+            "Id": aid,
+            "Code": code,
+            "Name": name,
+            "BarCode": f"594{rng.randint(10**9, 10**10 - 1)}",
+            "CategoryId": 1 if code.startswith("MP") else 2,
+            "UnitOfMeasure": unit,
+            "VATRateId": 1,
             "Price": round(rng.uniform(2, 60) if code.startswith("MP") else rng.uniform(300, 900), 2),
             "Active": True,
         }
@@ -117,8 +129,16 @@ def seed_company(size: int, seed: int, database: str = DATABASE) -> Company:
         co.warehouses[wid] = {"Id": wid, "Name": name}
     for n, (name, fiscal, city) in enumerate(PARTNERS):
         pid = co.new_id()
-        co.partners[pid] = {"Id": pid, "Code": f"P{n + 1:04d}", "Name": name, "FiscalCode": fiscal,
-                            "City": city, "Country": "RO", "IsClient": True, "IsSupplier": n % 3 == 0}
+        co.partners[pid] = {
+            "Id": pid,
+            "Code": f"P{n + 1:04d}",
+            "Name": name,
+            "FiscalCode": fiscal,
+            "City": city,
+            "Country": "RO",
+            "IsClient": True,
+            "IsSupplier": n % 3 == 0,
+        }
     # ASSUMPTION: series start where a company that has traded for a while would be.
     co.series = {"COM": 555, "FCT": 1203, "AVZ": 877, "TRF": 64, "RP": 0, "BC": 0, "CP": 120}
     co.rates = {"RON": 1.0, "EUR": 4.9764, "USD": 4.5815, "GBP": 5.8312}
@@ -131,19 +151,31 @@ def seed_company(size: int, seed: int, database: str = DATABASE) -> Company:
         comps = rng.sample(materials, 3)
         client = clients[i % len(clients)]
         co.production_orders[code] = {
-            "Id": co.new_id(), "Code": code, "ArticleCode": finished[i % len(finished)], "Quantity": qty,
-            "ReportedQuantity": 0, "RejectedQuantity": 0, "Status": "Lansata",
+            "Id": co.new_id(),
+            "Code": code,
+            "ArticleCode": finished[i % len(finished)],
+            "Quantity": qty,
+            "ReportedQuantity": 0,
+            "RejectedQuantity": 0,
+            "Status": "Lansata",
             "Customer": {"Code": client["Code"], "Name": client["Name"]},
             "Project": f"PRJ-{2025}-{i % 3 + 1:03d}",
-            "StartDate": f"2025-03-{i % 28 + 1:02d}", "EndDate": f"2025-04-{i % 28 + 1:02d}",
+            "StartDate": f"2025-03-{i % 28 + 1:02d}",
+            "EndDate": f"2025-04-{i % 28 + 1:02d}",
             "WarehouseId": 2,
             "Components": [
-                {"ArticleCode": c, "Quantity": qty * rng.randint(1, 4), "Lot": f"L{rng.randint(1000, 9999)}"
-                 if n == 0 else None, "Serials": []}
+                {
+                    "ArticleCode": c,
+                    "Quantity": qty * rng.randint(1, 4),
+                    "Lot": f"L{rng.randint(1000, 9999)}" if n == 0 else None,
+                    "Serials": [],
+                }
                 for n, c in enumerate(comps)
             ],
-            "Operations": [{"Code": oc, "Name": on, "WorkCenter": wc, "Position": 10 * (n + 1)}
-                           for n, (oc, on, wc) in enumerate(ROUTING)],
+            "Operations": [
+                {"Code": oc, "Name": on, "WorkCenter": wc, "Position": 10 * (n + 1)}
+                for n, (oc, on, wc) in enumerate(ROUTING)
+            ],
             "LastModified": f"2025-03-{i % 28 + 1:02d}T08:{i % 60:02d}:00",
         }
     return co

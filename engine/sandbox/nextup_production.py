@@ -65,7 +65,7 @@ def get_production_orders(co: Company, p: dict[str, Any]) -> Any:
     rows = sorted(co.production_orders.values(), key=lambda o: (o["LastModified"], o["Code"]))
     if since:
         rows = [o for o in rows if o["LastModified"] > str(since)]
-    return rows[(page - 1) * size: page * size]
+    return rows[(page - 1) * size : page * size]
 
 
 def add_production_report(co: Company, p: dict[str, Any]) -> Any:
@@ -77,15 +77,19 @@ def add_production_report(co: Company, p: dict[str, Any]) -> Any:
         raise NextUpError('Parametrul "Quantity" trebuie sa fie un numar pozitiv.')
     if p["ArticleCode"] != order["ArticleCode"]:
         raise NextUpError(
-            f'Articolul "{p["ArticleCode"]}" nu corespunde comenzii de productie "{order["Code"]}".')
+            f'Articolul "{p["ArticleCode"]}" nu corespunde comenzii de productie "{order["Code"]}".'
+        )
     ops = order["Operations"]
     op_code = p.get("OperationCode") or ops[-1]["Code"]
     op = next((o for o in ops if o["Code"] == op_code), None)
     if op is None:
         raise NextUpError(f'Operatia "{op_code}" nu exista pe comanda de productie "{order["Code"]}".')
     reported = sum(
-        d["Quantity"] + d["RejectedQuantity"] for d in co.documents.values()
-        if d["Type"] == "RP" and d["Valid"] and d["ProductionOrderCode"] == order["Code"]
+        d["Quantity"] + d["RejectedQuantity"]
+        for d in co.documents.values()
+        if d["Type"] == "RP"
+        and d["Valid"]
+        and d["ProductionOrderCode"] == order["Code"]
         and d["OperationCode"] == op_code
     )
     left = order["Quantity"] - reported
@@ -103,11 +107,20 @@ def add_production_report(co: Company, p: dict[str, Any]) -> Any:
         order["ReportedQuantity"] += good
         order["RejectedQuantity"] += rejected
     _touch(order)
-    doc = {"Id": co.new_id(), "Number": co.number("RP"), "Type": "RP", "Valid": True, "Moves": moves,
-           "ProductionOrderCode": order["Code"], "OperationCode": op_code, "Final": final,
-           "Quantity": good, "RejectedQuantity": rejected,
-           "WorkCenter": p.get("WorkCenter") or op["WorkCenter"],
-           "Serial": p.get("Serial")}
+    doc = {
+        "Id": co.new_id(),
+        "Number": co.number("RP"),
+        "Type": "RP",
+        "Valid": True,
+        "Moves": moves,
+        "ProductionOrderCode": order["Code"],
+        "OperationCode": op_code,
+        "Final": final,
+        "Quantity": good,
+        "RejectedQuantity": rejected,
+        "WorkCenter": p.get("WorkCenter") or op["WorkCenter"],
+        "Serial": p.get("Serial"),
+    }
     co.documents[doc["Id"]] = doc
     return {"Id": doc["Id"], "Number": doc["Number"]}
 
@@ -128,8 +141,15 @@ def add_consumption_note(co: Company, p: dict[str, Any]) -> Any:
         moves.append((line["ArticleCode"], line["WarehouseId"], -number_param(line, "Quantity")))
     co.move(moves)
     _touch(order)
-    doc = {"Id": co.new_id(), "Number": co.number("BC"), "Type": "BC", "Valid": True, "Moves": moves,
-           "ProductionOrderCode": order["Code"], "Lines": lines}
+    doc = {
+        "Id": co.new_id(),
+        "Number": co.number("BC"),
+        "Type": "BC",
+        "Valid": True,
+        "Moves": moves,
+        "ProductionOrderCode": order["Code"],
+        "Lines": lines,
+    }
     co.documents[doc["Id"]] = doc
     return {"Id": doc["Id"], "Number": doc["Number"]}
 
@@ -141,8 +161,12 @@ def add_serial_number(co: Company, p: dict[str, Any]) -> Any:
     key = (p["ArticleCode"], str(p["Serial"]))
     if key in co.serials:
         raise NextUpError(f'Seria "{p["Serial"]}" exista deja pentru articolul "{p["ArticleCode"]}".')
-    record = {"Id": co.new_id(), "ArticleCode": key[0], "Serial": key[1],
-              "ProductionOrderCode": p["ProductionOrderCode"]}
+    record = {
+        "Id": co.new_id(),
+        "ArticleCode": key[0],
+        "Serial": key[1],
+        "ProductionOrderCode": p["ProductionOrderCode"],
+    }
     co.serials[key] = record
     return {"Id": record["Id"]}
 

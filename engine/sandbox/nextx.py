@@ -71,8 +71,9 @@ class NextXSimulator(Simulator):
 
     name = NAME
 
-    def __init__(self, *, size: int = 20, seed: int = 0, faults: Faults | None = None,
-                 token_ttl: float = DEFAULT_TTL) -> None:
+    def __init__(
+        self, *, size: int = 20, seed: int = 0, faults: Faults | None = None, token_ttl: float = DEFAULT_TTL
+    ) -> None:
         super().__init__(faults=faults)
         self.size, self.seed, self.token_ttl = size, seed, token_ttl
         self._load()
@@ -102,14 +103,16 @@ class NextXSimulator(Simulator):
                 body = {}
         body = body if isinstance(body, dict) else {}
         ok = (
-            body.get("grant_type") == "client_credentials" and body.get("scope") == "public.api"
+            body.get("grant_type") == "client_credentials"
+            and body.get("scope") == "public.api"
             and body.get("client_id") == CREDENTIALS["client_id"]
             and body.get("client_secret") == CREDENTIALS["client_secret"]
         )
         if not ok:
             # The seed's reply: meta.status_code 1. ASSUMPTION: on HTTP 401.
-            return JSONResponse({"meta": {"message": "Incorrect credentials", "status_code": 1}, "data": []},
-                                status_code=401)
+            return JSONResponse(
+                {"meta": {"message": "Incorrect credentials", "status_code": 1}, "data": []}, status_code=401
+            )
         token = secrets.token_hex(20)
         ttl = self.ttl()
         self.tokens[token] = self.clock() + ttl
@@ -124,8 +127,9 @@ class NextXSimulator(Simulator):
         expiry = self.tokens.get(token)
         if expiry is None or self.clock() >= expiry:
             # The seed: "If the token is expired or invalid ... 401 ... Token expired".
-            return JSONResponse({"meta": {"message": "Token expired", "status_code": 401}, "data": []},
-                                status_code=401)
+            return JSONResponse(
+                {"meta": {"message": "Token expired", "status_code": 401}, "data": []}, status_code=401
+            )
         return None
 
     # -- helpers --------------------------------------------------------------------------------
@@ -144,7 +148,7 @@ class NextXSimulator(Simulator):
 
     def _page(self, request: Request, rows: list[dict[str, Any]]) -> JSONResponse:
         page, limit = self.paging(request)
-        return envelope(rows[page * limit: (page + 1) * limit])
+        return envelope(rows[page * limit : (page + 1) * limit])
 
     def handler(self, fn: Any) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -171,8 +175,12 @@ class NextXSimulator(Simulator):
         if request.method == "POST":
             return envelope(self.store.add_product(body), "Product created successfully")
         branch = self.store.branch_param(request.query_params.get("branch_id"))
-        return self._page(request, self.store.product_rows(branch, request.query_params.get("strSearch"),
-                                                           request.query_params.getlist("type[]")))
+        return self._page(
+            request,
+            self.store.product_rows(
+                branch, request.query_params.get("strSearch"), request.query_params.getlist("type[]")
+            ),
+        )
 
     async def product_detail(self, request: Request, body: Any) -> Response:
         q = request.query_params
@@ -184,8 +192,11 @@ class NextXSimulator(Simulator):
             self.store.add_customer(body)
             return envelope(self.store.customers[max(self.store.customers)], "Customer created successfully")
         term = (request.query_params.get("sttsearch") or "").strip().lower()
-        rows = [c for c in self.store.customers.values()
-                if not term or term in f"{c['name']} {c['code']} {c['mobile']}".lower()]
+        rows = [
+            c
+            for c in self.store.customers.values()
+            if not term or term in f"{c['name']} {c['code']} {c['mobile']}".lower()
+        ]
         return self._page(request, rows)
 
     async def customer(self, request: Request, body: Any) -> Response:
@@ -217,8 +228,11 @@ class NextXSimulator(Simulator):
         since = request.query_params.get("updated_from")
         branch = request.query_params.get("branch_id")
         rows = sorted(self.store.orders.values(), key=lambda o: (o["updated_at"], o["id"]))
-        rows = [o for o in rows if (not since or o["updated_at"] > since)
-                and (not branch or str(o["branch_id"]) == branch)]
+        rows = [
+            o
+            for o in rows
+            if (not since or o["updated_at"] > since) and (not branch or str(o["branch_id"]) == branch)
+        ]
         return self._page(request, rows)
 
     async def production_report(self, request: Request, body: Any) -> Response:
@@ -231,13 +245,17 @@ class NextXSimulator(Simulator):
 
     async def production_report_delete(self, request: Request, body: Any) -> Response:
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        return envelope(self.store.reverse_report(request.path_params["id"], stamp),
-                        "Production report reversed successfully")
+        return envelope(
+            self.store.reverse_report(request.path_params["id"], stamp),
+            "Production report reversed successfully",
+        )
 
     async def consumption_delete(self, request: Request, body: Any) -> Response:
         stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        return envelope(self.store.reverse_consumption(request.path_params["id"], stamp),
-                        "Consumption reversed successfully")
+        return envelope(
+            self.store.reverse_consumption(request.path_params["id"], stamp),
+            "Consumption reversed successfully",
+        )
 
     def routes(self) -> list[BaseRoute]:
         h = self.handler

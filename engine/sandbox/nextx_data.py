@@ -49,12 +49,17 @@ class NextXStore:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "branches": list(self.branches.values()), "products": list(self.products.values()),
-            "stock": [{"product_id": p, "branch_id": b, "qty": q}
-                      for (p, b), q in sorted(self.stock.items())],
-            "customers": list(self.customers.values()), "purchases": list(self.purchases.values()),
-            "sells": list(self.sells.values()), "production_orders": list(self.orders.values()),
-            "production_reports": self.reports, "consumptions": self.consumptions,
+            "branches": list(self.branches.values()),
+            "products": list(self.products.values()),
+            "stock": [
+                {"product_id": p, "branch_id": b, "qty": q} for (p, b), q in sorted(self.stock.items())
+            ],
+            "customers": list(self.customers.values()),
+            "purchases": list(self.purchases.values()),
+            "sells": list(self.sells.values()),
+            "production_orders": list(self.orders.values()),
+            "production_reports": self.reports,
+            "consumptions": self.consumptions,
         }
 
     def branch_param(self, raw: Any) -> int:
@@ -77,9 +82,12 @@ class NextXStore:
 
     def product_rows(self, branch: int, search: str | None, types: list[str]) -> list[dict[str, Any]]:
         term = (search or "").lower()
-        return [self.product_row(p, branch) for p in self.products.values()
-                if (not term or term in f"{p['product_fullname']} {p['product_code']} {p['sku']}".lower())
-                and (not types or p["product_type"] in types)]
+        return [
+            self.product_row(p, branch)
+            for p in self.products.values()
+            if (not term or term in f"{p['product_fullname']} {p['product_code']} {p['sku']}".lower())
+            and (not types or p["product_type"] in types)
+        ]
 
     def product_detail(self, variation: Any, branch: int) -> dict[str, Any]:
         if variation in (None, ""):
@@ -97,8 +105,15 @@ class NextXStore:
         code = body.get("code") or f"SP{pid:06d}"
         if any(p["product_code"] == code for p in self.products.values()):
             raise Invalid("The code has already been taken.", "code")
-        product = _product(pid, code, body.get("sku") or code, body["name"], body.get("sell_price", 0),
-                           body.get("purchase_price", 0), body.get("type") or "single")
+        product = _product(
+            pid,
+            code,
+            body.get("sku") or code,
+            body["name"],
+            body.get("sell_price", 0),
+            body.get("purchase_price", 0),
+            body.get("type") or "single",
+        )
         self.products[pid] = product
         self.stock[(pid, branch)] = float(body.get("qty_begin_stock") or 0)
         return self.product_row(product, branch)
@@ -110,9 +125,14 @@ class NextXStore:
             raise Invalid("The selected type is invalid.", "type")
         cid = max(self.customers, default=0) + 1
         self.customers[cid] = {
-            "id": cid, "name": body["name"], "code": f"KH{cid:06d}", "mobile": body.get("mobile") or "",
-            "email": body.get("email") or "", "address": body.get("address") or "",
-            "tax_number": body.get("tax_number") or "", "type": body.get("type", "customer"),
+            "id": cid,
+            "name": body["name"],
+            "code": f"KH{cid:06d}",
+            "mobile": body.get("mobile") or "",
+            "email": body.get("email") or "",
+            "address": body.get("address") or "",
+            "tax_number": body.get("tax_number") or "",
+            "type": body.get("type", "customer"),
             "branch_id": body.get("branch_id"),
         }
 
@@ -151,8 +171,13 @@ class NextXStore:
         if any(o["invoice_no"] == invoice for o in table.values()):
             raise Invalid("The invoice no has already been taken.", "invoice_no")
         self.move(branch, [(pid, qty if kind == "purchase" else -qty) for pid, qty in lines])
-        record = {**body, "id": oid, "invoice_no": invoice, "branch_id": branch,
-                  "shipping_status": body.get("shipping_status") or "ordered"}
+        record = {
+            **body,
+            "id": oid,
+            "invoice_no": invoice,
+            "branch_id": branch,
+            "shipping_status": body.get("shipping_status") or "ordered",
+        }
         table[oid] = record
         return record
 
@@ -174,8 +199,11 @@ class NextXStore:
         op = body.get("operation_code") or ops[-1]
         if op not in ops:
             raise Invalid("The selected operation_code is invalid.", "operation_code")
-        done = sum(r["quantity"] + r["rejected_quantity"] for r in self.reports
-                   if r["order_code"] == order["code"] and r["operation_code"] == op and not r["reversed"])
+        done = sum(
+            r["quantity"] + r["rejected_quantity"]
+            for r in self.reports
+            if r["order_code"] == order["code"] and r["operation_code"] == op and not r["reversed"]
+        )
         if done + good + bad > order["quantity"]:
             raise Invalid(f"The quantity may not be greater than {order['quantity'] - done:g}.", "quantity")
         if op == ops[-1]:
@@ -183,8 +211,15 @@ class NextXStore:
             order["produced_qty"] += good
             order["rejected_qty"] += bad
         order["updated_at"] = stamp
-        report = {"id": len(self.reports) + 1, "order_code": order["code"], "operation_code": op,
-                  "quantity": good, "rejected_quantity": bad, "serial": body.get("serial"), "reversed": False}
+        report = {
+            "id": len(self.reports) + 1,
+            "order_code": order["code"],
+            "operation_code": op,
+            "quantity": good,
+            "rejected_quantity": bad,
+            "serial": body.get("serial"),
+            "reversed": False,
+        }
         self.reports.append(report)
         return report
 
@@ -224,59 +259,121 @@ class NextXStore:
         branch = self.branch_param(body.get("branch_id"))
         self.move(branch, [(pid, -qty) for pid, qty in self._lines(body)])
         order["updated_at"] = stamp
-        record = {"id": len(self.consumptions) + 1, "order_code": order["code"], "branch_id": branch,
-                  "products": body["products"], "reversed": False}
+        record = {
+            "id": len(self.consumptions) + 1,
+            "order_code": order["code"],
+            "branch_id": branch,
+            "products": body["products"],
+            "reversed": False,
+        }
         self.consumptions.append(record)
         return record
 
 
 def _product(pid: int, code: str, sku: str, name: str, sell: float, buy: float, kind: str) -> dict[str, Any]:
     return {
-        "id": pid, "product_id": pid, "variations_id": 100 + pid, "product_fullname": name,
-        "product_code": code, "sku": sku, "barcode": f"893{pid:010d}", "product_image": "", "unit": "Cái",
-        "selling_price": sell, "purchase_price": buy, "brand_name": "", "category_name": "Sản xuất",
-        "specification": "", "product_type": kind, "weight": 0, "length": "", "width": "", "height": "",
+        "id": pid,
+        "product_id": pid,
+        "variations_id": 100 + pid,
+        "product_fullname": name,
+        "product_code": code,
+        "sku": sku,
+        "barcode": f"893{pid:010d}",
+        "product_image": "",
+        "unit": "Cái",
+        "selling_price": sell,
+        "purchase_price": buy,
+        "brand_name": "",
+        "category_name": "Sản xuất",
+        "specification": "",
+        "product_type": kind,
+        "weight": 0,
+        "length": "",
+        "width": "",
+        "height": "",
         "product_variation": {"product_id": pid, "variations_id": 100 + pid, "unit_id": 1, "price": sell},
     }
 
 
-NAMES = ["Bo mạch điều khiển", "Vỏ nhôm", "Cáp nguồn 2 m", "Cảm biến nhiệt độ", "Ốc vít M6", "Quạt tản nhiệt",
-         "Bộ điều khiển CX-1", "Mô-đun truyền thông", "Bảng điều khiển", "Động cơ thông gió"]
+NAMES = [
+    "Bo mạch điều khiển",
+    "Vỏ nhôm",
+    "Cáp nguồn 2 m",
+    "Cảm biến nhiệt độ",
+    "Ốc vít M6",
+    "Quạt tản nhiệt",
+    "Bộ điều khiển CX-1",
+    "Mô-đun truyền thông",
+    "Bảng điều khiển",
+    "Động cơ thông gió",
+]
 
 
 def seed_store(size: int, seed: int) -> NextXStore:
     """Two branches, `size` products (the last four kinds finished goods), customers and orders."""
     rng = seeded(seed, "nextx")
     store = NextXStore()
-    store.branches = {1: {"id": 1, "name": "Chi nhánh Hà Nội", "code": "HN"},
-                      2: {"id": 2, "name": "Chi nhánh Hồ Chí Minh", "code": "HCM"}}
+    store.branches = {
+        1: {"id": 1, "name": "Chi nhánh Hà Nội", "code": "HN"},
+        2: {"id": 2, "name": "Chi nhánh Hồ Chí Minh", "code": "HCM"},
+    }
     for pid in range(1, max(size, 4) + 1):
         name = f"{NAMES[(pid - 1) % len(NAMES)]} {pid:03d}"
-        store.products[pid] = _product(pid, f"SP{pid:06d}", f"SKU-{pid:04d}", name,
-                                       rng.randint(10, 500) * 1000, rng.randint(5, 300) * 1000, "single")
+        store.products[pid] = _product(
+            pid,
+            f"SP{pid:06d}",
+            f"SKU-{pid:04d}",
+            name,
+            rng.randint(10, 500) * 1000,
+            rng.randint(5, 300) * 1000,
+            "single",
+        )
         for branch in store.branches:
             store.stock[(pid, branch)] = float(rng.randint(0, 200))
     for cid in range(1, 7):
-        store.customers[cid] = {"id": cid, "name": f"Công ty Khách hàng {cid}", "code": f"KH{cid:06d}",
-                                "mobile": f"09{rng.randint(10**7, 10**8 - 1)}", "email": "",
-                                "address": "Hà Nội",
-                                "tax_number": "", "type": "customer" if cid % 3 else "supplier",
-                                "branch_id": 1}
+        store.customers[cid] = {
+            "id": cid,
+            "name": f"Công ty Khách hàng {cid}",
+            "code": f"KH{cid:06d}",
+            "mobile": f"09{rng.randint(10**7, 10**8 - 1)}",
+            "email": "",
+            "address": "Hà Nội",
+            "tax_number": "",
+            "type": "customer" if cid % 3 else "supplier",
+            "branch_id": 1,
+        }
     pids = list(store.products)
     for oid in range(1, max(size // 4, 1) + 1):
         product = pids[-(oid % 4) - 1]
         qty = rng.randint(2, 10)
         store.orders[oid] = {
-            "id": oid, "code": f"LSX{oid:05d}", "product_id": product,
+            "id": oid,
+            "code": f"LSX{oid:05d}",
+            "product_id": product,
             "variation_id": store.products[product]["variations_id"],
-            "product_code": store.products[product]["product_code"], "quantity": qty, "produced_qty": 0,
-            "rejected_qty": 0, "status": "in_progress", "branch_id": 1, "customer_id": oid % 6 + 1,
-            "start_date": f"2025-03-{oid % 28 + 1:02d}", "end_date": f"2025-04-{oid % 28 + 1:02d}",
+            "product_code": store.products[product]["product_code"],
+            "quantity": qty,
+            "produced_qty": 0,
+            "rejected_qty": 0,
+            "status": "in_progress",
+            "branch_id": 1,
+            "customer_id": oid % 6 + 1,
+            "start_date": f"2025-03-{oid % 28 + 1:02d}",
+            "end_date": f"2025-04-{oid % 28 + 1:02d}",
             "updated_at": f"2025-03-{oid % 28 + 1:02d} 08:00:00",
-            "components": [{"product_id": c, "product_code": store.products[c]["product_code"],
-                            "quantity": qty * rng.randint(1, 3)} for c in rng.sample(pids[:-4] or pids, 2)],
-            "operations": [{"code": c, "name": n, "work_center": w, "position": 10 * (i + 1)} for i, (c, n, w)
-                           in enumerate([("CAT", "Cắt", "WC-1"), ("LAP", "Lắp ráp", "WC-2"),
-                                         ("KT", "Kiểm tra", "WC-3")])],
+            "components": [
+                {
+                    "product_id": c,
+                    "product_code": store.products[c]["product_code"],
+                    "quantity": qty * rng.randint(1, 3),
+                }
+                for c in rng.sample(pids[:-4] or pids, 2)
+            ],
+            "operations": [
+                {"code": c, "name": n, "work_center": w, "position": 10 * (i + 1)}
+                for i, (c, n, w) in enumerate(
+                    [("CAT", "Cắt", "WC-1"), ("LAP", "Lắp ráp", "WC-2"), ("KT", "Kiểm tra", "WC-3")]
+                )
+            ],
         }
     return store

@@ -22,8 +22,13 @@ from engine.sandbox.emitter import Delivery, IntegrationBuilder, IntegrationStat
 __all__ = ["ACTION_KINDS", "Action", "ShiftSummary", "play_shift", "script_shift"]
 
 ACTION_KINDS = (
-    "set_serial", "change_serial", "remove_serial", "attach_item", "detach_item",
-    "report_operation", "undo_report",
+    "set_serial",
+    "change_serial",
+    "remove_serial",
+    "attach_item",
+    "detach_item",
+    "report_operation",
+    "undo_report",
 )
 
 
@@ -85,13 +90,23 @@ def _script_one(wo: dict[str, Any], by_sku: dict[str, str], rng: Any) -> list[Ac
     for step in steps:
         invalid = 1 if rng.random() < 0.3 else 0
         valid = max(0, int(wo.get("quantity") or 1) - invalid)
-        acts.append(Action("report_operation", number,
-                           {"actCode": step["actCode"], "validQty": valid, "invalidQty": invalid}))
+        acts.append(
+            Action(
+                "report_operation",
+                number,
+                {"actCode": step["actCode"], "validQty": valid, "invalidQty": invalid},
+            )
+        )
     if steps and rng.random() < 0.5:
         last = steps[-1]["actCode"]
         acts.append(Action("undo_report", number, {"actCode": last}))
-        acts.append(Action("report_operation", number,
-                           {"actCode": last, "validQty": int(wo.get("quantity") or 1), "invalidQty": 0}))
+        acts.append(
+            Action(
+                "report_operation",
+                number,
+                {"actCode": last, "validQty": int(wo.get("quantity") or 1), "invalidQty": 0},
+            )
+        )
     if attached and rng.random() < 0.5:
         victim = rng.choice(attached)
         acts.append(Action("detach_item", number, {k: victim[k] for k in ("sku", "serial") if k in victim}))
@@ -120,8 +135,11 @@ def script_shift(workorders: list[dict[str, Any]], seed: int) -> list[Action]:
     with_kit = [w for w in ordered if w.get("kitItems")]
     if with_steps:
         wo = with_steps[0]
-        _ensure(acts, "undo_report", lambda: Action(
-            "undo_report", wo["workorderNumber"], {"actCode": wo["_actions"][-1]["actCode"]}))
+        _ensure(
+            acts,
+            "undo_report",
+            lambda: Action("undo_report", wo["workorderNumber"], {"actCode": wo["_actions"][-1]["actCode"]}),
+        )
     if with_kit:
         wo = with_kit[0]
         kit = wo["kitItems"][0]
@@ -130,9 +148,15 @@ def script_shift(workorders: list[dict[str, Any]], seed: int) -> list[Action]:
         _ensure(acts, "detach_item", lambda: Action("detach_item", wo["workorderNumber"], params))
     if with_serial:
         first, last = with_serial[0], with_serial[-1]
-        _ensure(acts, "change_serial", lambda: Action(
-            "change_serial", first["workorderNumber"],
-            {"serial": first["generatedSerials"][0]["serial"] + "-R"}))
+        _ensure(
+            acts,
+            "change_serial",
+            lambda: Action(
+                "change_serial",
+                first["workorderNumber"],
+                {"serial": first["generatedSerials"][0]["serial"] + "-R"},
+            ),
+        )
         acts.append(Action("remove_serial", last["workorderNumber"]))
     return acts
 
@@ -146,8 +170,9 @@ async def _run(builder: IntegrationBuilder, wo: dict[str, Any], action: Action) 
     if action.kind == "remove_serial":
         return await builder.remove_serial(wo)
     if action.kind == "attach_item":
-        return await builder.attach_item(wo, p["sku"], p["quantity"], serial=p.get("serial"),
-                                         workorder_number=p.get("workorderNumber"))
+        return await builder.attach_item(
+            wo, p["sku"], p["quantity"], serial=p.get("serial"), workorder_number=p.get("workorderNumber")
+        )
     if action.kind == "detach_item":
         return await builder.detach_item(wo, p["sku"], serial=p.get("serial"))
     if action.kind == "report_operation":
@@ -158,7 +183,9 @@ async def _run(builder: IntegrationBuilder, wo: dict[str, Any], action: Action) 
 
 
 async def play_shift(
-    builder: IntegrationBuilder, workorders: list[dict[str, Any]], actions: list[Action],
+    builder: IntegrationBuilder,
+    workorders: list[dict[str, Any]],
+    actions: list[Action],
 ) -> ShiftSummary:
     """Plays the actions in order; an action refused by the ERP leaves the MES state unchanged."""
     by_number = {w["workorderNumber"]: w for w in workorders}
@@ -181,6 +208,7 @@ async def play_shift(
         if delivery.ok:
             summary.succeeded += 1
         else:
-            summary.failures.append({"action": action.to_dict(), "status": delivery.status,
-                                     "message": delivery.message})
+            summary.failures.append(
+                {"action": action.to_dict(), "status": delivery.status, "message": delivery.message}
+            )
     return summary

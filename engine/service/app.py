@@ -329,6 +329,7 @@ def create_app(service: Service) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/{path:path}", webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield

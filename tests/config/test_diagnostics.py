@@ -14,13 +14,13 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from engine.config.diagnostics import (
     Diagnostic,
-    did_you_mean,
     format_github,
     format_json,
     format_text,
     validate_model,
 )
 from engine.config.yamlsource import load_yaml
+from engine.suggest import did_you_mean
 
 FILE = "mappings/priority/operation.yaml"
 

@@ -54,8 +54,9 @@ async def test_polled_orders_appear_in_next_plus_with_every_mapped_field(stack: 
         assert wo["partDesc"] == product["product_fullname"]
         assert wo["externalId"] == str(order["id"])
         assert wo["customer"] == {"accountNumber": customer["code"], "accountName": customer["name"]}
-        assert wo["kitItems"] == [{"sku": c["product_code"], "quantity": c["quantity"]}
-                                  for c in order["components"]]
+        assert wo["kitItems"] == [
+            {"sku": c["product_code"], "quantity": c["quantity"]} for c in order["components"]
+        ]
         assert [(a["actCode"], a["actDesc"], a["workCenterCode"], a["position"]) for a in wo["_actions"]] == [
             (op["code"], op["name"], op["work_center"], op["position"]) for op in order["operations"]
         ]
@@ -81,7 +82,8 @@ async def test_polled_orders_appear_in_next_plus_with_every_mapped_field(stack: 
 
     # Nothing new: only the edge record is read again, and only patched again.
     assert [(o.body["workorderNumber"], o.body["action"]) for o in await stack.poll("nextx.workorders")] == [
-        (first["code"], "updated")]
+        (first["code"], "updated")
+    ]
 
 
 async def test_operator_shift_is_booked_in_nextx_record_by_record(stack: Stack) -> None:
@@ -101,12 +103,19 @@ async def test_operator_shift_is_booked_in_nextx_record_by_record(stack: Stack) 
     actions = [
         Action("set_serial", "LSX00001", {"serial": "SN-LSX1-01"}),
         # serial-managed, quantity-only, and a sub-assembly with its own work order
-        Action("attach_item", "LSX00001", {"sku": comp_a["product_code"], "quantity": 1, "serial": "CMP-Ư-1"}),
+        Action(
+            "attach_item", "LSX00001", {"sku": comp_a["product_code"], "quantity": 1, "serial": "CMP-Ư-1"}
+        ),
         Action("attach_item", "LSX00001", {"sku": comp_b["product_code"], "quantity": 3}),
-        Action("attach_item", "LSX00001", {"sku": sub_wo["sku"], "quantity": 1,
-                                           "workorderNumber": "LSX00002"}),
-        *[Action("report_operation", "LSX00001", {"actCode": op["code"], "validQty": qty - 1, "invalidQty": 1})
-          for op in main["operations"]],
+        Action(
+            "attach_item", "LSX00001", {"sku": sub_wo["sku"], "quantity": 1, "workorderNumber": "LSX00002"}
+        ),
+        *[
+            Action(
+                "report_operation", "LSX00001", {"actCode": op["code"], "validQty": qty - 1, "invalidQty": 1}
+            )
+            for op in main["operations"]
+        ],
         Action("undo_report", "LSX00001", {"actCode": last_op}),
         Action("report_operation", "LSX00001", {"actCode": last_op, "validQty": qty, "invalidQty": 0}),
         # over-reporting: NextX refuses and the operator sees its own message
@@ -159,23 +168,55 @@ async def test_operator_shift_is_booked_in_nextx_record_by_record(stack: Stack) 
     assert [r["reversed"] for r in booked] == [False] * (len(booked) - 2) + [True, False]
     assert (main["produced_qty"], main["rejected_qty"]) == (qty, 0)
     finished = (main["product_id"], BRANCH)
-    assert store.stock[finished] == stock_before[finished] + qty - (1 if sub_product["id"] == main["product_id"]
-                                                                    else 0)
+    assert store.stock[finished] == stock_before[finished] + qty - (
+        1 if sub_product["id"] == main["product_id"] else 0
+    )
 
 
 async def test_remove_without_external_id_and_erp_errors_over_http(stack: Stack) -> None:
     async with httpx.AsyncClient() as client:
-        op = await client.post(stack.webhook("/nextx/operation"), json={
-            "type": "remove", "sku": "SP000010", "workorderNumber": "LSX00001", "externalId": None,
-            "actCode": "KT", "workCenterCode": "WC-3", "position": 30, "validQty": 1, "invalidQty": 0,
-            "workorderExternalId": None, "operationExternalId": None})
+        op = await client.post(
+            stack.webhook("/nextx/operation"),
+            json={
+                "type": "remove",
+                "sku": "SP000010",
+                "workorderNumber": "LSX00001",
+                "externalId": None,
+                "actCode": "KT",
+                "workCenterCode": "WC-3",
+                "position": 30,
+                "validQty": 1,
+                "invalidQty": 0,
+                "workorderExternalId": None,
+                "operationExternalId": None,
+            },
+        )
         assert op.status_code == 409 and "has no NextX externalId" in op.json()["message"]
-        gone = await client.post(stack.webhook("/nextx/operation"), json={
-            "type": "remove", "sku": "SP000010", "workorderNumber": "LSX00001", "externalId": "999",
-            "actCode": "KT", "workCenterCode": "WC-3", "position": 30, "validQty": 1, "invalidQty": 0})
+        gone = await client.post(
+            stack.webhook("/nextx/operation"),
+            json={
+                "type": "remove",
+                "sku": "SP000010",
+                "workorderNumber": "LSX00001",
+                "externalId": "999",
+                "actCode": "KT",
+                "workCenterCode": "WC-3",
+                "position": 30,
+                "validQty": 1,
+                "invalidQty": 0,
+            },
+        )
         assert gone.status_code >= 400 and gone.json() == {"message": "Production report not found"}
-        device = await client.post(stack.webhook("/nextx/device"), json={
-            "type": "remove", "workorderNumber": "LSX00001", "sku": "SP000010", "serial": "SN-9",
-            "externalId": None, "workorderExternalId": None})
+        device = await client.post(
+            stack.webhook("/nextx/device"),
+            json={
+                "type": "remove",
+                "workorderNumber": "LSX00001",
+                "sku": "SP000010",
+                "serial": "SN-9",
+                "externalId": None,
+                "workorderExternalId": None,
+            },
+        )
         assert device.status_code == 200 and device.json() == {"externalId": "LSX00001/SN-9"}
     assert stack.simulators["nextx"].store.reports == []

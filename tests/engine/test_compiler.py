@@ -50,7 +50,11 @@ def _jinja(source: str) -> Any:
     env = environment()
     ast = env.parse(source)
     body = ast.body
-    if len(body) == 1 and len(body[0].nodes) == 1 and not source.strip().startswith(("WO", "{{ event.serial }} and")):
+    if (
+        len(body) == 1
+        and len(body[0].nodes) == 1
+        and not source.strip().startswith(("WO", "{{ event.serial }} and"))
+    ):
         inner = source.strip()[2:-2]
         value = env.compile_expression(inner, undefined_to_none=False)(**CONTEXT)
         return value
@@ -89,7 +93,13 @@ def test_undefined_is_an_error_as_in_strict_jinja(source: str, message: str) -> 
 
 @pytest.mark.parametrize(
     "source",
-    ["{{ 'a' * 3 }}", "{{ 2 ** 3 }}", "{% if x %}y{% endif %}", "{{ range(3) | list }}", "{{ x is defined }}"],
+    [
+        "{{ 'a' * 3 }}",
+        "{{ 2 ** 3 }}",
+        "{% if x %}y{% endif %}",
+        "{{ range(3) | list }}",
+        "{{ x is defined }}",
+    ],
 )
 def test_outside_the_subset_falls_back_to_jinja(source: str) -> None:
     env = environment()
