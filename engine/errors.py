@@ -4,6 +4,7 @@
     ├── ConfigError              a config root that does not load; carries Diagnostics
     ├── MissingVariableError     a ${VAR} needed now and not set
     ├── ExpressionError          a template or JMESPath failed on this event
+    │   └── TemplateLimitError   a template would build a value over a documented size limit
     └── PipelineError            a pipeline run failed; `status` and `message` answer the caller
         ├── FailStep             a `fail:` step stopped the pipeline on purpose
         ├── NotFoundError        a lookup found nothing and `missing` said to fail
@@ -45,7 +46,21 @@ class MissingVariableError(MesbridgeError):
 
 
 class ExpressionError(MesbridgeError):
-    """A template or JMESPath expression failed while evaluating an event."""
+    """A template or JMESPath expression failed while evaluating an event.
+
+    The message is for the operator: the reason, and the field of the value where it happened. It never
+    quotes the template; `template` (its source) and `where` (the field) locate it for the integrator.
+    """
+
+    def __init__(self, message: str, *, template: str | None = None, where: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.template = template
+        self.where = where
+
+
+class TemplateLimitError(ExpressionError):
+    """A template would build a string, list or number over a documented limit; nothing large was built."""
 
 
 class PipelineError(MesbridgeError):

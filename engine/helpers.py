@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 import jmespath
@@ -163,15 +164,15 @@ def split(value: Any, separator: str = ",", strip: bool = True) -> list[str]:
     return [part.strip() for part in parts] if strip else parts
 
 
-_jmes_cache: dict[str, Any] = {}
+@lru_cache(maxsize=1024)
+def compiled_jmes(expression: str) -> Any:
+    """The compiled JMESPath expression; each distinct one is compiled once."""
+    return jmespath.compile(expression)
 
 
 def jmes(value: Any, expression: str) -> Any:
-    """Select from a value with JMESPath; each distinct expression is compiled once."""
-    compiled = _jmes_cache.get(expression)
-    if compiled is None:
-        compiled = _jmes_cache[expression] = jmespath.compile(expression)
-    return compiled.search(value)
+    """Select from a value with JMESPath."""
+    return compiled_jmes(expression).search(value)
 
 
 def fromjson(value: str) -> Any:

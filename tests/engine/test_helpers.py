@@ -81,3 +81,25 @@ def test_strings() -> None:
     assert helpers.split("a, b,c") == ["a", "b", "c"]
     assert helpers.split(None) == []
     assert helpers.odata_quote("O'Brien") == "'O''Brien'"
+
+
+@pytest.mark.parametrize(
+    ("expression", "data"),
+    [
+        ("a.b", {"a": {"b": 1}}),
+        ("lines[?qty > `1`].sku", {"lines": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 1}]}),
+        ("[].sku", [[{"sku": "a"}], [{"sku": "b"}]]),
+        ("join(',', @)", ["a", "b"]),
+        ("to_string(@)", {"a": [1, "פק"]}),
+        ('merge(@, `{"b": 2}`)', {"a": 1}),
+        ("missing", {"a": 1}),
+    ],
+)
+def test_jmes_in_a_template_means_what_jmespath_means(expression: str, data: Any) -> None:
+    import jmespath
+
+    from engine.expressions import environment
+
+    assert environment().filters["jmes"](data, expression) == jmespath.search(expression, data)
+    assert helpers.jmes(data, expression) == jmespath.search(expression, data)
+    assert helpers.compiled_jmes(expression) is helpers.compiled_jmes(expression)

@@ -1,0 +1,24 @@
+"""Compiled expressions: JMESPath for selecting, sandboxed Jinja for composing.
+
+Both are compiled once, when the config loads, so a syntax error carries its YAML location and nothing
+is parsed per event.
+
+- `selection`: JMESPath expressions (`Selection`, `SelectionField`);
+- `templates`: YAML values whose strings are Jinja templates (`Template`, `TemplateField`);
+- `sandbox`: the one Jinja environment; `compiler`: the compiled subset; `limits`: the size limits.
+"""
+
+from engine.expressions.sandbox import environment
+from engine.expressions.selection import Selection, SelectionField, compile_selection
+from engine.expressions.templates import Template, TemplateCompileError, TemplateField, compile_template
+
+__all__ = [
+    "Selection",
+    "SelectionField",
+    "Template",
+    "TemplateCompileError",
+    "TemplateField",
+    "compile_selection",
+    "compile_template",
+    "environment",
+]
