@@ -1,12 +1,11 @@
 """Checks across files: names that must exist, routes that must be unique, names a template reads.
 
-Each finding is located at the YAML node that holds the bad reference.
+Each finding is located at the YAML node that holds the bad reference: a template's findings at the
+string (the leaf of its YAML value) that reads the name, as Jinja's parse tree of that string shows.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.config.diagnostics import Diagnostic
@@ -43,7 +42,7 @@ def check_references(project: Project) -> list[Diagnostic]:
             scope = {"cursor", "vars"}
             for field in ("path", "query", "body", "args"):
                 template = getattr(pipeline.source, field)
-                found.extend(_check_names(entry, entry.loc + ("source", field), template, scope))
+                found.extend(_check_names(project, entry, entry.loc + ("source", field), template, scope))
         found.extend(_check_steps(project, entry, entry.loc + ("steps",), pipeline.steps, set(_BASE_SCOPE)))
     for test in project.tests:
         case = test.case
@@ -111,17 +110,21 @@ def _check_steps(
         here = loc + (index,)
         if isinstance(step, m.SetStep):
             for key, template in step.set.items():
-                found.extend(_check_names(entry, here + ("set", key), template, scope))
+                found.extend(_check_names(project, entry, here + ("set", key), template, scope))
                 scope.add(key)
         elif isinstance(step, m.CallStep):
             found.extend(_check_call_target(project, entry, here, step))
             call_scope = scope | {"args"} if step.args is not None else scope
             for field in ("path", "query", "headers", "body"):
-                found.extend(_check_names(entry, here + (field,), getattr(step, field), call_scope))
-            found.extend(_check_names(entry, here + ("args",), step.args, scope))
+                found.extend(_check_names(project, entry, here + (field,), getattr(step, field), call_scope))
+            found.extend(_check_names(project, entry, here + ("args",), step.args, scope))
             if step.missing is not None:
-                found.extend(_check_names(entry, here + ("missing", "fail"), step.missing.fail, scope))
-                found.extend(_check_names(entry, here + ("missing", "default"), step.missing.default, scope))
+                found.extend(
+                    _check_names(project, entry, here + ("missing", "fail"), step.missing.fail, scope)
+                )
+                found.extend(
+                    _check_names(project, entry, here + ("missing", "default"), step.missing.default, scope)
+                )
         elif isinstance(step, m.SwitchStep):
             for case, branch in step.cases.items():
                 found.extend(_check_steps(project, entry, here + ("cases", case), branch, scope))
@@ -134,56 +137,53 @@ def _check_steps(
         elif isinstance(step, m.ForEachStep):
             inner = scope | {step.as_, "loop"}
             found.extend(_check_steps(project, entry, here + ("steps",), step.steps, inner))
-            found.extend(_check_names(entry, here + ("collect",), step.collect, inner))
+            found.extend(_check_names(project, entry, here + ("collect",), step.collect, inner))
             scope.update(inner - {step.as_, "loop"})
         elif isinstance(step, m.FailStep):
-            found.extend(_check_names(entry, here + ("fail",), step.fail, scope))
+            found.extend(_check_names(project, entry, here + ("fail",), step.fail, scope))
         if step.name:
             scope.add(step.name)
     if loc == entry.loc + ("steps",):
         reply = entry.pipeline.reply
-        found.extend(_check_names(entry, entry.loc + ("reply", "body"), reply.body, scope))
+        found.extend(_check_names(project, entry, entry.loc + ("reply", "body"), reply.body, scope))
         if entry.pipeline.on_error is not None:
             found.extend(
                 _check_names(
-                    entry, entry.loc + ("on_error", "body"), entry.pipeline.on_error.body, scope | {"error"}
+                    project,
+                    entry,
+                    entry.loc + ("on_error", "body"),
+                    entry.pipeline.on_error.body,
+                    scope | {"error"},
                 )
             )
     return found
 
 
 def _check_names(
-    entry: PipelineEntry, loc: tuple[Any, ...], template: Template | None, scope: set[str]
+    project: Project, entry: PipelineEntry, loc: tuple[Any, ...], template: Template | None, scope: set[str]
 ) -> list[Diagnostic]:
+    """Names a template reads that nothing defines, and `vars.X` keys the binding does not define."""
     if template is None:
         return []
-    unknown = sorted(template.names - scope)
     found = []
-    for name in unknown:
-        leaf = _leaf_using(template.source, name)
+    for name in sorted(template.names - scope):
+        leaf = next(leaf for leaf in template.leaves if name in leaf.names)
         found.append(
             entry.source.diagnostic(
-                loc + leaf, f"undefined name '{name}' in template", hint=did_you_mean(name, scope)
+                loc + leaf.path, f"undefined name '{name}' in template", hint=did_you_mean(name, scope)
             )
         )
+    if "vars" in scope:
+        known = project.variables.get(entry.binding, {})
+        for leaf in template.leaves:
+            for key in dict.fromkeys(leaf.references("vars")):
+                if key not in known:
+                    found.append(
+                        entry.source.diagnostic(
+                            loc + leaf.path,
+                            f"'vars.{key}' is not defined in binding '{entry.binding}'",
+                            hint=did_you_mean(key, known)
+                            or (f"defined: {', '.join(known)}" if known else None),
+                        )
+                    )
     return found
-
-
-def _leaf_using(value: Any, name: str) -> tuple[Any, ...]:
-    """The path inside a template's YAML value to the first string that reads `name`."""
-    pattern = re.compile(r"\{[{%][^}]*\b" + re.escape(name) + r"\b")
-    for path, leaf in _leaves(value, ()):
-        if isinstance(leaf, str) and pattern.search(leaf):
-            return path
-    return ()
-
-
-def _leaves(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _leaves(item, path + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, path + (index,))
-    else:
-        yield path, value
