@@ -4,7 +4,8 @@
     ├── ConfigError              a config root that does not load; carries Diagnostics
     ├── MissingVariableError     a ${VAR} needed now and not set
     ├── ExpressionError          a template or JMESPath failed on this event
-    │   └── TemplateLimitError   a template would build a value over a documented size limit
+    │   ├── TemplateLimitError   a template would build a value over a documented size limit
+    │   └── PathValueError       a value cannot be put into a URL path as data
     └── PipelineError            a pipeline run failed; `status` and `message` answer the caller
         ├── FailStep             a `fail:` step stopped the pipeline on purpose
         ├── NotFoundError        a lookup found nothing and `missing` said to fail
@@ -61,6 +62,10 @@ class ExpressionError(MesbridgeError):
 
 class TemplateLimitError(ExpressionError):
     """A template would build a string, list or number over a documented limit; nothing large was built."""
+
+
+class PathValueError(ExpressionError):
+    """A value cannot be put into a URL path as one segment's data (a dot segment, a lone surrogate)."""
 
 
 class PipelineError(MesbridgeError):

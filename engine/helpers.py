@@ -185,6 +185,23 @@ def odata_quote(value: Any) -> str:
     return "'" + to_str(value).replace("'", "''") + "'"
 
 
+class RawPath(str):
+    """Text marked by `path_raw`: a path template inserts it as written, as path structure."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return self
+
+
+def path_raw(value: Any) -> RawPath:
+    """Mark a value as path structure (`{{ base | path_raw }}/items`): a path template keeps it as written.
+
+    Without it, a path template encodes each value as one segment's data. Everywhere else it is the text.
+    """
+    return RawPath(value if isinstance(value, str) else str(value))
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "iso8601": iso8601,
     "odata_date": odata_date,
@@ -198,6 +215,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "jmes": jmes,
     "fromjson": fromjson,
     "odata_quote": odata_quote,
+    "path_raw": path_raw,
 }
 
 GLOBALS: dict[str, Callable[..., Any]] = {"now": now, "lookup": lookup}

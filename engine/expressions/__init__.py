@@ -5,19 +5,24 @@ is parsed per event.
 
 - `selection`: JMESPath expressions (`Selection`, `SelectionField`);
 - `templates`: YAML values whose strings are Jinja templates (`Template`, `TemplateField`);
+- `paths`: URL path templates, each value one segment's data (`PathTemplate`, `PathTemplateField`);
 - `sandbox`: the one Jinja environment; `compiler`: the compiled subset; `limits`: the size limits.
 """
 
+from engine.expressions.paths import PathTemplate, PathTemplateField, compile_path_template
 from engine.expressions.sandbox import environment
 from engine.expressions.selection import Selection, SelectionField, compile_selection
 from engine.expressions.templates import Template, TemplateCompileError, TemplateField, compile_template
 
 __all__ = [
+    "PathTemplate",
+    "PathTemplateField",
     "Selection",
     "SelectionField",
     "Template",
     "TemplateCompileError",
     "TemplateField",
+    "compile_path_template",
     "compile_selection",
     "compile_template",
     "environment",

@@ -83,6 +83,13 @@ def test_strings() -> None:
     assert helpers.odata_quote("O'Brien") == "'O''Brien'"
 
 
+def test_path_raw_marks_text_as_path_structure() -> None:
+    raw = helpers.path_raw("/SERIAL('WO-1')")
+    assert raw == "/SERIAL('WO-1')" and isinstance(raw, helpers.RawPath)
+    assert str(raw) is raw  # printing keeps the mark, so a path template can tell it from data
+    assert helpers.path_raw(12) == "12"
+
+
 @pytest.mark.parametrize(
     ("expression", "data"),
     [
