@@ -21,10 +21,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import nodes
+from jinja2.filters import do_default
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, Undefined
 from jinja2.utils import _PassArg
 
+from engine import helpers
 from engine.expressions import limits
 
 __all__ = ["Evaluator", "Unsupported", "Closures", "generate", "is_path", "may_build"]
@@ -419,10 +421,26 @@ class _Source:
             raise Unsupported
         table = self.env.filters if isinstance(node, nodes.Filter) else self.env.tests
         function = table[node.name]
+        if function is do_default and not node.kwargs and all(isinstance(a, nodes.Const) for a in node.args):
+            return self.default(node)
+        if getattr(function, "__wrapped__", None) is helpers.to_str and not node.args and not node.kwargs:
+            value, whole = self.expr(node.node), self.ref(function)  # to_str's first cases: str, then int
+            digits = f"str(_v) if _v.__class__ is int else {whole}(_v)"
+            return f"(_v if (_v := {value}).__class__ is str else {digits})"
         prefix = [self.ref(arg) for arg in _prefix(function, self.env, self.eval_ctx)]
         args = [self.expr(node.node), *(self.expr(arg) for arg in node.args)]
         args += [f"{pair.key}={self.expr(pair.value)}" for pair in node.kwargs]
         return f"{self.ref(function)}({', '.join(prefix + args)})"
+
+    def default(self, node: nodes.Filter) -> str:
+        """`x | default(c, b)` with constant arguments, for the generated function, where `x` is never
+        undefined (a missing key raises): `x` itself, or `c` when `b` and `x` is falsy (as do_default)."""
+        args = [arg.value for arg in node.args]  # type: ignore[attr-defined]
+        value = self.expr(node.node)
+        fallback, boolean = (args + ["", False][len(args) :])[:2]
+        if not boolean:
+            return value
+        return f"(_v if (_v := {value}) else {self.ref(fallback)})"
 
     def text(self, parts: list[nodes.Node]) -> str:
         """An output's text; a printed string skips `finalize` (which returns it unchanged)."""

@@ -210,7 +210,7 @@ def _defined(value: Any) -> Any:
 class Template:
     """A YAML value whose string leaves are templates, compiled once and rendered per event."""
 
-    __slots__ = ("source", "names", "leaves", "is_constant", "_render")
+    __slots__ = ("source", "names", "leaves", "is_constant", "_fast", "_exact")
 
     def __init__(self, source: Any, env: Environment | None = None) -> None:
         env = env or environment()
@@ -218,9 +218,8 @@ class Template:
         self.leaves: tuple[Leaf, ...] = tuple(self._leaves(source, (), env))
         self.names: frozenset[str] = frozenset().union(*(leaf.names for leaf in self.leaves))
         self.is_constant = all(leaf.kind == "text" for leaf in self.leaves)
-        exact = self._compile(source, iter(self.leaves))
-        fast = generate(source, env, _LeafSource(self.leaves)) if not self.is_constant else None
-        self._render = _fast_then_exact(fast, exact) if fast is not None else exact
+        self._exact = self._compile(source, iter(self.leaves))
+        self._fast = generate(source, env, _LeafSource(self.leaves)) if not self.is_constant else None
 
     @classmethod
     def _leaves(cls, value: Any, path: tuple[Any, ...], env: Environment) -> Iterator[Leaf]:
@@ -250,9 +249,19 @@ class Template:
         return lambda context: value
 
     def render(self, context: Mapping[str, Any]) -> Any:
-        """Evaluate against a context; a failure raises ExpressionError."""
+        """Evaluate against a context; a failure raises ExpressionError.
+
+        The generated function serves the usual event; when it stumbles (a missing key, a type
+        surprise) the exact evaluation gives the value or the error.
+        """
         _budget[0] = limits.MAX_BUILT  # limits.start(), inline: this is the hot path of every mapping
-        return self._render(context)
+        fast = self._fast
+        if fast is not None:
+            try:
+                return fast(context)
+            except Exception:  # noqa: BLE001 - the exact evaluation decides
+                _budget[0] = limits.MAX_BUILT
+        return self._exact(context)
 
     def filters(self) -> set[str]:
         """The names of the filters any leaf uses (`path_raw`, say)."""
@@ -272,19 +281,6 @@ class _LeafSource:
         if not isinstance(value, str):
             return str(source.ref(value))
         return next(self._leaves).generated(source)
-
-
-def _fast_then_exact(fast: Evaluator, exact: Evaluator) -> Evaluator:
-    """The generated function for the usual event; the exact evaluation when it stumbles."""
-
-    def render(context: Mapping[str, Any]) -> Any:
-        try:
-            return fast(context)
-        except Exception:  # noqa: BLE001 - a missing key, a type surprise: the exact path gives value or error
-            limits.start()
-            return exact(context)
-
-    return render
 
 
 # --- errors for the operator ----------------------------------------------------------------------
