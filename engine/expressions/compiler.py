@@ -422,7 +422,7 @@ class _Source:
         table = self.env.filters if isinstance(node, nodes.Filter) else self.env.tests
         function = table[node.name]
         if function is do_default and not node.kwargs and all(isinstance(a, nodes.Const) for a in node.args):
-            return self.default(node)
+            return self.default(node.node, [arg.value for arg in node.args])  # type: ignore[attr-defined]
         if getattr(function, "__wrapped__", None) is helpers.to_str and not node.args and not node.kwargs:
             value, whole = self.expr(node.node), self.ref(function)  # to_str's first cases: str, then int
             digits = f"str(_v) if _v.__class__ is int else {whole}(_v)"
@@ -432,11 +432,10 @@ class _Source:
         args += [f"{pair.key}={self.expr(pair.value)}" for pair in node.kwargs]
         return f"{self.ref(function)}({', '.join(prefix + args)})"
 
-    def default(self, node: nodes.Filter) -> str:
+    def default(self, operand: nodes.Node, args: list[Any]) -> str:
         """`x | default(c, b)` with constant arguments, for the generated function, where `x` is never
         undefined (a missing key raises): `x` itself, or `c` when `b` and `x` is falsy (as do_default)."""
-        args = [arg.value for arg in node.args]  # type: ignore[attr-defined]
-        value = self.expr(node.node)
+        value = self.expr(operand)
         fallback, boolean = (args + ["", False][len(args) :])[:2]
         if not boolean:
             return value

@@ -15,24 +15,17 @@ most a small multiple of the inputs (`SLACK`). A breach raises `TemplateLimitErr
 
 from __future__ import annotations
 
-import functools
 import operator
-import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import jmespath
-import jmespath.functions
-import jmespath.visitor
 from jinja2 import Undefined
-from jinja2.filters import make_attrgetter
 from jinja2.sandbox import MAX_RANGE, SandboxedFormatter
-from jinja2.utils import Namespace, _PassArg
+from jinja2.utils import Namespace
 
-from engine import helpers
 from engine.errors import TemplateLimitError
 
-__all__ = ["MAX_BUILT", "MAX_INT_BITS", "MAX_LENGTH", "MAX_RANGE", "BINOPS"]
+__all__ = ["BINOPS", "MAX_BUILT", "MAX_INT_BITS", "MAX_LENGTH", "MAX_RANGE", "check", "start"]
 
 MAX_LENGTH = 100_000
 MAX_INT_BITS = 65_536
@@ -47,7 +40,7 @@ _SIZED = (str, bytes, list, tuple, dict, set, frozenset)
 # --- the checks -----------------------------------------------------------------------------------
 
 
-def _fail(what: str, size: int | None, limit: int, unit: str) -> TemplateLimitError:
+def limit_error(what: str, size: int | None, limit: int, unit: str) -> TemplateLimitError:
     amount = f"{size:,} {unit}" if size is not None else f"more than {limit:,} {unit}"
     return TemplateLimitError(f"the template would build {what} of {amount}; the limit is {limit:,}")
 
@@ -62,14 +55,14 @@ def exact(size: int, like: Any = "") -> None:
     """Refuse, before building it, a result known to be `size` long when that is over the limit."""
     if size > MAX_LENGTH:
         what, unit = _kind(like)
-        raise _fail(what, size, MAX_LENGTH, unit)
+        raise limit_error(what, size, MAX_LENGTH, unit)
 
 
 def bound(size: int, like: Any = "") -> None:
     """Refuse a result that could be up to `size` long when that is far over the limit (see SLACK)."""
     if size > SLACK * MAX_LENGTH:
         what, unit = _kind(like)
-        raise _fail(what, None, MAX_LENGTH, unit)
+        raise limit_error(what, None, MAX_LENGTH, unit)
 
 
 def check(value: Any) -> Any:
@@ -79,12 +72,12 @@ def check(value: Any) -> Any:
         size = len(value)
         if size > MAX_LENGTH:
             what, unit = _kind(value)
-            raise _fail(what, size, MAX_LENGTH, unit)
+            raise limit_error(what, size, MAX_LENGTH, unit)
         left = _budget[0] = _budget[0] - size  # charge(size), inline: every built value passes here
         if left < 0:
             charge(0)
     elif kind is int and value.bit_length() > MAX_INT_BITS:
-        raise _fail("a number", value.bit_length(), MAX_INT_BITS, "bits")
+        raise limit_error("a number", value.bit_length(), MAX_INT_BITS, "bits")
     return value
 
 
@@ -170,7 +163,7 @@ def _is_view(value: Any) -> bool:
     return isinstance(value, _VIEWS)
 
 
-_SCALARS = frozenset({int, float, bool, type(None)})
+SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def text_size(value: Any, *, json: bool = False) -> int:
@@ -180,7 +173,7 @@ def text_size(value: Any, *, json: bool = False) -> int:
         return len(value)
     if kind is int:
         return int(value.bit_length() * 30103 // 100_000 + 2)
-    if kind in _SCALARS:
+    if kind in SCALARS:
         return 24
     return measure(value, SLACK * MAX_LENGTH, json=json)[0]
 
@@ -202,7 +195,7 @@ def check_result(value: Any) -> Any:
     thousand times). A value as large as the data it was built from passes, however large.
     """
     kind = type(value)
-    if kind is str or kind in _SCALARS:
+    if kind is str or kind in SCALARS:
         return value
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
@@ -277,7 +270,7 @@ def _mul(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, int) and left and right:
         bits = left.bit_length() + right.bit_length() - 1
         if bits > MAX_INT_BITS:
-            raise _fail("a number", bits, MAX_INT_BITS, "bits")
+            raise limit_error("a number", bits, MAX_INT_BITS, "bits")
     return check(left * right)
 
 
@@ -285,7 +278,7 @@ def _pow(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
         bits = (left.bit_length() - 1) * right + 1
         if bits > MAX_INT_BITS:
-            raise _fail("a number", bits, MAX_INT_BITS, "bits")
+            raise limit_error("a number", bits, MAX_INT_BITS, "bits")
     return check(left**right)
 
 
@@ -319,7 +312,7 @@ def join_text(pieces: Iterable[str]) -> str:
     if type(pieces) is tuple or type(pieces) is list:
         total = sum(map(len, pieces))
         if total > MAX_LENGTH:
-            raise _fail("a text", total, MAX_LENGTH, "characters")
+            raise limit_error("a text", total, MAX_LENGTH, "characters")
         charge(total)
         return "".join(pieces)
     parts = []
@@ -327,7 +320,7 @@ def join_text(pieces: Iterable[str]) -> str:
     for piece in pieces:
         total += len(piece)
         if total > MAX_LENGTH:
-            raise _fail("a text", None, MAX_LENGTH, "characters")
+            raise limit_error("a text", None, MAX_LENGTH, "characters")
         parts.append(piece)
     charge(total)
     return "".join(parts)
@@ -467,322 +460,3 @@ class Formatter(SandboxedFormatter):
         self._size += max(width, numeric, text_size(value))
         bound(self._size)
         return super().format_field(value, format_spec)
-
-
-# --- calls: methods and globals -------------------------------------------------------------------
-
-_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
-
-
-def bounded(iterable: Any) -> Any:
-    """An iterator as a list of at most MAX_LENGTH items; anything else as it is."""
-    if isinstance(iterable, Iterator):
-        items = []
-        for item in iterable:
-            items.append(item)
-            if len(items) > MAX_LENGTH:
-                raise _fail("a list", None, MAX_LENGTH, "items")
-        return items
-    return iterable
-
-
-def before_call(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The arguments of a call from a template, checked when the call builds from them.
-
-    Iterators among them are read with a bound (a callee that reads them whole would not stop).
-    """
-    args = tuple(bounded(arg) for arg in args)
-    owner = getattr(function, "__self__", None)
-    if not isinstance(owner, str | bytes) or not isinstance(function, types.BuiltinMethodType):
-        return args
-    name = function.__name__
-    if name in _WIDTH_METHODS and args and isinstance(args[0], int):
-        exact(max(len(owner), args[0]), owner)
-    elif name == "expandtabs":
-        tabsize = args[0] if args else kwargs.get("tabsize", 8)
-        if isinstance(tabsize, int):
-            tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
-            exact(len(owner) + tabs * max(tabsize - 1, 0), owner)
-    elif name == "replace" and len(args) >= 2:
-        _replace_size(owner, *args[:3])
-    elif name == "join" and args:
-        items = args[0] if isinstance(args[0], list | tuple) else bounded(iter(args[0]))
-        parts = sum(len(item) for item in items if isinstance(item, str | bytes))
-        exact(parts + len(owner) * max(len(items) - 1, 0), owner)
-        args = (items, *args[1:])
-    elif name == "translate" and args and isinstance(args[0], Mapping):
-        widest = max((len(v) for v in args[0].values() if isinstance(v, str | bytes)), default=1)
-        exact(len(owner) * max(widest, 1), owner)
-    return args
-
-
-def _replace_size(text: Any, old: Any, new: Any, count: Any = -1) -> None:
-    if not isinstance(text, str | bytes) or type(old) is not type(text) or type(new) is not type(text):
-        return
-    found = len(text) + 1 if not old else text.count(old)  # type: ignore[arg-type]
-    if isinstance(count, int) and count >= 0:
-        found = min(found, count)
-    exact(len(text) + found * (len(new) - len(old)), text)
-
-
-def lipsum(original: Callable[..., str]) -> Callable[..., str]:
-    """Jinja's `lipsum`, sized from its arguments before it runs."""
-
-    def sized(n: Any = 5, html: Any = True, min: Any = 20, max: Any = 100) -> str:  # noqa: A002
-        if isinstance(n, int) and isinstance(max, int):
-            bound(n * max * 16)
-        return check(original(n, html, min, max))
-
-    return functools.update_wrapper(sized, original)
-
-
-# --- filters --------------------------------------------------------------------------------------
-
-
-def _guard(original: Callable[..., Any], pre: Callable[..., Any] | None) -> Callable[..., Any]:
-    """A filter whose arguments `pre` checks first (it may return a bounded replacement for the value)
-    and whose result `check` checks. `pre` gets what Jinja passes first (an environment or an eval
-    context) or None, then the filter's own arguments. The wrapper is called as Jinja calls `original`.
-    """
-    if pre is None:
-
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            return check(original(*args, **kwargs))
-
-        return functools.update_wrapper(checked, original)
-    if _PassArg.from_obj(original) is None:
-
-        def plain(value: Any, *args: Any, **kwargs: Any) -> Any:
-            replaced = pre(None, value, *args, **kwargs)
-            return check(original(value if replaced is None else replaced, *args, **kwargs))
-
-        return functools.update_wrapper(plain, original)
-
-    def passing(head: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
-        replaced = pre(head, value, *args, **kwargs)
-        return check(original(head, value if replaced is None else replaced, *args, **kwargs))
-
-    return functools.update_wrapper(passing, original)
-
-
-def _printing(original: Callable[[Any], str]) -> Callable[[Any], str]:
-    """A filter that prints its one value (`string`, `to_str`, ...): sized first, unless a scalar."""
-
-    def guarded(value: Any) -> str:
-        kind = type(value)
-        if kind is not str and kind not in _SCALARS:
-            bound(text_size(value))
-        result = original(value)
-        size = len(result)
-        if size > MAX_LENGTH:
-            raise _fail("a string", size, MAX_LENGTH, "characters")
-        charge(size)
-        return result
-
-    return functools.update_wrapper(guarded, original)
-
-
-def _read(_: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
-    return bounded(value)
-
-
-def _center(_: Any, value: Any, width: Any = 80) -> None:
-    if isinstance(width, int):
-        exact(max(text_size(value), width))
-
-
-def _indent(_: Any, s: Any, width: Any = 4, first: Any = False, blank: Any = False) -> None:
-    if isinstance(s, str) and isinstance(width, int | str):
-        indent = len(width) if isinstance(width, str) else max(width, 0)
-        exact(len(s) + (len(s.splitlines()) + 1) * indent)
-
-
-def _wordwrap(env: Any, s: Any, width: Any = 79, long: Any = True, wrapstring: Any = None, *_: Any) -> None:
-    wrap = env.newline_sequence if wrapstring is None else wrapstring
-    if isinstance(s, str) and isinstance(wrap, str):
-        bound(len(s) + (len(s) + 1) * len(wrap))
-
-
-def _replace(_: Any, s: Any, old: Any, new: Any, count: Any = None) -> None:
-    text, old_text, new_text = (to_text(x) for x in (s, old, new))
-    _replace_size(text, old_text, new_text, -1 if count is None else count)
-
-
-def _join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> Any:
-    items = value if isinstance(value, list | tuple) else bounded(iter(value))
-    parts = map(make_attrgetter(eval_ctx.environment, attribute), items) if attribute is not None else items
-    bound(sum(text_size(part) for part in parts) + text_size(d) * max(len(items) - 1, 0))
-    return items
-
-
-def _format(_: Any, value: Any, *args: Any, **kwargs: Any) -> None:
-    bound(printf_size(to_text(value), kwargs or args))
-
-
-def _pprint(_: Any, value: Any) -> None:
-    size, items, depth = measure(value, SLACK * MAX_LENGTH)
-    bound(size + items * (depth + 2))
-
-
-def _tojson(_: Any, value: Any, indent: Any = None) -> None:
-    size, items, depth = measure(value, SLACK * MAX_LENGTH, json=True)
-    step = len(indent) if isinstance(indent, str) else max(indent, 0) if isinstance(indent, int) else 0
-    bound(size + items * (depth * step + 2))
-
-
-def _xmlattr(_: Any, d: Any, autospace: Any = True) -> None:
-    bound(6 * text_size(d))
-
-
-def _urlencode(_: Any, value: Any) -> None:
-    bound(12 * text_size(value))
-
-
-def _urlize(_: Any, value: Any, trim_url_limit: Any = None, nofollow: Any = False, target: Any = None,
-            rel: Any = None, extra_schemes: Any = None) -> None:  # fmt: skip
-    text = value if isinstance(value, str) else ""
-    extra = sum(len(x) for x in (target, rel) if isinstance(x, str))
-    bound(6 * len(text) + len(text.split()) * (96 + extra))
-
-
-def _sum(env: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
-    values = iterable if isinstance(iterable, list | tuple) else bounded(iter(iterable))
-    if isinstance(start, list | tuple):
-        picked = map(make_attrgetter(env, attribute), values) if attribute is not None else values
-        exact(len(start) + sum(len(v) for v in picked if isinstance(v, list | tuple)), start)
-    return values
-
-
-def _batch(_: Any, value: Any, linecount: Any, fill_with: Any = None) -> Any:
-    items = bounded(value)
-    if fill_with is not None and isinstance(linecount, int) and linecount > MAX_LENGTH:
-        if items if isinstance(items, list) else bounded(iter(items)):
-            exact(linecount, [])
-    return items
-
-
-def _date(_: Any, value: Any, fmt: Any = "%Y-%m-%d") -> None:
-    if isinstance(fmt, str):
-        bound(16 * len(fmt))
-
-
-def _slices(original: Callable[..., Any]) -> Callable[..., Any]:
-    """`slice(n)` yields n lists whatever its input: reading more than MAX_LENGTH of them is refused."""
-
-    def sliced(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        for index, part in enumerate(original(*args, **kwargs)):
-            if index >= MAX_LENGTH:
-                raise _fail("a list", None, MAX_LENGTH, "items")
-            yield part
-
-    return functools.update_wrapper(sliced, original)
-
-
-_FILTER_GUARDS: dict[str, Callable[..., Any] | None] = {
-    "batch": _batch,
-    "capitalize": None,
-    "center": _center,
-    "dictsort": None,
-    "e": None,
-    "escape": None,
-    "forceescape": None,
-    "format": _format,
-    "groupby": _read,
-    "indent": _indent,
-    "int": None,
-    "join": _join,
-    "list": _read,
-    "lower": None,
-    "pprint": _pprint,
-    "replace": _replace,
-    "reverse": _read,
-    "safe": None,
-    "slice": _read,
-    "sort": _read,
-    "striptags": None,
-    "sum": _sum,
-    "title": None,
-    "tojson": _tojson,
-    "trim": None,
-    "truncate": None,
-    "upper": None,
-    "urlencode": _urlencode,
-    "urlize": _urlize,
-    "wordwrap": _wordwrap,
-    "xmlattr": _xmlattr,
-    # the project's helpers that build; the others return a value they were given, or a scalar
-    "date": _date,
-    "fromjson": None,
-    "split": None,
-}
-"""The filters that can build a string, list or number: each result is checked, some arguments first."""
-
-
-def guard_filters(filters: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    """The filters with the limits applied to every one that can build."""
-    guarded = dict(filters)
-    for name, pre in _FILTER_GUARDS.items():
-        if name in guarded:
-            guarded[name] = _guard(guarded[name], pre)
-    for name in ("string", "to_str", "odata_quote", "path_raw"):
-        if name in guarded:
-            guarded[name] = _printing(guarded[name])
-    guarded["slice"] = _slices(guarded["slice"])
-    if "jmes" in guarded:
-        guarded["jmes"] = functools.update_wrapper(jmes, guarded["jmes"])
-    return guarded
-
-
-# --- JMESPath inside templates --------------------------------------------------------------------
-
-
-class _Functions(jmespath.functions.Functions):
-    """JMESPath's functions; the two that build text from many values are sized first."""
-
-    @jmespath.functions.signature({"types": []})
-    def _func_to_string(self, arg: Any) -> Any:
-        if not isinstance(arg, str):
-            bound(text_size(arg, json=True))
-        return check(super()._func_to_string(arg))
-
-    @jmespath.functions.signature({"types": ["string"]}, {"types": ["array-string"]})
-    def _func_join(self, separator: str, array: list[str]) -> Any:
-        exact(sum(map(len, array)) + len(separator) * max(len(array) - 1, 0))
-        return check(super()._func_join(separator, array))
-
-
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
-
-
-class _Interpreter(jmespath.visitor.TreeInterpreter):
-    """JMESPath's interpreter, stopped after MAX_LENGTH steps; a flatten is sized before it is built."""
-
-    def __init__(self) -> None:
-        super().__init__(_OPTIONS)
-        self.steps = MAX_LENGTH
-
-    def visit(self, node: Any, *args: Any, **kwargs: Any) -> Any:
-        self.steps -= 1
-        if self.steps < 0:
-            raise TemplateLimitError(
-                f"the JMESPath expression takes more than {MAX_LENGTH:,} steps; the limit is {MAX_LENGTH:,}"
-            )
-        return super().visit(node, *args, **kwargs)
-
-    def visit_flatten(self, node: Any, value: Any) -> Any:
-        base = self.visit(node["children"][0], value)
-        if not isinstance(base, list):
-            return None
-        exact(sum(len(item) if isinstance(item, list) else 1 for item in base), base)
-        merged: list[Any] = []
-        for item in base:
-            if isinstance(item, list):
-                merged.extend(item)
-            else:
-                merged.append(item)
-        return merged
-
-
-def jmes(value: Any, expression: str) -> Any:
-    """The `jmes` helper within the limits: JMESPath selection, bounded in steps and in what it builds."""
-    return check(_Interpreter().visit(helpers.compiled_jmes(expression).parsed, value))

@@ -28,7 +28,7 @@ from engine.errors import ExpressionError, PathValueError
 from engine.expressions import limits
 from engine.expressions.compiler import Closures, Evaluator, Unsupported
 from engine.expressions.sandbox import Environment, environment
-from engine.expressions.templates import _outputs, _Renderer, describe, parse
+from engine.expressions.templates import Renderer, describe, outputs, parse
 from engine.helpers import RawPath
 
 __all__ = ["PathTemplate", "PathTemplateField", "compile_path_template", "encode_segment"]
@@ -123,14 +123,14 @@ class PathTemplate:
         self._ast = ast = parse(source, environment())
         self.names = frozenset(meta.find_undeclared_variables(ast)) - frozenset(env.globals)
         self.raw_lines = tuple(node.lineno for node in ast.find_all(nodes.Filter) if node.name == "path_raw")
-        parts = _outputs(ast)
+        parts = outputs(ast)
         try:
             if parts is None:
                 raise Unsupported
             self._render: Evaluator = Closures(env).text(parts)
         except Unsupported:
             try:
-                self._render = _Renderer(env.from_string(ast)).text
+                self._render = Renderer(env.from_string(ast)).text
             except TemplateError as exc:
                 raise ValueError(f"invalid template: {exc.message}") from None
 

@@ -33,7 +33,7 @@ from jinja2.utils import missing
 from markupsafe import Markup
 
 from engine import helpers
-from engine.expressions import limits
+from engine.expressions import guards, limits
 
 __all__ = ["Environment", "MissingValue", "environment"]
 
@@ -100,7 +100,7 @@ class Environment(ImmutableSandboxedEnvironment):
         return limits.concat(values)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        args = limits.before_call(__obj, args, kwargs)
+        args = guards.before_call(__obj, args, kwargs)
         return limits.check(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Any:
@@ -142,7 +142,7 @@ def environment() -> Environment:
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
     )
     env.filters.update(helpers.FILTERS)
-    env.filters = limits.guard_filters(env.filters)
+    env.filters = guards.guard_filters(env.filters)
     env.globals.update(helpers.GLOBALS)
-    env.globals["lipsum"] = limits.lipsum(env.globals["lipsum"])  # type: ignore[arg-type]
+    env.globals["lipsum"] = guards.lipsum(env.globals["lipsum"])  # type: ignore[arg-type]
     return env

@@ -34,7 +34,16 @@ from engine.expressions.limits import _budget
 from engine.expressions.sandbox import Environment, MissingValue, environment
 from engine.suggest import did_you_mean
 
-__all__ = ["Leaf", "Template", "TemplateCompileError", "TemplateField", "compile_template", "parse"]
+__all__ = [
+    "Leaf",
+    "Renderer",
+    "Template",
+    "TemplateCompileError",
+    "TemplateField",
+    "compile_template",
+    "outputs",
+    "parse",
+]
 
 
 class TemplateCompileError(ValueError):
@@ -68,7 +77,7 @@ def parse(source: str, env: Environment) -> nodes.Template:
     return ast
 
 
-def _outputs(ast: nodes.Template) -> list[nodes.Node] | None:
+def outputs(ast: nodes.Template) -> list[nodes.Node] | None:
     """The parts of a template made only of text and `{{ }}` expressions; None when it has statements."""
     if not all(isinstance(node, nodes.Output) for node in ast.body):
         return None
@@ -77,7 +86,7 @@ def _outputs(ast: nodes.Template) -> list[nodes.Node] | None:
 
 def lone_expression(ast: nodes.Template) -> nodes.Expr | None:
     """The expression when the template is one `{{ expression }}` with at most whitespace around it."""
-    parts = _outputs(ast)
+    parts = outputs(ast)
     if parts is None:
         return None
     expressions = [part for part in parts if not isinstance(part, nodes.TemplateData)]
@@ -88,7 +97,7 @@ def lone_expression(ast: nodes.Template) -> nodes.Expr | None:
     return expressions[0]  # type: ignore[return-value]
 
 
-class _Renderer:
+class Renderer:
     """Runs a compiled Jinja template as `Template.render` does, minus its per-call copy of the globals."""
 
     __slots__ = ("_env", "_root", "_name", "_blocks", "_globals")
@@ -131,7 +140,7 @@ class Leaf:
         self.names = frozenset(meta.find_undeclared_variables(ast)) - frozenset(env.globals)
         self.constant: str | None = None
         self.expression = lone_expression(ast)
-        parts = _outputs(ast)
+        parts = outputs(ast)
         if parts is not None and all(isinstance(part, nodes.TemplateData) for part in parts):
             self.kind = "text"
             self.constant = "".join(part.data for part in parts)  # type: ignore[attr-defined]
@@ -146,7 +155,7 @@ class Leaf:
 
     def compiled(self, env: Environment) -> Evaluator:
         """The evaluator of the compiled subset; Unsupported when the leaf is outside it."""
-        parts = _outputs(self.ast)
+        parts = outputs(self.ast)
         closures = Closures(env)
         if self.expression is not None:
             value = closures.expr(self.expression)
@@ -165,13 +174,13 @@ class Leaf:
                     [nodes.Assign(nodes.Name("result", "store"), self.expression)], lineno=1
                 )
                 body.set_environment(env)
-                value = _Renderer(env.from_string(body)).value
+                value = Renderer(env.from_string(body)).value
                 return lambda context: limits.check_result(value(context))
-            return _Renderer(env.from_string(self.ast)).text
+            return Renderer(env.from_string(self.ast)).text
         except TemplateError as exc:  # an error Jinja finds when it compiles
             raise ValueError(f"invalid template: {exc.message}") from None
 
-    def generated(self, source: Any) -> str:
+    def write(self, source: Any) -> str:
         """Python source of this leaf for `compiler.generate`; Unsupported outside the subset."""
         if self.kind == "text":
             return str(source.ref(self.constant))
@@ -179,10 +188,14 @@ class Leaf:
             assert self.expression is not None
             code = source.expr(self.expression)
             return f"{source.ref(limits.check_result)}({code})" if may_build(self.expression) else code
-        parts = _outputs(self.ast)
+        parts = outputs(self.ast)
         if parts is None:
             raise Unsupported
         return str(source.text(parts))
+
+    def fast(self, env: Environment) -> Evaluator | None:
+        """The generated function of this leaf alone (see `Template.render`); None outside the subset."""
+        return generate(self.source, env, _LeafSource((self,)))
 
     def references(self, name: str) -> Iterator[str]:
         """The keys this leaf reads from the variable `name` (`vars.x`, `vars['x']`), unless it sets it."""
@@ -280,7 +293,7 @@ class _LeafSource:
     def __call__(self, source: Any, value: Any) -> str:
         if not isinstance(value, str):
             return str(source.ref(value))
-        return next(self._leaves).generated(source)
+        return next(self._leaves).write(source)
 
 
 # --- errors for the operator ----------------------------------------------------------------------

@@ -8,8 +8,8 @@ import pytest
 from jinja2 import UndefinedError
 
 from engine.expressions import environment
-from engine.expressions.compiler import Closures, Unsupported, generate, is_path, may_build
-from engine.expressions.templates import Leaf, _LeafSource
+from engine.expressions.compiler import Closures, Unsupported, is_path, may_build
+from engine.expressions.templates import Leaf
 
 CONTEXT: dict[str, Any] = {
     "event": {
@@ -83,7 +83,7 @@ def test_closures_give_jinjas_value(expression: str) -> None:
 def test_generated_function_gives_the_closures_value(expression: str) -> None:
     env = environment()
     leaf = Leaf(f"{{{{ {expression} }}}}", (), env)
-    fast = generate(leaf.source, env, _LeafSource((leaf,)))
+    fast = leaf.fast(env)
     assert fast is not None
     if "missing" in expression:  # an undefined value: the generated function leaves it to the closures
         with pytest.raises(KeyError):

@@ -29,9 +29,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine import helpers
 from engine.expressions import Selection, environment, limits
-from engine.expressions.compiler import Unsupported, generate
+from engine.expressions.compiler import Unsupported
 from engine.expressions.sandbox import MissingValue
-from engine.expressions.templates import Leaf, _LeafSource
+from engine.expressions.templates import Leaf
 
 EXAMPLES = int(os.environ.get("MESBRIDGE_DIFFERENTIAL_EXAMPLES", "100"))
 PROFILE = settings(
@@ -312,7 +312,7 @@ def _paths(source: str, context: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     except Unsupported:
         return outcomes
     outcomes["closures"] = _outcome(lambda: compiled(context))
-    fast = generate(source, env, _LeafSource((leaf,)))
+    fast = leaf.fast(env)
     if fast is not None:
         generated = _outcome(lambda: fast(context))
         if generated[0] == "value":  # the generated function may only give the exact value, or raise
