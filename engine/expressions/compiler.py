@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import keyword
 import operator
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -332,6 +333,7 @@ class Closures:
 
 
 _MISSING: Any = object()
+_LITERALS = (nodes.List, nodes.Tuple, nodes.Dict)
 _PRINTED = frozenset({str, int, float, bool, type(None)})
 """Types whose printed text `finalize` leaves as `str()` makes it (a number's digits fit every limit)."""
 
@@ -371,6 +373,8 @@ class _Source:
             if node.name in self.env.globals:  # a variable of that name shadows the global
                 return f"_c.get({node.name!r}, {self.ref(self.env.globals[node.name])})"
             return f"_c[{node.name!r}]"
+        if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, _LITERALS):
+            raise Unsupported  # `()['x']`: Python itself refuses to compile it; the closures answer
         if isinstance(node, nodes.Getattr):
             return f"{self.expr(node.node)}[{node.attr!r}]"
         if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
@@ -479,6 +483,12 @@ def generate(value: Any, env: Any, leaf: Callable[[_Source, Any], str]) -> Evalu
     except Unsupported:
         return None
     namespace: dict[str, Any] = {"_o": source.objects}
-    exec(compile(f"def render(_c):\n    return {expression}\n", "<mesbridge template>", "exec"), namespace)  # noqa: S102
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Python doubting the code it compiles: leave it to the closures
+        try:
+            code = compile(f"def render(_c):\n    return {expression}\n", "<mesbridge template>", "exec")
+        except (SyntaxError, SyntaxWarning):
+            return None
+    exec(code, namespace)  # noqa: S102
     function: Evaluator = namespace["render"]
     return function

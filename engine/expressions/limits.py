@@ -25,7 +25,7 @@ from jinja2.utils import Namespace
 
 from engine.errors import TemplateLimitError
 
-__all__ = ["BINOPS", "MAX_BUILT", "MAX_INT_BITS", "MAX_LENGTH", "MAX_RANGE", "check", "start"]
+__all__ = ["BINOPS", "MAX_BUILT", "MAX_INT_BITS", "MAX_LENGTH", "MAX_RANGE", "budget", "check", "start"]
 
 MAX_LENGTH = 100_000
 MAX_INT_BITS = 65_536
@@ -73,7 +73,7 @@ def check(value: Any) -> Any:
         if size > MAX_LENGTH:
             what, unit = _kind(value)
             raise limit_error(what, size, MAX_LENGTH, unit)
-        left = _budget[0] = _budget[0] - size  # charge(size), inline: every built value passes here
+        left = budget[0] = budget[0] - size  # charge(size), inline: every built value passes here
         if left < 0:
             charge(0)
     elif kind is int and value.bit_length() > MAX_INT_BITS:
@@ -81,7 +81,7 @@ def check(value: Any) -> Any:
     return value
 
 
-_budget = [MAX_BUILT]
+budget = [MAX_BUILT]
 """What the current evaluation may still build. Evaluations are synchronous and run on one thread (the
 service's event loop), so one counter serves; a config loading on another thread only has Jinja fold a
 few constants, which counts a few characters."""
@@ -89,14 +89,14 @@ few constants, which counts a few characters."""
 
 def start() -> None:
     """Begin one evaluation: what it may build in total starts again at MAX_BUILT."""
-    _budget[0] = MAX_BUILT
+    budget[0] = MAX_BUILT
 
 
 def charge(size: int) -> None:
     """Count `size` characters or items towards the evaluation's total."""
-    left = _budget[0] = _budget[0] - size
+    left = budget[0] = budget[0] - size
     if left < 0:
-        _budget[0] = MAX_BUILT  # this evaluation ends here
+        budget[0] = MAX_BUILT  # this evaluation ends here
         raise TemplateLimitError(
             f"the template would build more than {MAX_BUILT:,} characters and items in one evaluation; "
             f"the limit is {MAX_BUILT:,}"

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from jinja2 import TemplateError, meta, nodes, pass_eval_context
+from jinja2 import meta, nodes, pass_eval_context
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -28,7 +28,7 @@ from engine.errors import ExpressionError, PathValueError
 from engine.expressions import limits
 from engine.expressions.compiler import Closures, Evaluator, Unsupported
 from engine.expressions.sandbox import Environment, environment
-from engine.expressions.templates import Renderer, describe, outputs, parse
+from engine.expressions.templates import Renderer, compile_jinja, describe, outputs, parse
 from engine.helpers import RawPath
 
 __all__ = ["PathTemplate", "PathTemplateField", "compile_path_template", "encode_segment"]
@@ -129,10 +129,7 @@ class PathTemplate:
                 raise Unsupported
             self._render: Evaluator = Closures(env).text(parts)
         except Unsupported:
-            try:
-                self._render = Renderer(env.from_string(ast)).text
-            except TemplateError as exc:
-                raise ValueError(f"invalid template: {exc.message}") from None
+            self._render = Renderer(compile_jinja(env, parse(source, env))).text
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The path for `context`; a failure raises ExpressionError (PathValueError for an unsafe value)."""

@@ -16,9 +16,12 @@ A failure raises `ExpressionError` whose message states the reason and the field
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Annotated, Any
 
+import jmespath.exceptions
 from jinja2 import Template as JinjaTemplate
 from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.runtime import Context
@@ -27,10 +30,11 @@ from jinja2.utils import missing
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from engine import helpers
 from engine.errors import ExpressionError
 from engine.expressions import limits
 from engine.expressions.compiler import Closures, Evaluator, Unsupported, generate, is_path, may_build
-from engine.expressions.limits import _budget
+from engine.expressions.limits import budget
 from engine.expressions.sandbox import Environment, MissingValue, environment
 from engine.suggest import did_you_mean
 
@@ -40,6 +44,7 @@ __all__ = [
     "Template",
     "TemplateCompileError",
     "TemplateField",
+    "compile_jinja",
     "compile_template",
     "outputs",
     "parse",
@@ -70,11 +75,35 @@ def parse(source: str, env: Environment) -> nodes.Template:
             kind = "filter" if isinstance(node, nodes.Filter) else "test"
             hint = did_you_mean(node.name, known)
             raise ValueError(f"unknown {kind} '{node.name}'" + (f" — {hint}" if hint else ""))
+    for node in ast.find_all(nodes.Filter):
+        if node.name == "jmes" and node.args and isinstance(node.args[0], nodes.Const):
+            try:
+                helpers.compiled_jmes(node.args[0].value)
+            except (jmespath.exceptions.JMESPathError, TypeError) as exc:
+                raise ValueError(f"invalid JMESPath in jmes(): {exc}".splitlines()[0]) from None
     for statement in ast.find_all(_NO_LOADER):
         raise ValueError(
             f"a template cannot {type(statement).__name__.lower()} other templates (line {statement.lineno})"
         )
     return ast
+
+
+@lru_cache(maxsize=4096)
+def _analysed(source: str, env: Environment) -> tuple[nodes.Template, frozenset[str]]:
+    """The parse tree of `source` (shared, never changed) and the names it reads from its context.
+
+    Text and `{{ }}` alone declare nothing, so their names are those they load; with statements, Jinja's
+    own analysis tells which names the template sets itself.
+    """
+    ast = parse(source, env)
+    if outputs(ast) is not None:
+        names = {node.name for node in ast.find_all(nodes.Name) if node.ctx == "load"}
+    else:
+        try:  # Jinja's analysis folds constants as compiling does: one that fails is a load error
+            names = set(meta.find_undeclared_variables(ast))
+        except TemplateError as exc:
+            raise ValueError(f"invalid template: {exc.message}") from None
+    return ast, frozenset(names) - frozenset(env.globals)
 
 
 def outputs(ast: nodes.Template) -> list[nodes.Node] | None:
@@ -95,6 +124,20 @@ def lone_expression(ast: nodes.Template) -> nodes.Expr | None:
     if any(isinstance(part, nodes.TemplateData) and part.data.strip() for part in parts):
         return None
     return expressions[0]  # type: ignore[return-value]
+
+
+def compile_jinja(env: Environment, ast: nodes.Template) -> JinjaTemplate:
+    """Jinja's compiled template; ValueError for an error Jinja finds compiling (a constant that fails).
+
+    Python's doubts about the code Jinja writes (`0[1:]` draws a SyntaxWarning) are not shown: the
+    template then fails when it runs, as it would anywhere.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        try:
+            return env.from_string(ast)
+        except TemplateError as exc:
+            raise ValueError(f"invalid template: {exc.message}") from None
 
 
 class Renderer:
@@ -136,8 +179,8 @@ class Leaf:
     def __init__(self, source: str, path: tuple[Any, ...], env: Environment) -> None:
         self.source = source
         self.path = path
-        self.ast = ast = parse(source, env)
-        self.names = frozenset(meta.find_undeclared_variables(ast)) - frozenset(env.globals)
+        self.ast, self.names = _analysed(source, env)
+        ast = self.ast
         self.constant: str | None = None
         self.expression = lone_expression(ast)
         parts = outputs(ast)
@@ -167,18 +210,15 @@ class Leaf:
         return closures.text(parts)
 
     def jinja(self, env: Environment) -> Evaluator:
-        """The evaluator that runs Jinja itself."""
-        try:
-            if self.expression is not None:
-                body = nodes.Template(
-                    [nodes.Assign(nodes.Name("result", "store"), self.expression)], lineno=1
-                )
-                body.set_environment(env)
-                value = Renderer(env.from_string(body)).value
-                return lambda context: limits.check_result(value(context))
-            return Renderer(env.from_string(self.ast)).text
-        except TemplateError as exc:  # an error Jinja finds when it compiles
-            raise ValueError(f"invalid template: {exc.message}") from None
+        """The evaluator that runs Jinja itself (on a tree of its own: Jinja's optimizer rewrites it)."""
+        ast = env.parse(self.source)
+        expression = lone_expression(ast)
+        if expression is not None:
+            ast = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression)], lineno=1)
+            ast.set_environment(env)
+            value = Renderer(compile_jinja(env, ast)).value
+            return lambda context: limits.check_result(value(context))
+        return Renderer(compile_jinja(env, ast)).text
 
     def write(self, source: Any) -> str:
         """Python source of this leaf for `compiler.generate`; Unsupported outside the subset."""
@@ -267,13 +307,13 @@ class Template:
         The generated function serves the usual event; when it stumbles (a missing key, a type
         surprise) the exact evaluation gives the value or the error.
         """
-        _budget[0] = limits.MAX_BUILT  # limits.start(), inline: this is the hot path of every mapping
+        budget[0] = limits.MAX_BUILT  # limits.start(), inline: this is the hot path of every mapping
         fast = self._fast
         if fast is not None:
             try:
                 return fast(context)
             except Exception:  # noqa: BLE001 - the exact evaluation decides
-                _budget[0] = limits.MAX_BUILT
+                budget[0] = limits.MAX_BUILT
         return self._exact(context)
 
     def filters(self) -> set[str]:

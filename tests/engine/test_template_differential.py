@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -165,6 +166,9 @@ def _compound(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(inner, st.sampled_from(TESTS)).map(lambda t: f"({t[0]}) is {t[1]}"),
         st.tuples(inner, inner, inner).map(lambda t: f"({t[0]}) if ({t[1]}) else ({t[2]})"),
         st.tuples(inner, inner).map(lambda t: f"({t[0]}) if ({t[1]})"),
+        st.tuples(inner, st.sampled_from(["[0]", "[-1]", ".sku", "['sku']", ".items", "[1:]"])).map(
+            lambda t: f"({t[0]}){t[1]}"
+        ),
         inner.map(lambda e: f"not ({e})"),
         inner.map(lambda e: f"-({e})"),
         st.lists(inner, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
@@ -238,7 +242,9 @@ class _Lazy:
 def _outcome(run: Any) -> tuple[str, Any]:
     limits.start()  # what Template.render does: each evaluation has the whole budget
     try:
-        value = run()
+        with warnings.catch_warnings():  # Jinja as it runs anywhere: Python's SyntaxWarnings are not errors
+            warnings.simplefilter("ignore", SyntaxWarning)
+            value = run()
         return "value", _Lazy(value) if isinstance(value, Iterator) else value
     except Exception as exc:  # noqa: BLE001 - the error is the outcome being compared
         return "error", exc
