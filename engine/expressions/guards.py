@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import jmespath
@@ -57,9 +57,9 @@ def bounded(iterable: Any) -> Any:
 def before_call(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
     """The arguments of a call from a template, checked when the call builds from them.
 
-    Iterators among them are read with a bound (a callee that reads them whole would not stop).
+    An iterator a template can make is as long as what it was made from (`slice(n)` is read with a
+    bound), so only what a call would build from it is sized: `'-'.join(items)`.
     """
-    args = tuple(bounded(arg) for arg in args)
     owner = getattr(function, "__self__", None)
     if not isinstance(owner, str | bytes) or not isinstance(function, types.BuiltinMethodType):
         return args
@@ -73,11 +73,12 @@ def before_call(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any])
             exact(len(owner) + tabs * max(tabsize - 1, 0), owner)
     elif name == "replace" and len(args) >= 2:
         _replace_size(owner, *args[:3])
-    elif name == "join" and args:
-        items = args[0] if isinstance(args[0], list | tuple) else bounded(iter(args[0]))
+    elif name == "join" and args and isinstance(args[0], Iterable):
+        if isinstance(args[0], Iterator):  # read once here, and handed on as what was read
+            args = (bounded(args[0]), *args[1:])
+        items = args[0] if isinstance(args[0], list | tuple) else list(args[0])
         parts = sum(len(item) for item in items if isinstance(item, str | bytes))
         exact(parts + len(owner) * max(len(items) - 1, 0), owner)
-        args = (items, *args[1:])
     elif name == "translate" and args and isinstance(args[0], Mapping):
         widest = max((len(v) for v in args[0].values() if isinstance(v, str | bytes)), default=1)
         exact(len(owner) * max(widest, 1), owner)
@@ -148,10 +149,6 @@ def _printing(original: Callable[[Any], str]) -> Callable[[Any], str]:
         return result
 
     return functools.update_wrapper(guarded, original)
-
-
-def _read(_: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
-    return bounded(value)
 
 
 def _center(_: Any, value: Any, width: Any = 80) -> None:
@@ -255,18 +252,18 @@ _FILTER_GUARDS: dict[str, Callable[..., Any] | None] = {
     "escape": None,
     "forceescape": None,
     "format": _format,
-    "groupby": _read,
+    "groupby": None,
     "indent": _indent,
     "int": None,
     "join": _join,
-    "list": _read,
+    "list": None,
     "lower": None,
     "pprint": _pprint,
     "replace": _replace,
-    "reverse": _read,
+    "reverse": None,
     "safe": None,
-    "slice": _read,
-    "sort": _read,
+    "slice": None,
+    "sort": None,
     "striptags": None,
     "sum": _sum,
     "title": None,
