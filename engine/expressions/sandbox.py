@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -59,7 +59,15 @@ class StrictUndefined(jinja2.StrictUndefined):
 
 
 class _CodeGenerator(CodeGenerator):
-    """Jinja's code generator, with `a ~ b` compiled to `environment.concat_values((a, b))`."""
+    """Jinja's code generator, with `a ~ b` compiled to `environment.concat_values((a, b))` and each
+    `{% for %}` reading its items through `environment.counted`, which counts every iteration."""
+
+    def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        for loop in node.find_all(nodes.For):
+            counted = nodes.EnvironmentAttribute("counted", lineno=loop.lineno)
+            if not (isinstance(loop.iter, nodes.Call) and loop.iter.node == counted):
+                loop.iter = nodes.Call(counted, [loop.iter], [], None, None, lineno=loop.lineno)
+        super().visit_Template(node, frame)
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -98,6 +106,13 @@ class Environment(ImmutableSandboxedEnvironment):
     def concat_values(values: tuple[Any, ...]) -> str:
         """`a ~ b ~ c`."""
         return limits.concat(values)
+
+    @staticmethod
+    def counted(items: Any) -> Iterator[Any]:
+        """The items a `{% for %}` loops over, each iteration counted towards the evaluation's total."""
+        for item in items:
+            limits.charge(1)
+            yield item
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         args = guards.before_call(__obj, args, kwargs)

@@ -69,6 +69,10 @@ BOMBS = [
     pytest.param("{{ ([[1] * 1000] * 1000) | jmes('[*][*][*].[@, @, @, @]') }}", id="jmes-steps"),
     pytest.param("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", id="loop-output"),
     pytest.param(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", id="loops"
+    ),
+    pytest.param("{% for i in [] | slice(10**9) %}{% endfor %}", id="loop-over-slices"),
+    pytest.param(
         "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = ns.l + ['x' * 1000] %}{% endfor %}",
         id="loop-accumulation",
     ),
