@@ -5,8 +5,9 @@ Mappings are mostly paths, filters, literals and a little arithmetic: `{{ event.
 through Jinja's runtime costs a context per render. Here each node becomes a closure doing what the
 code Jinja generates for it does, calling the same environment methods (`getattr`, `getitem`,
 `call_binop`, `concat_values`, `finalize`, `concat`), the same filters and tests, and creating the same
-undefined values; so every value and every error is Jinja's. Anything outside the subset (calls,
-statements, slices, filters that take the context) raises `Unsupported`, and the caller runs Jinja.
+undefined values; so every value and every error is Jinja's. Anything outside the subset (statements,
+slices, filters that take the render context, keyword arguments named like Python keywords) raises
+`Unsupported`, and the caller runs Jinja.
 
 `generate` writes one Python function for a whole templated value, for the usual event that has every
 key it reads; it raises on anything else (a missing key, a value of another type), and the caller then
@@ -222,10 +223,8 @@ class Closures:
         starstar = self.expr(node.dyn_kwargs) if node.dyn_kwargs is not None else None
         call = self.caller
 
-        def apply(
-            context: Mapping[str, Any],
-        ) -> Any:  # evaluated in Jinja's order: callee, args, kwargs, *, **
-            callee = function(context)
+        def apply(context: Mapping[str, Any]) -> Any:
+            callee = function(context)  # evaluated in Jinja's order: callee, args, kwargs, *, **
             positional = [arg(context) for arg in args]
             named = {key: arg(context) for key, arg in kwargs}
             more = star(context) if star is not None else ()

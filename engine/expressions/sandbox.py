@@ -7,9 +7,10 @@ changes made through Jinja's own extension points:
   the event's `items` field, never `dict.items`. A mapping without that key still has its methods, so
   `event.get('serial')` works;
 - the limits of `engine.expressions.limits`: every binary operator is intercepted (`call_binop`), `~`
-  compiles to `environment.concat_values`, printed values go through `finalize`, text is joined by
-  `concat`, calls go through `call`, `str.format` through a bounded formatter, and the filters and
-  globals that can build are guarded.
+  compiles to `environment.concat_values` and `{% for %}` reads through `environment.counted`, printed
+  values go through `finalize`, text is joined by `concat`, calls go through `call`, `str.format`
+  through a bounded formatter, and the filters and globals that can build are guarded
+  (`engine.expressions.guards`).
 
 Undefined values are `StrictUndefined`; the only addition is that the error they raise carries the
 undefined value, so a message can name the field that was missing.
