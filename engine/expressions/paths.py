@@ -4,7 +4,7 @@
 percent-encoded as RFC 6570 simple expansion does (only the unreserved characters `A-Za-z0-9-._~` stay),
 so a `/`, `?`, `#` or `%` in a value cannot change the target. A segment that a value turns into `.`
 or `..`, or that values alone leave empty, is an error, and so is a value holding a lone surrogate.
-Quoting filters compose: `/SERIAL({{ x | odata_quote }})` quotes, then encodes the quoted text.
+Quoting filters compose: `/Orders({{ x | odata_quote }})` quotes, then encodes the quoted text.
 
 A template that must insert structure says so with the `path_raw` filter (`{{ base | path_raw }}`):
 that value is inserted as written. `PathTemplate.raw_lines` lists where it is used, for `check`.

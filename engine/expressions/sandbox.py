@@ -5,7 +5,7 @@ changes made through Jinja's own extension points:
 
 - on a mapping, a key wins over a method or attribute of the same name (`getattr`): `event.items` is
   the event's `items` field, never `dict.items`. A mapping without that key still has its methods, so
-  `event.get('serial')` works;
+  `event.get('code')` works;
 - the limits of `engine.expressions.limits`: every binary operator is intercepted (`call_binop`), `~`
   compiles to `environment.concat_values` and `{% for %}` reads through `environment.counted`, printed
   values go through `finalize`, text is joined by `concat`, calls go through `call`, `str.format`
