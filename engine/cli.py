@@ -16,9 +16,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("engine.commands.test", "test"),
     "dry-run": ("engine.commands.dry_run", "dry_run"),
     "schema": ("engine.commands.schema", "schema"),
-    "sandbox": ("engine.sandbox.command", "sandbox"),
+    "sandbox": ("sandbox.command", "sandbox"),
     "run": ("engine.commands.run", "run"),
-    "demo": ("engine.sandbox.demo", "demo"),
+    "demo": ("sandbox.demo", "demo"),
     "dlq": ("engine.commands.dlq", "dlq"),
 }
 

@@ -1,17 +1,26 @@
 """The exceptions mesbridge raises, and what the caller sees of each.
 
     MesbridgeError
-    ├── ConfigError              a config root that does not load; carries Diagnostics
-    ├── MissingVariableError     a ${VAR} needed now and not set
-    ├── ExpressionError          a template or JMESPath failed on this event
-    └── PipelineError            a pipeline run failed; `status` and `message` answer the caller
-        ├── FailStep             a `fail:` step stopped the pipeline on purpose
-        ├── NotFoundError        a lookup found nothing and `missing` said to fail
-        └── ConnectorError       an external system call failed
-            ├── BusinessError    the system answered and refused (never retried)
-            ├── TransientError   connect error, timeout, 408, 429, 5xx: retried, then raised
-            │   └── DeadlineExceeded  the retry deadline or the pipeline deadline passed
-            └── AuthError        the login itself failed
+    ├── ConfigError               a config root that does not load; carries Diagnostics
+    ├── SchemaFileError           a payload schema file that is missing, not JSON or outside the subset
+    ├── MissingVariableError      a ${VAR} needed now and not set
+    ├── ExpressionError           a template or JMESPath failed on this event
+    ├── StartupError              `mesbridge run` cannot start; the message says what to do
+    ├── StoreError                the state store failed (also: unreachable, locked too long)
+    │   └── LeaseLostError        another worker took the job; this outcome was not recorded
+    ├── RequestRejected           an inbound request refused with a 4xx before any pipeline ran
+    ├── TransportError            one HTTP attempt failed below the request path (internal)
+    │   ├── NotSent               nothing reached the system: connect refused, DNS, TLS, pool wait
+    │   └── NoReply               the request went out and no reply came: read timeout, reset
+    └── PipelineError             a pipeline run failed; `status` and `message` answer the caller
+        ├── DeliberateFailure     a `fail:` step stopped the pipeline on purpose
+        ├── NotFoundError         a lookup found nothing and `missing` said to fail
+        └── ConnectorError        an external system call failed
+            ├── BusinessError     the system answered and refused (never retried)
+            ├── TransientError    not applied: not sent, or refused unapplied (429, 503); retried, then raised
+            │   └── DeadlineExceeded  the deadline passed between attempts
+            ├── UncertainError    the system may have applied it (500, 502, 504, a lost reply): not repeated
+            └── AuthError         the login itself failed
 
 The CLI turns every one into a message and an exit code; the service into a reply. None becomes a
 traceback for a user.
@@ -19,7 +28,8 @@ traceback for a user.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 
 class MesbridgeError(Exception):
@@ -35,6 +45,10 @@ class ConfigError(MesbridgeError):
         super().__init__(f"{len(diagnostics)} config error(s)" + (f"; first: {first}" if first else ""))
 
 
+class SchemaFileError(MesbridgeError):
+    """A payload schema file that is missing, not JSON, or uses what the validator does not know."""
+
+
 class MissingVariableError(MesbridgeError):
     """An environment variable referenced as ${NAME} is needed now and is not set."""
 
@@ -48,11 +62,59 @@ class ExpressionError(MesbridgeError):
     """A template or JMESPath expression failed while evaluating an event."""
 
 
-class PipelineError(MesbridgeError):
-    """A pipeline run failed. `status` and `message` are what the caller is answered."""
+class StartupError(MesbridgeError):
+    """The service cannot start; the message says why and what to do."""
 
-    kind = "error"
-    default_status = 422
+
+class StoreError(MesbridgeError):
+    """The state store could not do what was asked (also: database unreachable, locked too long)."""
+
+
+class LeaseLostError(StoreError):
+    """The job's lease was taken by another worker; the caller's outcome was not recorded."""
+
+
+class RequestRejected(MesbridgeError):
+    """An inbound request refused before any pipeline ran; `status` and `message` are the reply."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class TransportError(MesbridgeError):
+    """One HTTP attempt failed before a reply was read. Transports raise it; the request path
+    classes it and never lets it reach a caller."""
+
+    sent: ClassVar[bool]
+    """True when the request may have reached the system."""
+
+
+class NotSent(TransportError):
+    """Nothing reached the system: connection refused, DNS, TLS, a connect or pool timeout."""
+
+    sent = False
+
+
+class NoReply(TransportError):
+    """The request was sent (or may have been) and no reply came: a read timeout, a reset."""
+
+    sent = True
+
+
+class PipelineError(MesbridgeError):
+    """A pipeline run failed. `status` and `message` are what the caller is answered.
+
+    `settled` says whether the outcome is known: a settled failure (a business refusal, a `fail:`)
+    would be the same if the event came again, so an idempotent reply may keep it; an unsettled one
+    (unreachable, uncertain) is worth asking again.
+    """
+
+    kind: ClassVar[str] = "error"
+    default_status: ClassVar[int] = 422
+    settled: ClassVar[bool] = True
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -60,7 +122,7 @@ class PipelineError(MesbridgeError):
         self.status = status if status is not None else self.default_status
 
 
-class FailStep(PipelineError):
+class DeliberateFailure(PipelineError):
     """A `fail:` step stopped the pipeline with a message of the mapping's own."""
 
     kind = "fail"
@@ -78,6 +140,7 @@ class ConnectorError(PipelineError):
 
     kind = "connector"
     default_status = 502
+    settled = False
 
     def __init__(
         self,
@@ -87,11 +150,13 @@ class ConnectorError(PipelineError):
         status: int | None = None,
         http_status: int | None = None,
         body: Any = None,
+        attempts: int = 0,
     ) -> None:
         super().__init__(message, status)
         self.connector = connector
         self.http_status = http_status
         self.body = body
+        self.attempts = attempts
 
 
 class BusinessError(ConnectorError):
@@ -99,20 +164,37 @@ class BusinessError(ConnectorError):
 
     kind = "business"
     default_status = 422
+    settled = True
 
 
 class TransientError(ConnectorError):
-    """The external system could not be reached or was overloaded, after every retry."""
+    """The request was not applied (not sent, or refused unapplied), after every allowed attempt."""
 
     kind = "transient"
     default_status = 502
 
+    def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.retry_after = retry_after
+        """Seconds the system asked to wait (Retry-After), when it did."""
+
 
 class DeadlineExceeded(TransientError):
-    """The retry deadline or the pipeline's deadline passed."""
+    """The retry deadline or the pipeline's deadline passed with no request in flight."""
 
     kind = "deadline"
     default_status = 504
+
+
+class UncertainError(ConnectorError):
+    """The system may have applied the request: a 500, 502 or 504, a reply that never came.
+
+    It is repeated only when the call is safe to repeat (an idempotent method, `idempotent: true`,
+    an idempotency key, or a `verify` lookup); otherwise the caller is told the outcome is unknown.
+    """
+
+    kind = "uncertain"
+    default_status = 502
 
 
 class AuthError(ConnectorError):

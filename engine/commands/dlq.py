@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.config.root import load_project
-from engine.store import DeadLetter, Store, StoreError, open_store
+from engine.errors import StoreError
+from engine.store import DeadLetter, Store, open_store
 
 T = TypeVar("T")
 

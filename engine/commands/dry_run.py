@@ -12,7 +12,7 @@ import yaml
 
 from engine.commands._common import load_or_exit
 from engine.pipeline.models import MockResponse
-from engine.runtime import environment_redactor
+from engine.redaction import environment_redactor
 from engine.suggest import did_you_mean
 from engine.testing.runner import run_pipeline_offline
 

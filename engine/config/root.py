@@ -16,8 +16,9 @@ from engine.config.diagnostics import Diagnostic, validate_model
 from engine.config.settings import SETTINGS_FILE, Settings, environment_overrides
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
+from engine.errors import SchemaFileError
 from engine.pipeline.models import MappingFile, Pipeline, TestCase
-from engine.pipeline.payload import PayloadSchema, SchemaFileError, load_payload_schema
+from engine.pipeline.payload import PayloadSchema, load_payload_schema
 
 
 @dataclass

@@ -16,8 +16,8 @@ from engine.errors import (
     BusinessError,
     ConnectorError,
     DeadlineExceeded,
+    DeliberateFailure,
     ExpressionError,
-    FailStep,
     MesbridgeError,
     MissingVariableError,
     NotFoundError,
@@ -152,7 +152,7 @@ class Executor:
         elif isinstance(step, m.ForEachStep):
             result = await self._for_each(step, context)
         elif isinstance(step, m.FailStep):
-            raise FailStep(_text(step.fail.render(context)), step.status)
+            raise DeliberateFailure(_text(step.fail.render(context)), step.status)
         else:  # pragma: no cover - the models admit no other step
             raise TypeError(f"unknown step {type(step).__name__}")
         if step.name:

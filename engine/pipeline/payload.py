@@ -14,7 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PayloadSchema", "SchemaFileError", "load_payload_schema"]
+from engine.errors import SchemaFileError
+
+__all__ = ["PayloadSchema", "load_payload_schema"]
 
 _TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 _IGNORED = frozenset({"$schema", "$id", "$comment", "title", "description", "examples", "default"})
@@ -36,10 +38,6 @@ _KNOWN = frozenset(
         "pattern",
     }
 )
-
-
-class SchemaFileError(ValueError):
-    """A payload schema file that is missing, not JSON, or uses what the validator does not know."""
 
 
 def _type_of(value: Any) -> str:

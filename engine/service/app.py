@@ -36,16 +36,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from engine.config.root import PipelineEntry, Project
-from engine.errors import MissingVariableError
+from engine.errors import MissingVariableError, RequestRejected, StoreError
 from engine.pipeline import models as m
 from engine.pipeline.executor import Outcome
-from engine.redaction import Redactor
-from engine.runtime import environment_redactor
+from engine.redaction import Redactor, environment_redactor
 from engine.service.generation import Generation
-from engine.service.inbound import Rejection, authenticate, parse_json, read_body
+from engine.service.inbound import authenticate, parse_json, read_body
 from engine.service.logging import event_context
 from engine.service.metrics import CONTENT_TYPE_LATEST, Metrics
-from engine.store import Store, StoreError
+from engine.store import Store
 
 log = logging.getLogger("mesbridge.service")
 
@@ -194,8 +193,8 @@ async def handle_webhook(service: Service, request: Request) -> Response:
             if schema is not None:
                 problems = schema.errors(event)
                 if problems:
-                    raise Rejection(422, "invalid event: " + "; ".join(problems))
-        except Rejection as rejection:
+                    raise RequestRejected(422, "invalid event: " + "; ".join(problems))
+        except RequestRejected as rejection:
             service.metrics.event(name, "rejected")
             log.info("refused: %s", rejection.message, extra={"status": rejection.status})
             return _json(rejection.status, {"message": rejection.message}, rejection.headers)

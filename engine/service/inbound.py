@@ -16,18 +16,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from engine.config.env import resolve
+from engine.env import resolve
+from engine.errors import RequestRejected
 from engine.pipeline import models as m
-
-
-class Rejection(Exception):
-    """A request refused before any pipeline ran; `status` and `message` are the reply."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -36,15 +27,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise Rejection(413, f"request body over {limit} bytes")
+                raise RequestRejected(413, f"request body over {limit} bytes")
         except ValueError:
-            raise Rejection(400, "invalid Content-Length header") from None
+            raise RequestRejected(400, "invalid Content-Length header") from None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Rejection(413, f"request body over {limit} bytes")
+            raise RequestRejected(413, f"request body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -53,17 +44,19 @@ def parse_json(request: Request, body: bytes) -> Any:
     """The JSON event: content type checked (415), syntax checked (400), an object required (422)."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise Rejection(415, f"expected Content-Type application/json, got {content_type}")
+        raise RequestRejected(415, f"expected Content-Type application/json, got {content_type}")
     if not body.strip():
-        raise Rejection(400, "empty request body; expected a JSON object")
+        raise RequestRejected(400, "empty request body; expected a JSON object")
     try:
         event = json.loads(body)
     except UnicodeDecodeError:
-        raise Rejection(400, "request body is not UTF-8") from None
+        raise RequestRejected(400, "request body is not UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise Rejection(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise RequestRejected(
+            400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(event, dict):
-        raise Rejection(422, f"expected a JSON object, got {type(event).__name__}")
+        raise RequestRejected(422, f"expected a JSON object, got {type(event).__name__}")
     return event
 
 
@@ -86,7 +79,7 @@ def authenticate(
             request.headers.get(auth.name) if auth.in_ == "header" else request.query_params.get(auth.name)
         )
         if given is None or not _same(given, secret):
-            raise Rejection(401, f"missing or wrong shared secret in {auth.in_} '{auth.name}'")
+            raise RequestRejected(401, f"missing or wrong shared secret in {auth.in_} '{auth.name}'")
         return
     if isinstance(auth, m.BasicCallerAuth):
         username = str(resolve(auth.username, environ, where))
@@ -95,14 +88,14 @@ def authenticate(
         scheme, _, encoded = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Basic realm="mesbridge"'}
         if scheme.lower() != "basic" or not encoded:
-            raise Rejection(401, "HTTP Basic authentication required", challenge)
+            raise RequestRejected(401, "HTTP Basic authentication required", challenge)
         try:
             user, _, word = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise Rejection(401, "malformed Basic credentials", challenge) from None
+            raise RequestRejected(401, "malformed Basic credentials", challenge) from None
         user_ok = _same(user, username)
         if not (_same(word, password) and user_ok):
-            raise Rejection(401, "wrong username or password", challenge)
+            raise RequestRejected(401, "wrong username or password", challenge)
         return
     if isinstance(auth, m.HmacCallerAuth):
         secret = str(resolve(auth.secret, environ, where))
@@ -110,5 +103,5 @@ def authenticate(
         given = given.split("=", 1)[1] if "=" in given else given
         digest = hmac.new(secret.encode(), body, getattr(hashlib, auth.algorithm)).hexdigest()
         if not given or not _same(given.lower(), digest):
-            raise Rejection(401, f"missing or wrong signature in header '{auth.header}'")
+            raise RequestRejected(401, f"missing or wrong signature in header '{auth.header}'")
         return

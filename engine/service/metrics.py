@@ -13,7 +13,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from engine.connectors.client import CallRecord
+from engine.connectors.connector import CallRecord
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 

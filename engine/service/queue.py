@@ -21,9 +21,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.config.settings import Delivery
-from engine.errors import BusinessError, DeadlineExceeded, PipelineError, TransientError
+from engine.errors import (
+    BusinessError,
+    DeadlineExceeded,
+    LeaseLostError,
+    PipelineError,
+    StoreError,
+    TransientError,
+)
 from engine.service.logging import event_context
-from engine.store import Job, LeaseLostError, Store, StoreError
+from engine.store import Job, Store
 
 if TYPE_CHECKING:
     from engine.service.app import Service

@@ -26,11 +26,10 @@ from typing import Any
 import uvicorn
 
 from engine.config.diagnostics import format_text
-from engine.config.env import resolve
 from engine.config.root import Project, load_project
-from engine.errors import MesbridgeError, MissingVariableError
+from engine.env import resolve
+from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
 from engine.pipeline import models as m
-from engine.pipeline.payload import SchemaFileError
 from engine.service.app import Service, create_app
 from engine.service.generation import Generation
 from engine.service.logging import setup_logging
@@ -38,15 +37,11 @@ from engine.service.metrics import Metrics
 from engine.service.poller import Pollers
 from engine.service.queue import WorkerPool
 from engine.service.reload import Reloader
-from engine.store import Store, StoreError, open_store
+from engine.store import Store, open_store
 
 log = logging.getLogger("mesbridge.service")
 
-__all__ = ["ServiceHost", "StartupError", "check_caller_secrets"]
-
-
-class StartupError(MesbridgeError):
-    """The service cannot start; the message says why and what to do."""
+__all__ = ["ServiceHost", "check_caller_secrets"]
 
 
 def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:

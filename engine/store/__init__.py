@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
+from engine.errors import StoreError
 from engine.store.base import (
     Attempt,
     Clock,
     DeadLetter,
     Job,
-    LeaseLostError,
     PolledItem,
     Store,
-    StoreError,
     utc_now,
 )
 
@@ -31,10 +30,8 @@ __all__ = [
     "Clock",
     "DeadLetter",
     "Job",
-    "LeaseLostError",
     "PolledItem",
     "Store",
-    "StoreError",
     "open_store",
     "utc_now",
 ]

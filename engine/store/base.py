@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from engine.errors import MesbridgeError
-
 Clock = Callable[[], datetime]
 PruneKind = Literal["jobs", "seen", "replies"]
 
@@ -59,14 +57,6 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-class StoreError(MesbridgeError):
-    """The state store could not do what was asked (also: database unreachable, locked too long)."""
-
-
-class LeaseLostError(StoreError):
-    """The job's lease was taken by another worker; the caller's outcome was not recorded."""
 
 
 @dataclass(frozen=True)

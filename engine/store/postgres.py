@@ -27,15 +27,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from engine.errors import LeaseLostError, StoreError
 from engine.store.base import (
     Attempt,
     Clock,
     DeadLetter,
     Job,
-    LeaseLostError,
     PruneKind,
     Store,
-    StoreError,
     as_utc,
 )
 from engine.store.migrations import POSTGRES, POSTGRES_SCHEMA_VERSION_TABLE, check_order

@@ -19,16 +19,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from engine.errors import LeaseLostError, StoreError
 from engine.store.base import (
     Attempt,
     Clock,
     DeadLetter,
     Job,
-    LeaseLostError,
     PolledItem,
     PruneKind,
     Store,
-    StoreError,
     as_utc,
 )
 from engine.store.migrations import SQLITE, SQLITE_SCHEMA_VERSION_TABLE, check_order

@@ -11,9 +11,9 @@ from typing import Any
 from engine.config.root import Project, TestEntry
 from engine.pipeline.executor import Executor, Outcome
 from engine.pipeline.models import MockResponse, TestCase
-from engine.runtime import offline_connectors
 from engine.testing.compare import differences, unified
 from engine.testing.mock import MockBackend, RecordedCall
+from engine.testing.offline import offline_connectors
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 
 from engine.connectors import Connector
 from engine.errors import AuthError
-from tests.connectors.connector_kit import reply, sent_json
+from tests.connectors.kit import reply, sent_json
 
 PAT = "7F3C2A9B1D4E4F6A8B0C2D4E6F8A0B1C"
 NEXTUP_DEAD = "AuthenticationToken lipseste, este invalid sau a expirat."

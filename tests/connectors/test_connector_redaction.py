@@ -4,7 +4,7 @@ import pytest
 
 from engine.errors import BusinessError
 from engine.redaction import RedactingFilter, Redactor, is_secret_name
-from tests.connectors.connector_kit import reply
+from tests.connectors.kit import reply
 
 
 @pytest.mark.parametrize(

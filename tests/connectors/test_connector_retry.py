@@ -1,12 +1,16 @@
-"""Retry rules, envelopes and business errors over HTTP, with injected sleep and clock."""
+"""Retry rules by failure class, envelopes and business errors, on both transports, with fake time.
+
+Not sent and refused unapplied attempts are retried for every method; an uncertain one only when the
+call is safe to repeat (an idempotent method, `idempotent`, an idempotency key, or a verify lookup).
+"""
 
 import email.utils
 
 import httpx
 import pytest
 
-from engine.errors import BusinessError, ConnectorError, DeadlineExceeded, TransientError
-from tests.connectors.connector_kit import reply
+from engine.errors import BusinessError, ConnectorError, DeadlineExceeded, TransientError, UncertainError
+from tests.connectors.kit import reply
 
 HEBREW = 'פק"ע WO-9 לא קיימת במערכת'
 ROMANIAN = "Stoc insuficient pentru articolul MP-001 în gestiunea Depozit central."
@@ -33,21 +37,142 @@ def flaky(first, then=None):
 
 
 @pytest.mark.parametrize(
-    "first",
+    ("first", "failure"),
     [
-        pytest.param(httpx.ConnectError("connection refused"), id="connect-error"),
-        pytest.param(httpx.ReadTimeout("read timed out"), id="timeout"),
-        pytest.param(reply(408, "timeout"), id="408"),
-        pytest.param(reply(429, {"error": {"message": "too many"}}), id="429"),
-        pytest.param(reply(503, "unavailable"), id="503"),
-        pytest.param(reply(502, ""), id="502"),
+        pytest.param(reply(408, "timeout"), "unapplied", id="408"),
+        pytest.param(reply(429, {"error": {"message": "too many"}}), "unapplied", id="429"),
+        pytest.param(reply(503, "unavailable"), "unapplied", id="503"),
+        pytest.param(reply(500, "oops"), "uncertain", id="500"),
+        pytest.param(reply(502, ""), "uncertain", id="502"),
+        pytest.param(reply(504, ""), "uncertain", id="504"),
     ],
 )
-async def test_transient_failures_are_retried(make, fake_time, first):
+async def test_a_get_is_retried_whatever_the_failure_class(make, fake_time, first, failure):
     handler, calls = flaky(first)
-    response = await make(handler, retry=RETRY).request("GET", "/x")
+    records = []
+    connector = make(handler, retry=RETRY)
+    connector.on_call = records.append
+    response = await connector.request("GET", "/x")
     assert response.body == {"ok": True} and response.attempts == 2 and len(calls) == 2
-    assert fake_time.sleeps == [1]
+    assert fake_time.sleeps == [1] and [r.failure for r in records] == [failure, None]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(httpx.ConnectError("connection refused"), id="not-sent"),
+        pytest.param(reply(429, "slow down"), id="429"),
+        pytest.param(reply(503, "unavailable"), id="503"),
+        pytest.param(reply(408, "request timeout"), id="408"),
+    ],
+)
+async def test_a_post_not_applied_is_retried(make_mock, fake_time, first):
+    handler, calls = flaky(first)
+    response = await make_mock(handler, retry=RETRY).request("POST", "/ALINE_ONE", body={"QUANT": 1})
+    assert response.attempts == 2 and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "detail"),
+    [
+        pytest.param(
+            httpx.ReadTimeout("read timed out"), "erp did not answer: read timed out", id="no-reply"
+        ),
+        pytest.param(
+            reply(500, {"error": {"message": "saved, then failed"}}), "HTTP 500: saved, then failed", id="500"
+        ),
+        pytest.param(reply(502, "bad gateway"), "HTTP 502: bad gateway", id="502"),
+        pytest.param(reply(504, ""), "HTTP 504", id="504"),
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_an_uncertain_write_is_not_repeated(make_mock, fake_time, first, detail, method):
+    handler, calls = flaky(first)
+    connector = make_mock(handler, retry=RETRY, envelope={"error": ["error.message"]})
+    with pytest.raises(UncertainError) as info:
+        await connector.request(method, "/ALINE_ONE", body={"QUANT": 1})
+    assert len(calls) == 1 and fake_time.sleeps == []
+    assert info.value.status == 502 and info.value.kind == "uncertain"
+    assert (
+        info.value.message.startswith(f"outcome unknown after {method} /ALINE_ONE: ")
+        and detail in info.value.message
+    )
+    assert info.value.message.endswith("erp may have applied it. Check erp before sending the event again")
+
+
+@pytest.mark.parametrize(
+    ("how", "expected_attempts"),
+    [
+        pytest.param({"idempotent": True}, 2, id="marked-idempotent"),
+        pytest.param({"idempotency_key": "evt-1:report"}, 2, id="idempotency-key"),
+    ],
+)
+async def test_an_uncertain_write_safe_to_repeat_is_repeated(make, fake_time, how, expected_attempts):
+    handler, calls = flaky(reply(500, "oops"))
+    connector = make(handler, retry=RETRY, idempotency_key={"header": "Idempotency-Key"})
+    response = await connector.request("POST", "/x", body={}, **how)
+    assert response.attempts == expected_attempts and len(calls) == expected_attempts
+    if "idempotency_key" in how:
+        assert {c.headers["idempotency-key"] for c in calls} == {"evt-1:report"}
+
+
+async def test_an_idempotency_key_without_the_connector_header_is_not_sent_nor_trusted(make_mock):
+    handler, calls = flaky(reply(500, "oops"))
+    with pytest.raises(UncertainError):
+        await make_mock(handler, retry=RETRY).request("POST", "/x", body={}, idempotency_key="k")
+    assert "idempotency-key" not in calls[0].headers and len(calls) == 1
+
+
+async def test_verify_finds_what_the_uncertain_attempt_created(make, fake_time):
+    handler, calls = flaky(reply(500, "saved, then failed"))
+    looked: list[int] = []
+
+    async def verify():
+        looked.append(1)
+        return True, {"FORM": 12}
+
+    response = await make(handler, retry=RETRY).request(
+        "POST", "/ALINE_ONE", body={"QUANT": 1}, verify=verify
+    )
+    assert response.verified and response.result == {"FORM": 12}
+    assert len(calls) == 1 and looked == [1] and fake_time.sleeps == []
+
+
+async def test_verify_that_finds_nothing_lets_the_write_be_sent_again(make, fake_time):
+    handler, calls = flaky(reply(502, "bad gateway"), then=reply(201, {"FORM": 13}))
+
+    async def verify():
+        return False, None
+
+    response = await make(handler, retry=RETRY).request(
+        "POST", "/ALINE_ONE", body={"QUANT": 1}, verify=verify
+    )
+    assert not response.verified and response.result == {"FORM": 13} and len(calls) == 2
+
+
+async def test_a_failing_verify_leaves_the_outcome_unknown(make_mock):
+    handler, calls = flaky(reply(500, "oops"))
+
+    async def verify():
+        raise TransientError("cannot reach erp")
+
+    with pytest.raises(UncertainError, match="the lookup that would tell failed"):
+        await make_mock(handler, retry=RETRY).request("POST", "/x", body={}, verify=verify)
+    assert len(calls) == 1
+
+
+async def test_uncertain_then_out_of_attempts_stays_uncertain(make_mock, fake_time):
+    """An idempotent call that was uncertain once and then not sent: the first may have applied."""
+    answers = iter([reply(500, "oops")])
+
+    def handler(request):
+        answer = next(answers, None)
+        if answer is None:
+            raise httpx.ConnectError("refused")
+        return answer
+
+    with pytest.raises(UncertainError, match="gave up after 4"):
+        await make_mock(handler, retry=RETRY).request("PUT", "/x", body={})
 
 
 @pytest.mark.parametrize(
@@ -100,7 +225,7 @@ async def test_deadline(make, fake_time):
         "backoff": {"initial": 4, "multiplier": 2, "max": 100, "jitter": False},
         "deadline": 10,
     }
-    with pytest.raises(DeadlineExceeded, match="deadline of 10 s") as info:
+    with pytest.raises(DeadlineExceeded, match="the deadline passed after 2 attempts") as info:
         await make(lambda r: reply(503), retry=retry).request("GET", "/x")
     assert fake_time.sleeps == [4] and info.value.attempts == 2
 
@@ -150,7 +275,9 @@ async def test_call_deadline_shortens_the_connector_deadline(make, fake_time):
 async def test_business_errors_are_not_retried_and_keep_their_message(make, answer, envelope, message):
     calls = []
     connector = make(
-        lambda r: calls.append(r) or answer, envelope=envelope, retry={"statuses": [408, 429, 502, 503, 504]}
+        lambda r: calls.append(r) or answer,
+        envelope=envelope,
+        retry={"unapplied": [429, 503], "uncertain": [502]},
     )
     with pytest.raises(BusinessError) as info:
         await connector.request("POST", "/x", body={})

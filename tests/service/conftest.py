@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.sandbox import nextplus, nextup, nextx
-from engine.sandbox.serve import serve_in_thread
 from engine.service.server import ServiceHost
+from sandbox import nextplus, nextup, nextx
+from sandbox.serve import serve_in_thread
 
 TOKEN = "service-test-token-0123456789"
 REPO = Path(__file__).resolve().parents[2]

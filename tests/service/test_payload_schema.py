@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.config.root import load_project
-from engine.pipeline.payload import PayloadSchema, SchemaFileError, load_payload_schema
+from engine.errors import SchemaFileError
+from engine.pipeline.payload import PayloadSchema, load_payload_schema
 
 from .conftest import write_root
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from engine.store import LeaseLostError, Store, StoreError, open_store
+from engine.errors import LeaseLostError, StoreError
+from engine.store import Store, open_store
 
 if TYPE_CHECKING:
     from tests.store.conftest import FakeClock

@@ -1,0 +1,46 @@
+"""Connectors that send nothing: a `MockBackend` answers every request, and retries do not wait.
+
+Authentication is not exercised here (test cases describe mappings, not logins).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from engine.config.root import Project
+from engine.connectors.auth.none import NoAuthConfig
+from engine.connectors.group import Connectors
+from engine.connectors.transports.mock import MockTransport
+from engine.env import resolve
+from engine.errors import MissingVariableError
+from engine.redaction import environment_redactor
+from engine.testing.mock import MockBackend
+
+__all__ = ["offline_connectors"]
+
+
+async def _no_wait(_seconds: float) -> None:
+    return None
+
+
+def offline_connectors(
+    project: Project, backend: MockBackend, environ: Mapping[str, str] | None = None
+) -> Connectors:
+    """Connectors whose every request is answered by `backend`."""
+    environ = os.environ if environ is None else environ
+    configs = {
+        name: config.model_copy(update={"auth": NoAuthConfig(kind="none")})
+        for name, config in project.connector_configs.items()
+    }
+
+    def transport(name: str) -> MockTransport:
+        try:
+            base_url = str(resolve(configs[name].base_url, environ))
+        except MissingVariableError:
+            base_url = ""
+        return backend.transport(name, base_url)
+
+    return Connectors(
+        configs, environ=environ, transport=transport, sleep=_no_wait, redactor=environment_redactor(environ)
+    )
