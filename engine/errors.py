@@ -107,14 +107,15 @@ class NoReply(TransportError):
 class PipelineError(MesbridgeError):
     """A pipeline run failed. `status` and `message` are what the caller is answered.
 
-    `settled` says whether the outcome is known: a settled failure (a business refusal, a `fail:`)
-    would be the same if the event came again, so an idempotent reply may keep it; an unsettled one
-    (unreachable, uncertain) is worth asking again.
+    `settled`: the answer stands for a repeat of the same event (a refusal, a `fail:`, an outcome that
+    is unknown and must not be sent blindly again), so an idempotent webhook keeps it as its reply.
+    `retryable`: nothing was applied and trying again later may succeed, so a queued event is retried.
     """
 
     kind: ClassVar[str] = "error"
     default_status: ClassVar[int] = 422
     settled: ClassVar[bool] = True
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -172,6 +173,7 @@ class TransientError(ConnectorError):
 
     kind = "transient"
     default_status = 502
+    retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
         super().__init__(message, **fields)
@@ -195,6 +197,7 @@ class UncertainError(ConnectorError):
 
     kind = "uncertain"
     default_status = 502
+    settled = True
 
 
 class AuthError(ConnectorError):

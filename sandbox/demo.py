@@ -144,7 +144,7 @@ async def play(binding: str, root: Path, size: int, seed: int) -> DemoReport:
     """Run the loop for one binding and return what happened."""
     from engine.config.root import load_project
     from engine.errors import StartupError
-    from engine.pipeline.models import WebhookSource
+    from engine.pipeline.sources.webhook import WebhookSource
     from engine.service.server import ServiceHost
     from sandbox import nextplus as nextplus_sim
     from sandbox.command import load_simulators
@@ -170,7 +170,7 @@ async def play(binding: str, root: Path, size: int, seed: int) -> DemoReport:
             environ.pop(name, None)
         project = await asyncio.to_thread(load_project, root, environ=environ)
         if not project.ok:
-            from engine.config.diagnostics import format_text
+            from engine.config.report import format_text
 
             raise DemoError(f"{root} has config errors:\n{format_text(project.diagnostics)}")
         variables = project.variables.get(binding)

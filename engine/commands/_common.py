@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from engine.config.diagnostics import format_text
+from engine.config.report import format_text
 from engine.config.root import Project, load_project
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config.diagnostics import Diagnostic, validate_model
+from engine.config.diagnostic import Diagnostic
 from engine.config.settings import SETTINGS_FILE, Settings, environment_overrides
+from engine.config.validation import validate_model
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
 from engine.errors import SchemaFileError
@@ -64,6 +65,12 @@ class Project:
     payload_schemas: dict[str, PayloadSchema] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     version: str = ""
+    unloaded_connectors: set[str] = field(default_factory=set)
+    """Connectors whose file did not load (reported once); references to them are not reported again."""
+    unloaded_pipelines: set[str] = field(default_factory=set)
+    """Pipelines named in a mapping file that did not validate."""
+    unloaded_bindings: set[str] = field(default_factory=set)
+    """Bindings with a mapping file that could not be read at all (its pipelines are unknown)."""
 
     @property
     def ok(self) -> bool:
@@ -122,8 +129,11 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             Diagnostic(str(root), 1, 1, "not a config root: it has neither connectors/ nor mappings/")
         )
     for path in _yaml_files(connectors_dir):
+        before = len(project.diagnostics)
         loaded = _load(root, path, project, digest)
         if loaded is None:
+            if len(project.diagnostics) > before:
+                project.unloaded_connectors.add(path.stem)
             continue
         data = loaded.data
         if isinstance(data, dict) and "name" not in data:
@@ -132,6 +142,8 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         config, diags = _validate(ConnectorConfig, loaded)
         project.diagnostics.extend(diags)
         if config is None:
+            name = data.get("name") if isinstance(data, dict) else None
+            project.unloaded_connectors.add(name if isinstance(name, str) else path.stem)
             continue
         if config.name in project.connectors:
             first = project.connectors[config.name].source.file
@@ -157,12 +169,16 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         binding = relative.parts[0]
         if selected is not None and binding not in selected:
             continue
+        before = len(project.diagnostics)
         loaded = _load(root, path, project, digest)
         if loaded is None:
+            if len(project.diagnostics) > before:
+                project.unloaded_bindings.add(binding)
             continue
         mapping, diags = _validate(MappingFile, loaded)
         project.diagnostics.extend(diags)
         if mapping is None:
+            project.unloaded_pipelines.update(_pipeline_names(loaded.data))
             continue
         _add_mapping(project, binding, mapping, loaded)
 
@@ -173,6 +189,14 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
     project.diagnostics.extend(check_references(project))
     project.diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
     return project
+
+
+def _pipeline_names(data: Any) -> set[str]:
+    """The pipeline names a mapping file's raw data declares (it did not validate)."""
+    pipelines = data.get("pipelines") if isinstance(data, dict) else None
+    if not isinstance(pipelines, list):
+        return set()
+    return {p["name"] for p in pipelines if isinstance(p, dict) and isinstance(p.get("name"), str)}
 
 
 def _load_payload_schemas(project: Project, digest: Any) -> None:

@@ -6,9 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.pipeline.models import CallerAuth
+from engine.errors import StoreError
+from engine.pipeline.sources.caller_auth import CallerAuth
 
 SETTINGS_FILE = "mesbridge.yaml"
 
@@ -51,6 +52,18 @@ class Settings(BaseModel):
     shutdown_grace: float = Field(20.0, ge=0, description="Seconds SIGTERM waits for in-flight work")
     delivery: Delivery = Field(default_factory=Delivery, description="Queue delivery and retries")
     reload: bool = Field(True, description="Watch the config root and apply valid edits without a restart")
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        from engine.store import scheme_of
+
+        try:
+            scheme_of(value)
+        except StoreError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     poll_lease: float = Field(
         30.0,
         gt=0,

@@ -37,8 +37,8 @@ from starlette.types import Receive, Scope, Send
 
 from engine.config.root import PipelineEntry, Project
 from engine.errors import MissingVariableError, RequestRejected, StoreError
-from engine.pipeline import models as m
 from engine.pipeline.executor import Outcome
+from engine.pipeline.sources.webhook import WebhookSource
 from engine.redaction import Redactor, environment_redactor
 from engine.service.generation import Generation
 from engine.service.inbound import authenticate, parse_json, read_body
@@ -120,7 +120,7 @@ class Service:
         for name, entry in generation.project.pipelines.items():
             source = entry.pipeline.source
             item: dict[str, Any] = {"name": name, "binding": entry.binding, "source": source.kind}
-            if isinstance(source, m.WebhookSource):
+            if isinstance(source, WebhookSource):
                 item.update(path=source.path, mode=source.mode)
             else:
                 item.update(connector=source.connector)
@@ -183,7 +183,7 @@ async def handle_webhook(service: Service, request: Request) -> Response:
     if request.method != "POST":
         return _json(405, {"message": "webhooks accept POST only"}, {"Allow": "POST"})
     source = entry.pipeline.source
-    assert isinstance(source, m.WebhookSource)
+    assert isinstance(source, WebhookSource)
     with event_context(name):
         try:
             body = await read_body(request, service.settings.max_body_bytes)
@@ -212,7 +212,7 @@ async def _enqueue(
 ) -> Response:
     name = entry.pipeline.name
     source = entry.pipeline.source
-    assert isinstance(source, m.WebhookSource)
+    assert isinstance(source, WebhookSource)
     if service.store is None:
         return _json(503, {"message": "the queue is not available on this server"})
     idem = _key_value(source.idempotency_key, event, variables)
@@ -241,7 +241,7 @@ async def _run_sync(
 ) -> Response:
     name = entry.pipeline.name
     source = entry.pipeline.source
-    assert isinstance(source, m.WebhookSource)
+    assert isinstance(source, WebhookSource)
     executor = generation.executors[name]
     idem = _key_value(source.idempotency_key, event, variables)
     if idem is None or service.store is None:
@@ -253,7 +253,7 @@ async def _run_sync(
         async with generation.use():
             outcome = await executor.run(event, deadline=source.deadline)
         _answer(service, name, outcome)
-        if outcome.error is not None and outcome.error.kind in ("transient", "deadline", "auth", "connector"):
+        if outcome.error is not None and not outcome.error.settled:
             raise _Unstored(outcome)
         return {"status": outcome.status, "body": outcome.body}
 

@@ -16,8 +16,8 @@ from typing import Any
 from engine.config.root import PipelineEntry, Project
 from engine.connectors.group import Connectors
 from engine.pipeline.executor import Executor
-from engine.pipeline.models import WebhookSource
 from engine.pipeline.payload import PayloadSchema
+from engine.pipeline.sources.webhook import WebhookSource
 from engine.redaction import environment_redactor
 
 

@@ -6,19 +6,14 @@ compared in constant time.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 
-from engine.env import resolve
 from engine.errors import RequestRejected
-from engine.pipeline import models as m
+from engine.pipeline.sources.caller_auth import CallerAuthModel
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -60,48 +55,9 @@ def parse_json(request: Request, body: bytes) -> Any:
     return event
 
 
-def _same(given: str | bytes, expected: str | bytes) -> bool:
-    left = given.encode() if isinstance(given, str) else given
-    right = expected.encode() if isinstance(expected, str) else expected
-    return hmac.compare_digest(left, right)
-
-
 def authenticate(
-    auth: m.CallerAuth | None, request: Request, body: bytes, environ: Mapping[str, str]
+    auth: CallerAuthModel | None, request: Request, body: bytes, environ: Mapping[str, str]
 ) -> None:
     """Refuse the request (401) unless it carries what `auth` asks for."""
-    if auth is None or isinstance(auth, m.NoCallerAuth):
-        return
-    where = "webhook authentication"
-    if isinstance(auth, m.SharedSecretAuth):
-        secret = str(resolve(auth.secret, environ, where))
-        given = (
-            request.headers.get(auth.name) if auth.in_ == "header" else request.query_params.get(auth.name)
-        )
-        if given is None or not _same(given, secret):
-            raise RequestRejected(401, f"missing or wrong shared secret in {auth.in_} '{auth.name}'")
-        return
-    if isinstance(auth, m.BasicCallerAuth):
-        username = str(resolve(auth.username, environ, where))
-        password = str(resolve(auth.password, environ, where))
-        header = request.headers.get("authorization", "")
-        scheme, _, encoded = header.partition(" ")
-        challenge = {"WWW-Authenticate": 'Basic realm="mesbridge"'}
-        if scheme.lower() != "basic" or not encoded:
-            raise RequestRejected(401, "HTTP Basic authentication required", challenge)
-        try:
-            user, _, word = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise RequestRejected(401, "malformed Basic credentials", challenge) from None
-        user_ok = _same(user, username)
-        if not (_same(word, password) and user_ok):
-            raise RequestRejected(401, "wrong username or password", challenge)
-        return
-    if isinstance(auth, m.HmacCallerAuth):
-        secret = str(resolve(auth.secret, environ, where))
-        given = request.headers.get(auth.header, "")
-        given = given.split("=", 1)[1] if "=" in given else given
-        digest = hmac.new(secret.encode(), body, getattr(hashlib, auth.algorithm)).hexdigest()
-        if not given or not _same(given.lower(), digest):
-            raise RequestRejected(401, f"missing or wrong signature in header '{auth.header}'")
-        return
+    if auth is not None:
+        auth.verify(request.headers, request.query_params, body, environ)

@@ -22,12 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config.settings import Delivery
 from engine.errors import (
-    BusinessError,
-    DeadlineExceeded,
     LeaseLostError,
     PipelineError,
     StoreError,
-    TransientError,
 )
 from engine.service.logging import event_context
 from engine.store import Job, Store
@@ -41,10 +38,8 @@ __all__ = ["WorkerPool", "backoff_delay", "is_retryable"]
 
 
 def is_retryable(error: PipelineError) -> bool:
-    """Transient failures are worth retrying; business and other failures are not."""
-    if isinstance(error, BusinessError):
-        return False
-    return isinstance(error, TransientError | DeadlineExceeded)
+    """Failures where nothing was applied are worth retrying; refusals and uncertain outcomes are not."""
+    return error.retryable
 
 
 _RETRY_AFTER = re.compile(r"Retry-After ([0-9.]+) s")

@@ -25,11 +25,11 @@ from typing import Any
 
 import uvicorn
 
-from engine.config.diagnostics import format_text
+from engine.config.report import format_text
 from engine.config.root import Project, load_project
 from engine.env import resolve
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
-from engine.pipeline import models as m
+from engine.pipeline.sources.webhook import WebhookSource
 from engine.service.app import Service, create_app
 from engine.service.generation import Generation
 from engine.service.logging import setup_logging
@@ -45,19 +45,16 @@ __all__ = ["ServiceHost", "check_caller_secrets"]
 
 
 def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
-    """Every webhook's caller secret must resolve now, not at the first request."""
+    """Every webhook's caller secret must resolve now, not at the first request (start and reload)."""
     auths: list[tuple[str, Any]] = [("settings webhook_auth", project.settings.webhook_auth)]
     for name, entry in project.pipelines.items():
         source = entry.pipeline.source
-        if isinstance(source, m.WebhookSource) and source.auth is not None:
-            auths.append((f"pipeline {name}", source.auth))
+        if isinstance(source, WebhookSource):
+            auths.append((f"pipeline {name}", source.auth or project.settings.webhook_auth))
     for where, auth in auths:
         if auth is None:
             continue
-        for field in ("secret", "username", "password"):
-            value = getattr(auth, field, None)
-            if value is None:
-                continue
+        for field, value in auth.secrets().items():
             try:
                 resolve(value, environ, f"{where}, {field}")
             except MissingVariableError as exc:

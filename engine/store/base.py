@@ -31,7 +31,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from engine.registry import Registry
 
 Clock = Callable[[], datetime]
 PruneKind = Literal["jobs", "seen", "replies"]
@@ -104,7 +106,17 @@ class DeadLetter:
 
 
 class Store(ABC):
-    """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()`."""
+    """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()`.
+
+    A backend registers in `STORES` under its URL scheme and builds itself with `from_url`.
+    """
+
+    kind: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, clock: Clock | None = None) -> Store:
+        """A store for `url` (a StoreError says what is wrong with it); nothing connects yet."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or utc_now
@@ -287,3 +299,7 @@ class Store(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+STORES: Registry[Store] = Registry("store")
+"""Store backends by URL scheme; each module of `engine.store.backends` registers its own."""

@@ -18,7 +18,7 @@ import pytest
 
 from engine.config.root import Project, load_project
 from engine.pipeline.executor import Executor, Outcome
-from engine.pipeline.poll import read_changes
+from engine.pipeline.sources.poll import later, read_changes
 from engine.service.app import Service, create_app
 from engine.service.generation import Generation, live_connectors
 from sandbox import nextplus, nextup, nextx, priority
@@ -56,8 +56,6 @@ class Stack:
             async for polled in read_changes(source, connectors[source.connector], cursor, variables):
                 outcomes.append(await executor.run(polled.record))
                 if polled.cursor is not None:
-                    from engine.pipeline.poll import later
-
                     cursor = later(cursor, polled.cursor)
         finally:
             await connectors.aclose()

@@ -16,6 +16,7 @@ from engine.pipeline.models import Pipeline
 @dataclass
 class FakeResponse:
     result: Any
+    verified: bool = False
 
 
 @dataclass
@@ -39,6 +40,8 @@ class FakeConnector:
             raise answer
         if answer == "slow":
             await asyncio.sleep(5)
+        if answer == "pause":
+            await asyncio.sleep(0.1)
         return FakeResponse(answer)
 
 
@@ -158,8 +161,24 @@ async def test_unreachable_and_deadline_statuses() -> None:
     p = pipeline([{"call": "erp", "method": "POST", "path": "/x"}])
     down, _ = await run(p, {}, [TransientError("erp unreachable", connector="erp")])
     assert down.status == 502
-    slow, _ = await run(p, {}, ["slow"], deadline=0.05)
-    assert slow.status == 504 and "0.05 s" in slow.body["message"]
+    late = pipeline(
+        [{"call": "erp", "method": "GET", "path": "/a"}, {"call": "erp", "method": "POST", "path": "/b"}]
+    )
+    stopped, erp = await run(late, {}, ["pause", {}], deadline=0.05)
+    assert (
+        stopped.status == 504
+        and "no answer within 0.05 s; stopped before the next step" in stopped.body["message"]
+    )
+    assert [c["path"] for c in erp.calls] == ["/a"]
+
+
+async def test_a_call_that_outlives_the_deadline_leaves_the_outcome_unknown() -> None:
+    """A connector keeps each attempt within the deadline; one that does not is cut off as uncertain."""
+    p = pipeline([{"call": "erp", "method": "POST", "path": "/x"}])
+    slow, erp = await run(p, {}, ["slow"], deadline=0.05)
+    assert slow.status == 502 and slow.error is not None and slow.error.kind == "uncertain"
+    assert "no answer within 0.05 s, and a call may still have been in flight" in slow.body["message"]
+    assert 0 < erp.calls[0]["deadline"] <= 0.05
 
 
 async def test_on_error_shapes_the_reply() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from engine.errors import StoreError
 from engine.store import open_store
-from engine.store.postgres import split_url
+from engine.store.backends.postgres import split_url
 
 pytestmark = pytest.mark.postgres
 

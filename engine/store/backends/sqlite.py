@@ -18,9 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from engine.errors import LeaseLostError, StoreError
 from engine.store.base import (
+    STORES,
     Attempt,
     Clock,
     DeadLetter,
@@ -94,6 +96,7 @@ def _dead(row: sqlite3.Row) -> DeadLetter:
     )
 
 
+@STORES.register(name="sqlite")
 class SQLiteStore(Store):
     """`Store` on a SQLite file (or `:memory:`)."""
 
@@ -114,6 +117,21 @@ class SQLiteStore(Store):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesbridge-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock | None = None) -> SQLiteStore:
+        """sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:, with an
+        optional `?synchronous=normal` (default full: every commit fsynced)."""
+        if not url.startswith("sqlite:///"):
+            raise StoreError(f"SQLite URL must look like sqlite:///path/to/file.db, not {url!r}")
+        path, _, query = url[len("sqlite:///") :].partition("?")
+        if not path:
+            raise StoreError(f"SQLite URL has no path: {url!r}")
+        options = dict(parse_qsl(query))
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise StoreError(f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
+        return cls(path, clock=clock, synchronous=options.get("synchronous", "full"))
 
     # -- plumbing --------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
-"""Reading a poll source: new and changed records since a cursor, page by page.
+"""`kind: poll`: a schedule that reads new and changed records from a connector, since a cursor.
 
-The poller in the service decides when to poll and where the records go; this module only knows how
-to ask the connector and how to read a record's key, version and cursor value.
+The poller in the service decides when to poll and where the records go; this module knows the
+source's config, how to ask the connector, and how to read a record's key, version and cursor value.
 """
 
 from __future__ import annotations
@@ -11,12 +11,58 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 from engine.errors import ExpressionError
+from engine.expressions import SelectionField, TemplateField
 from engine.helpers import _parse_datetime
-from engine.pipeline import models as m
-from engine.pipeline.executor import ConnectorLike
+
+from ._base import SOURCES, SourceModel
+
+
+class Schedule(SourceModel):
+    """When a poller runs: every N seconds, or a cron expression."""
+
+    every: float | None = Field(None, gt=0, description="Seconds between polls")
+    cron: str | None = Field(None, description="Cron expression, e.g. '*/5 * * * *'")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) not in (5, 6):
+            raise ValueError(f"invalid cron expression {value!r}: expected 5 fields")
+        return value
+
+
+class Cursor(SourceModel):
+    """The incremental cursor of a poll: which record field, and its value before the first poll."""
+
+    field: SelectionField = Field(description="JMESPath over a record giving its cursor value")
+    initial: Any = Field(description="Cursor before the first poll")
+
+
+@SOURCES.register()
+class PollSource(SourceModel):
+    """A schedule that reads new and changed records from a connector."""
+
+    kind: Literal["poll"]
+    connector: str
+    operation: str | None = None
+    method: str = "GET"
+    path: TemplateField | None = Field(default=None, description="Path template; `cursor` is in scope")
+    query: TemplateField | None = Field(default=None, description="Query template; `cursor` is in scope")
+    body: TemplateField | None = Field(default=None, description="Body template; `cursor` is in scope")
+    args: TemplateField | None = Field(default=None, description="Arguments for a named operation")
+    items: SelectionField | None = Field(None, description="Where the records are in the result")
+    schedule: Schedule = Field(default_factory=lambda: Schedule(every=60))
+    cursor: Cursor | None = None
+    key: SelectionField = Field(description="JMESPath giving a record's identity")
+    version: SelectionField | None = Field(
+        None, description="JMESPath giving a record's version; a changed version is delivered again"
+    )
+    overlap: Any = Field(None, description="Re-read the edge: the cursor sent is moved back by this")
 
 
 @dataclass(frozen=True)
@@ -29,7 +75,7 @@ class PolledRecord:
     record: Any
 
 
-def effective_cursor(source: m.PollSource, cursor: Any) -> Any:
+def effective_cursor(source: PollSource, cursor: Any) -> Any:
     """The cursor sent to the system: the stored one moved back by `overlap` to re-read the edge."""
     if cursor is None:
         cursor = source.cursor.initial if source.cursor is not None else None
@@ -61,8 +107,8 @@ def later(a: Any, b: Any) -> Any:
 
 
 async def read_changes(
-    source: m.PollSource,
-    connector: ConnectorLike,
+    source: PollSource,
+    connector: Any,
     cursor: Any,
     variables: Mapping[str, Any],
 ) -> AsyncIterator[PolledRecord]:
@@ -80,7 +126,7 @@ async def read_changes(
     method = source.method
     if operation is not None and "method" not in source.model_fields_set:
         method = operation.method
-    async for item in connector.iterate(  # type: ignore[attr-defined]
+    async for item in connector.iterate(
         method, str(pick("path") or ""), query=pick("query"), body=pick("body")
     ):
         records = source.items.search(item) if source.items is not None else item
@@ -88,7 +134,7 @@ async def read_changes(
             yield describe(source, record)
 
 
-def describe(source: m.PollSource, record: Any) -> PolledRecord:
+def describe(source: PollSource, record: Any) -> PolledRecord:
     """A record's key, version and cursor value, as the source's expressions read them."""
     key = source.key.search(record)
     if key is None or key == "":

@@ -1,69 +1,28 @@
-"""Located config findings: `Diagnostic`, turning pydantic errors into them, and printing them.
+"""Validating a located YAML document with a pydantic model: every error back at its YAML node.
 
-`validate_model` runs a pydantic model over a `LoadedYaml` and maps every error's ``loc`` back to the
-YAML node it is about, with a plain message (``unknown key 'metod'``, ``expected an integer, got
-'abc'``) and a "did you mean" hint where one helps. The printers give the text form for people, JSON for
-tools and GitHub workflow commands for CI annotations.
+`validate_model` runs a model over a `LoadedYaml` and maps every pydantic error's `loc` back to the YAML
+node it is about, with a plain message (``unknown key 'metod'``, ``expected an integer, got 'abc'``)
+and a "did you mean" hint where one helps. Messages are built from each error's `type` and `ctx` and
+from the model's own annotations, never from pydantic's message text.
 
-pydantic is imported only when validating, so printing diagnostics stays cheap to import.
+pydantic is imported only when validating.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from engine.suggest import closest, did_you_mean
+from engine.config.diagnostic import Diagnostic, sort_diagnostics
+from engine.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from engine.config.yamlsource import LoadedYaml
 
-__all__ = [
-    "Diagnostic",
-    "closest",
-    "did_you_mean",
-    "format_github",
-    "format_json",
-    "format_text",
-    "sort_diagnostics",
-    "validate_model",
-]
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    """One finding at ``file:line:col`` (1-based; line 0 means the file as a whole)."""
-
-    file: str
-    line: int
-    col: int
-    message: str
-    severity: Severity | str = "error"
-    source_line: str = ""
-    hint: str | None = None
-
-    @property
-    def sort_key(self) -> tuple[str, int, int]:
-        return (self.file, self.line, self.col)
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
-        return f"{where}: {self.message}"
-
-
-def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
-    """`diags` ordered by file, line and column (stable for equal positions)."""
-    return sorted(diags, key=lambda d: d.sort_key)
-
-
-# ------------------------------------------------------------------------------------ model walking
+__all__ = ["diagnostics_from_errors", "validate_model"]
 
 
 @dataclass
@@ -321,15 +280,47 @@ _EXPECTED = {
     "iterable_type": "a list",
     "none_required": "null",
 }
-_PREFIXES = ("Value error, ", "Assertion failed, ")
+_BOUNDS = {
+    "greater_than": ("gt", "must be greater than"),
+    "greater_than_equal": ("ge", "must be at least"),
+    "less_than": ("lt", "must be less than"),
+    "less_than_equal": ("le", "must be at most"),
+    "multiple_of": ("multiple_of", "must be a multiple of"),
+}
+_LENGTHS = {
+    "string_too_short": ("min_length", "must have at least {} character(s)"),
+    "string_too_long": ("max_length", "must have at most {} character(s)"),
+    "too_short": ("min_length", "must have at least {} item(s)"),
+    "too_long": ("max_length", "must have at most {} item(s)"),
+}
+
+
+def _literal_options(walk: _Walk) -> list[Any]:
+    """The values a Literal annotation at the end of the walk allows."""
+    options: list[Any] = []
+    for tp in walk.types:
+        if typing.get_origin(tp) is Literal:
+            options.extend(typing.get_args(tp))
+    return options
+
+
+def _show_options(options: list[Any]) -> str:
+    shown = [_describe(option) for option in options]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def _discriminator(ctx: Mapping[str, Any]) -> str | None:
+    """The field name of a discriminated union (ctx gives it quoted: `'kind'`); None for a function."""
+    name = str(ctx.get("discriminator", ""))
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "'" else None
 
 
 def _message(err: dict[str, Any], walk: _Walk, parent: _Walk | None) -> tuple[str, str | None]:
+    """A plain message and a hint for one pydantic error, from its type, ctx and the model."""
     kind = err["type"]
     loc = err["loc"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
-    msg = err.get("msg", "")
     if kind == "extra_forbidden":
         key = loc[-1] if loc else ""
         names: list[str] = []
@@ -340,14 +331,14 @@ def _message(err: dict[str, Any], walk: _Walk, parent: _Walk | None) -> tuple[st
     if kind == "missing":
         return f"missing required key '{loc[-1]}'" if loc else "missing value", None
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        disc = str(ctx.get("discriminator", ""))
-        field = disc[1:-1] if disc.startswith("'") and disc.endswith("'") else None
-        expected = list(walk.tags) or re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        field = _discriminator(ctx)
+        expected = list(walk.tags)
         listed = ", ".join(expected)
         if kind == "union_tag_invalid":
             tag = ctx.get("tag", "")
-            hint = did_you_mean(tag, expected)
-            return f"unknown {field or 'kind'} '{tag}' — expected one of: {listed}", hint
+            return f"unknown {field or 'kind'} '{tag}' — expected one of: {listed}", did_you_mean(
+                tag, expected
+            )
         if not isinstance(value, dict):
             return f"expected a mapping, got {_describe(value)}", None
         if field:
@@ -355,26 +346,29 @@ def _message(err: dict[str, Any], walk: _Walk, parent: _Walk | None) -> tuple[st
         hint = next((h for h in (did_you_mean(k, expected) for k in value) if h), None)
         return f"cannot tell what this is — expected one of: {listed}", hint
     if kind in ("literal_error", "enum"):
-        options = re.findall(r"'((?:[^'\\]|\\.)*)'", str(ctx.get("expected", "")))
-        return f"expected {ctx.get('expected', 'one of the allowed values')}, got {_describe(value)}", (
-            did_you_mean(value, options) if isinstance(value, str) else None
-        )
+        options = _literal_options(walk)
+        shown = _show_options(options) if options else str(ctx.get("expected", "one of the allowed values"))
+        hint = did_you_mean(value, [str(o) for o in options]) if isinstance(value, str) else None
+        return f"expected {shown}, got {_describe(value)}", hint
     if kind in _EXPECTED:
         if loc == () and value is None:
             return f"the file is empty; expected {_EXPECTED[kind]}", None
         return f"expected {_EXPECTED[kind]}, got {_describe(value)}", None
-    for prefix in _PREFIXES:
-        if msg.startswith(prefix):
-            return msg[len(prefix) :], None
     if kind in ("value_error", "assertion_error"):
-        return msg, None
-    if msg.startswith("Input should be "):
-        rest = msg[len("Input should be ") :]
-        verb = "must be " if rest.split(" ", 1)[0] in ("greater", "less", "at", "finite") else "expected "
-        return f"{verb}{rest}, got {_describe(value)}", None
-    if msg.startswith(("String should", "List should", "Dictionary should", "Value should")):
-        return f"{msg[0].lower()}{msg[1:]}, got {_describe(value)}", None
-    return msg, None
+        return str(ctx.get("error", err.get("msg", ""))), None
+    if kind in _BOUNDS:
+        key, phrase = _BOUNDS[kind]
+        return f"{phrase} {ctx.get(key)}, got {_describe(value)}", None
+    if kind in _LENGTHS:
+        key, phrase = _LENGTHS[kind]
+        return f"{phrase.format(ctx.get(key))}, got {_describe(value)}", None
+    if kind == "string_pattern_mismatch":
+        return f"must match the pattern {ctx.get('pattern')!r}, got {_describe(value)}", None
+    if kind == "finite_number":
+        return f"must be a finite number, got {_describe(value)}", None
+    if "message" in ctx:  # our own PydanticCustomError kinds (template_syntax, ...)
+        return str(ctx["message"]), None
+    return str(err.get("msg", kind)), None
 
 
 def validate_model(
@@ -455,74 +449,3 @@ def _replace_file(diag: Diagnostic, file: str) -> Diagnostic:
     from dataclasses import replace
 
     return replace(diag, file=file)
-
-
-# ------------------------------------------------------------------------------------ formatting
-
-_ANSI = {
-    "error": "\x1b[1;31m",
-    "warning": "\x1b[1;33m",
-    "bold": "\x1b[1m",
-    "hint": "\x1b[36m",
-    "reset": "\x1b[0m",
-}
-
-
-def _summary(diags: Sequence[Diagnostic]) -> str:
-    errors = sum(1 for d in diags if d.severity == "error")
-    warnings = len(diags) - errors
-    text = f"{errors} error" + ("" if errors == 1 else "s")
-    if warnings:
-        text += f", {warnings} warning" + ("" if warnings == 1 else "s")
-    return text
-
-
-def format_text(diags: Iterable[Diagnostic], color: bool = False) -> str:
-    """Human-readable: ``file:line:col: error: message``, the source line, a caret, the hint; a summary.
-
-    ``color=True`` adds ANSI colours.
-    """
-    items = sort_diagnostics(diags)
-
-    def paint(text: str, style: str) -> str:
-        return f"{_ANSI[style]}{text}{_ANSI['reset']}" if color and style in _ANSI else text
-
-    lines: list[str] = []
-    for d in items:
-        where = f"{d.file}:{d.line}:{d.col}" if d.line else d.file
-        lines.append(f"{paint(where, 'bold')}: {paint(d.severity, str(d.severity))}: {d.message}")
-        if d.line and d.source_line:
-            source = d.source_line.rstrip("\r\n")
-            lines.append("    " + source)
-            pad = "".join(c if c == "\t" else " " for c in source[: max(d.col - 1, 0)])
-            lines.append("    " + pad + paint("^", str(d.severity)))
-        if d.hint:
-            lines.append(f"  {paint('hint', 'hint')}: {d.hint}")
-    lines.append(_summary(items))
-    return "\n".join(lines)
-
-
-def format_json(diags: Iterable[Diagnostic]) -> str:
-    """A JSON list of objects with the `Diagnostic` fields."""
-    return json.dumps([asdict(d) for d in sort_diagnostics(diags)], indent=2, ensure_ascii=False)
-
-
-def _gh_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _gh_property(text: str) -> str:
-    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def format_github(diags: Iterable[Diagnostic]) -> str:
-    """GitHub Actions workflow commands (``::error file=F,line=L,col=C::message``), one per line."""
-    out = []
-    for d in sort_diagnostics(diags):
-        command = "warning" if d.severity == "warning" else "error"
-        props = f"file={_gh_property(d.file)}"
-        if d.line:
-            props += f",line={d.line},col={d.col}"
-        message = d.message + (f" ({d.hint})" if d.hint else "")
-        out.append(f"::{command} {props}::{_gh_data(message)}")
-    return "\n".join(out)
