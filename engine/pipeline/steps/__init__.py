@@ -37,7 +37,7 @@ def step_kind(value: Any) -> str | None:
 
 def _union() -> Any:
     members = tuple(Annotated[STEPS.model(kind), Tag(kind)] for kind in STEPS)
-    keys = ", ".join(STEPS)
+    keys = ", ".join(STEPS.kinds)
     return Annotated[
         typing.Union[members],  # noqa: UP007
         Discriminator(

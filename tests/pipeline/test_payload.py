@@ -10,8 +10,7 @@ import pytest
 from engine.config.root import load_project
 from engine.errors import SchemaFileError
 from engine.pipeline.payload import PayloadSchema, load_payload_schema
-
-from .conftest import write_root
+from tests.service.conftest import write_root
 
 REPO = Path(__file__).resolve().parents[2]
 
