@@ -667,4 +667,4 @@ class _Pages:
         assert reply is not None
         self.attempts += attempts
         self.last = reply
-        return Page(reply.body, result, reply.url)
+        return Page(reply.body, result, reply.url, reply.headers)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,14 +23,18 @@ log = logging.getLogger("mesbridge.connectors.pagination")
 
 
 class Page:
-    """One fetched page: the whole parsed body, the envelope's result, and the URL it came from."""
+    """One fetched page: the whole parsed body, the envelope's result, the URL it came from and the
+    reply's headers (case-insensitive)."""
 
-    __slots__ = ("body", "result", "url")
+    __slots__ = ("body", "headers", "result", "url")
 
-    def __init__(self, body: Any, result: Any, url: str = "") -> None:
+    def __init__(
+        self, body: Any, result: Any, url: str = "", headers: Mapping[str, str] | None = None
+    ) -> None:
         self.body = body
         self.result = result
         self.url = url
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
 
 
 Fetch = Callable[[dict[str, Any], str | None], Awaitable[Page]]
