@@ -73,7 +73,7 @@ def dumps(body: Any) -> bytes:
         raise ValueError(f"the body holds a value that is not JSON: {exc}") from None
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     """A reply as read off the wire: status, headers, parsed body (JSON, text or None) and text."""
 
@@ -98,7 +98,7 @@ class Response:
     """True when an uncertain write was found applied by its `verify` lookup, whose result this is."""
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     """One HTTP attempt, for metrics, logs and traces. The redacted views are computed on first use."""
 

@@ -18,6 +18,7 @@ __all__ = ["encode_query", "join", "requote", "resolve_reference"]
 
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
 _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_QUOTE_NEEDED = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
 _QUERY_SAFE = "$'(),:/*@!"
 
 
@@ -31,7 +32,7 @@ def _utf8(text: str, what: str) -> bytes:
 
 def requote(url: str) -> str:
     """`url` with every character a URL cannot hold percent-encoded; `%XX` and reserved kept."""
-    if all(c in _ALLOWED for c in url) and "%" not in url:
+    if _QUOTE_NEEDED.search(url) is None:
         return url
     text = _PERCENT.sub("%25", url)
     return "".join(c if c in _ALLOWED else "".join(f"%{b:02X}" for b in _utf8(c, "the URL")) for c in text)

@@ -24,7 +24,7 @@ def headers_of(pairs: object = ()) -> Headers:
     return CIMultiDictProxy(CIMultiDict(pairs))  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WireRequest:
     """One request as it goes on the wire."""
 
@@ -37,7 +37,7 @@ class WireRequest:
     """Seconds to wait for the reply once sent; None: the transport's own."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WireReply:
     """A whole reply: status, headers and body bytes."""
 

@@ -12,7 +12,6 @@ connection turns out closed before any reply (RFC 9112 §9.3.1); it never repeat
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ class AiohttpTransport(Transport):
         self.settings = settings
         self.name = name
         self._session: aiohttp.ClientSession | None = None
+        self._default_timeout = self._timeout(None)
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self.settings.tls_verify:
@@ -57,30 +57,36 @@ class AiohttpTransport(Transport):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=s.max_connections, ssl=self._ssl()),
                 cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=self._default_timeout,
                 headers={"User-Agent": f"mesbridge/{__version__}"},
                 auto_decompress=True,
             )
         return self._session
 
-    async def send(self, request: WireRequest) -> WireReply:
+    def _timeout(self, read: float | None) -> aiohttp.ClientTimeout:
+        """Connect covers waiting for a pooled connection and opening one; sock_read is silence once
+        sent; total bounds the whole exchange, so a reply trickled byte by byte cannot hold a call."""
         s = self.settings
-        read = s.read_timeout if request.read_timeout is None else request.read_timeout
-        # connect: waiting for a pooled connection plus opening one; sock_read: silence once sent.
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=s.connect_timeout + read, sock_connect=s.connect_timeout, sock_read=read
+        read = s.read_timeout if read is None else read
+        connect = min(s.connect_timeout, read)
+        return aiohttp.ClientTimeout(
+            total=connect + read, connect=connect + read, sock_connect=connect, sock_read=read
         )
+
+    async def send(self, request: WireRequest) -> WireReply:
+        read = self.settings.read_timeout if request.read_timeout is None else request.read_timeout
+        timeout = self._default_timeout if request.read_timeout is None else self._timeout(read)
         try:
-            async with asyncio.timeout(s.connect_timeout + read):  # also a reply trickled byte by byte
-                async with self._open().request(
-                    request.method,
-                    URL(request.url, encoded=True),
-                    headers=request.headers,
-                    data=request.content,
-                    allow_redirects=False,
-                    timeout=timeout,
-                ) as response:
-                    content = await self._read(response)
-                    return WireReply(response.status, response.headers, content)
+            async with self._open().request(
+                request.method,
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                data=request.content,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as response:
+                content = await self._read(response)
+                return WireReply(response.status, response.headers, content)
         except aiohttp.ClientConnectorCertificateError as exc:
             raise NotSent(f"TLS certificate refused: {exc.certificate_error}") from exc
         except aiohttp.ClientSSLError as exc:
@@ -88,7 +94,7 @@ class AiohttpTransport(Transport):
         except aiohttp.ClientConnectorError as exc:
             raise NotSent(f"cannot connect: {exc.os_error.strerror or exc.os_error}") from exc
         except aiohttp.ConnectionTimeoutError as exc:
-            raise NotSent(f"no connection within {s.connect_timeout:g} s") from exc
+            raise NotSent(f"no connection within {timeout.sock_connect:g} s") from exc
         except aiohttp.SocketTimeoutError as exc:
             raise NoReply(f"nothing within {read:g} s after sending") from exc
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
@@ -100,14 +106,17 @@ class AiohttpTransport(Transport):
         except (aiohttp.ClientOSError, ConnectionError) as exc:
             raise NoReply(f"the connection was lost ({exc.strerror or exc})") from exc
         except TimeoutError as exc:
-            raise NoReply(f"no whole reply within {s.connect_timeout + read:g} s") from exc
+            raise NoReply(f"no whole reply within {timeout.total:g} s") from exc
         except aiohttp.ClientError as exc:
             raise NoReply(f"{type(exc).__name__}: {exc}") from exc
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self.settings.max_reply_bytes
-        if response.content_length is not None and response.content_length > limit:
-            raise NoReply(f"the reply is over {limit} bytes")
+        length = response.content_length
+        if length is not None:
+            if length > limit:
+                raise NoReply(f"the reply is over {limit} bytes")
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
