@@ -191,9 +191,7 @@ async def handle_webhook(service: Service, request: Request) -> Response:
             event = parse_json(request, body)
             schema = generation.schemas.get(name)
             if schema is not None:
-                problems = schema.errors(event)
-                if problems:
-                    raise RequestRejected(422, "invalid event: " + "; ".join(problems))
+                event = schema.admit(event)
         except RequestRejected as rejection:
             service.metrics.event(name, "rejected")
             log.info("refused: %s", rejection.message, extra={"status": rejection.status})

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config.root import Project, TestEntry
+from engine.errors import PipelineError, RequestRejected
 from engine.pipeline.executor import Executor, Outcome
 from engine.pipeline.models import MockResponse, TestCase
 from engine.testing.compare import differences, unified
@@ -44,8 +45,19 @@ async def run_pipeline_offline(
     fallback_status: int = 501,
     variables: dict[str, Any] | None = None,
 ) -> tuple[Outcome, MockBackend]:
-    """One event through one pipeline with canned responses; nothing leaves the process."""
+    """One event through one pipeline with canned responses; nothing leaves the process.
+
+    The event meets the webhook's payload schema first, as the service's door does: an invalid one is
+    answered 422 naming each field, with no call.
+    """
     backend = MockBackend(responses, fallback_status=fallback_status)
+    schema = project.payload_schemas.get(pipeline)
+    if schema is not None:
+        try:
+            event = schema.admit(event)
+        except RequestRejected as rejection:
+            error = PipelineError(rejection.message, rejection.status)
+            return Outcome(rejection.status, {"message": rejection.message}, error=error), backend
     connectors = offline_connectors(project, backend)
     try:
         entry = project.pipelines[pipeline]
