@@ -1,6 +1,5 @@
 """Secrets a connector learns (credentials, tokens) never reach its errors, call records or logs."""
 
-
 import pytest
 
 from engine.errors import BusinessError
