@@ -14,6 +14,7 @@ from rich.table import Table
 
 from engine.config.root import load_project
 from engine.errors import StoreError
+from engine.service.dead_letters import Replay, replay_dead
 from engine.store import DeadLetter, Store, open_store
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ def _as_json(dead: DeadLetter, full: bool = True) -> dict[str, Any]:
         "id": dead.id,
         "pipeline": dead.pipeline,
         "key": dead.key,
+        "kind": dead.kind,
         "error": dead.error,
         "attempts": len(dead.attempts),
         "enqueued_at": dead.enqueued_at.isoformat(),
@@ -86,24 +88,35 @@ def dlq() -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_json: bool) -> None:
-    """List dead letters, oldest first."""
+    """List dead letters, oldest first; says when there are more than --limit."""
     url = _store_url(root, store)
-    items = _with_store(url, lambda s: s.list_dead(pipeline, limit))
+    found = _with_store(url, lambda s: s.list_dead(pipeline, limit + 1))
+    items, more = found[:limit], len(found) > limit
     if as_json:
         click.echo(json.dumps([_as_json(d, full=False) for d in items], ensure_ascii=False, indent=2))
+        if more:
+            click.echo(
+                f"more than {limit} dead letters: these are the oldest {limit} (use --limit)", err=True
+            )
         return
     if not items:
         click.echo("no dead letters")
         return
-    table = Table(title=f"{len(items)} dead letter(s)")
+    title = (
+        f"the oldest {limit} of more than {limit} dead letters (use --limit)"
+        if more
+        else f"{len(items)} dead letter(s)"
+    )
+    table = Table(title=title)
     table.add_column("id", no_wrap=True)
-    for column in ("pipeline", "key", "attempts", "died at", "error"):
+    for column in ("pipeline", "key", "kind", "attempts", "died at", "error"):
         table.add_column(column, overflow="fold")
     for dead in items:
         table.add_row(
             dead.id,
             dead.pipeline,
             dead.key,
+            dead.kind,
             str(len(dead.attempts)),
             dead.died_at.strftime("%Y-%m-%d %H:%M:%S"),
             dead.error,
@@ -130,7 +143,7 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
     console = Console()
     console.print(f"[bold]{dead.id}[/bold]  pipeline {dead.pipeline}  key {dead.key}", highlight=False)
     console.print(f"enqueued {data['enqueued_at']}, died {data['died_at']}", highlight=False)
-    console.print(f"[red]error:[/red] {dead.error}", highlight=False)
+    console.print(f"[red]error ({dead.kind}):[/red] {dead.error}", highlight=False)
     for number, attempt in enumerate(dead.attempts, 1):
         console.print(f"  attempt {number} at {attempt.at.isoformat()}: {attempt.error}", highlight=False)
     console.print("event:")
@@ -142,11 +155,47 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
 @click.argument("event_ids", nargs=-1)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter (of --pipeline)")
 @click.option("--pipeline", default=None)
+@click.option(
+    "--force", is_flag=True, help="Replay uncertain dead letters even when a write could apply twice"
+)
 def replay(
-    root: Path, store: str | None, event_ids: tuple[str, ...], replay_all: bool, pipeline: str | None
+    root: Path,
+    store: str | None,
+    event_ids: tuple[str, ...],
+    replay_all: bool,
+    pipeline: str | None,
+    force: bool,
 ) -> None:
-    """Queue dead letters again (same event id and key, fresh attempts); a running service delivers them."""
-    _act(root, store, event_ids, replay_all, pipeline, "replay")
+    """Queue dead letters again (same event id and key, fresh attempts); a running service delivers them.
+
+    An uncertain one (the ERP may have applied it) runs each write's verify lookup first; when a write
+    of its pipeline has none and is not idempotent, it is replayed only with --force.
+    """
+    if not event_ids and not replay_all:
+        raise click.UsageError("give the event id(s) to replay, or --all")
+    url = _store_url(root, store)
+    project = load_project(root)
+
+    async def go(s: Store) -> list[Replay]:
+        targets = list(event_ids) or [d.id for d in await s.list_dead(pipeline, limit=100_000)]
+        return [
+            await replay_dead(s, project if project.ok else None, event_id, force=force)
+            for event_id in targets
+        ]
+
+    results = _with_store(url, go)
+    for result in results:
+        if result.replayed:
+            click.echo(
+                f"replayed {result.event_id}" + (" (each write looks first)" if result.verify_first else "")
+            )
+    refused = [result for result in results if not result.replayed]
+    for result in refused:
+        click.echo(f"not replayed {result.event_id}: {result.reason}", err=True)
+    if not results:
+        click.echo("no dead letters")
+    if refused:
+        raise SystemExit(1)
 
 
 @dlq.command("drop")
@@ -170,17 +219,13 @@ def _act(
 
     async def go(s: Store) -> list[tuple[str, bool]]:
         targets = list(ids) or [d.id for d in await s.list_dead(pipeline, limit=100_000)]
-        results = []
-        for event_id in targets:
-            done = await (s.replay_dead(event_id) if verb == "replay" else s.drop_dead(event_id))
-            results.append((event_id, done))
-        return results
+        return [(event_id, await s.drop_dead(event_id)) for event_id in targets]
 
     results = _with_store(url, go)
     missing = [event_id for event_id, done in results if not done]
     for event_id, done in results:
         if done:
-            click.echo(f"{'replayed' if verb == 'replay' else 'dropped'} {event_id}")
+            click.echo(f"dropped {event_id}")
     if missing:
         raise click.ClickException(f"no dead letter {', '.join(missing)}")
     if not results:

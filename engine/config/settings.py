@@ -25,11 +25,17 @@ class Delivery(BaseModel):
     max: float = Field(300.0, gt=0, description="Longest wait between attempts, seconds")
     jitter: bool = Field(True, description="Randomise each wait (full jitter on the upper half)")
     lease: float = Field(
-        120.0,
+        15.0,
         gt=0,
-        description="Seconds a job is leased to a worker; a crashed worker's jobs return after it",
+        description="Seconds a job is leased to a worker, renewed every third of it while the worker runs "
+        "it; a dead worker's jobs return after it",
     )
-    deadline: float = Field(60.0, gt=0, description="Seconds one attempt of a polled record may take")
+    deadline: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one delivery of a polled record may take, every call's attempts included "
+        "(webhooks use their own `deadline`); a call is never abandoned and sent again within it",
+    )
     poll_interval: float = Field(0.5, gt=0, description="Longest idle wait of a worker between claims")
 
 

@@ -255,7 +255,7 @@ class Connector:
         try:
             call_headers = self._call_headers(headers, idempotency_key)
             if not paginate:
-                repeatable = self._repeatable(method, idempotent, idempotency_key)
+                repeatable = self.safe_to_repeat(method, idempotent, idempotency_key)
                 reply, result, attempts, verified = await self._call(
                     method, path, query, call_headers, body, ends, repeatable, verify
                 )
@@ -291,10 +291,12 @@ class Connector:
         except MesbridgeError as exc:
             raise self._redacted(exc) from exc.__cause__
 
-    def _repeatable(self, method: str, idempotent: bool | None, key: str | None) -> bool:
+    def safe_to_repeat(self, method: str, idempotent: bool | None = None, key: str | None = None) -> bool:
+        """Whether sending the call twice changes nothing more than once: `idempotent` when given,
+        else an idempotent method, or an idempotency key the connector sends."""
         if idempotent is not None:
             return idempotent
-        return method in SAFE_METHODS or (key is not None and self.config.idempotency_key is not None)
+        return method.upper() in SAFE_METHODS or (key is not None and self.config.idempotency_key is not None)
 
     def _call_headers(self, headers: Mapping[str, Any] | None, key: str | None) -> dict[str, str]:
         try:

@@ -67,6 +67,7 @@ class _Run:
         deadline: float | None,
         event_id: str,
         verify_first: bool,
+        refuse_unprotected: bool,
     ) -> None:
         self.executor = executor
         self.context = context
@@ -75,10 +76,15 @@ class _Run:
         self.ends = None if deadline is None else time.monotonic() + deadline
         self.event_id = event_id
         self._verify_first = verify_first
+        self._refuse_unprotected = refuse_unprotected
 
     @property
     def verify_first(self) -> bool:
         return self._verify_first
+
+    @property
+    def refuse_unprotected(self) -> bool:
+        return self._refuse_unprotected
 
     def remaining(self) -> float | None:
         return None if self.ends is None else self.ends - time.monotonic()
@@ -121,16 +127,19 @@ class Executor:
         deadline: float | None = None,
         event_id: str | None = None,
         verify_first: bool = False,
+        refuse_unprotected: bool = False,
     ) -> Outcome:
         """Run one event; never raises for a failure the caller should hear about.
 
         `deadline` (seconds) bounds the whole run: every call's attempts fit in what is left of it.
         `event_id` makes the calls' idempotency keys (the same on every redelivery of the event);
-        `verify_first` makes writes with a `verify` look before they send.
+        `verify_first` makes writes with a `verify` look before they send; `refuse_unprotected` (an
+        earlier run of the event may have stopped mid-way) fails a write nothing protects as uncertain
+        instead of sending it.
         """
         started = time.perf_counter()
         context: dict[str, Any] = {"event": event, "vars": self.variables}
-        run = _Run(self, context, deadline, event_id or uuid.uuid4().hex, verify_first)
+        run = _Run(self, context, deadline, event_id or uuid.uuid4().hex, verify_first, refuse_unprotected)
         try:
             if self.pipeline.when is not None and not truthy(self.pipeline.when.search(context)):
                 return Outcome(200, {"skipped": True}, skipped=True, duration=time.perf_counter() - started)

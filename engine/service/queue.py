@@ -1,13 +1,14 @@
 """Queue workers: claim durable jobs, run their pipeline, then complete, retry or dead-letter them.
 
 The store gives per-key ordering: a job is claimable only when no earlier job of its key is unfinished,
-so a worker never waits for a key: it takes whatever is claimable. A transient failure (ERP down,
-timeout, 429, 5xx, deadline) is retried with exponential backoff and jitter until `max_attempts`, then
-dead-lettered; a business error (or any other failure) is dead-lettered at once with its message.
+so a worker never waits for a key: it takes whatever is claimable. A failure where nothing was applied
+(ERP unreachable, 429, 503, a deadline with nothing in flight) is retried with exponential backoff and
+jitter until `max_attempts`, then dead-lettered; a refusal is dead-lettered at once with its message,
+and so is an **uncertain** outcome (the ERP may have applied a write): it is never sent blindly again.
 
-Delivery is at-least-once: a worker that dies mid-job leaves the job leased; when the lease expires
-another worker claims it again. Mappings whose ERP write is not naturally idempotent should look the
-record up first (see docs/operations.md).
+A worker renews its job's lease every third of `delivery.lease` while it runs, so the lease is short
+and a dead replica's jobs return within seconds. A reclaimed job runs cautiously: writes with a
+`verify` look before they send, and a write nothing protects is not sent (see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -40,18 +40,6 @@ __all__ = ["WorkerPool", "backoff_delay", "is_retryable"]
 def is_retryable(error: PipelineError) -> bool:
     """Failures where nothing was applied are worth retrying; refusals and uncertain outcomes are not."""
     return error.retryable
-
-
-_RETRY_AFTER = re.compile(r"Retry-After ([0-9.]+) s")
-
-
-def retry_after(message: str) -> float | None:
-    """The Retry-After the connector reported in its message (when it passed the call's deadline)."""
-    found = _RETRY_AFTER.search(message)
-    try:
-        return float(found.group(1)) if found else None
-    except ValueError:
-        return None
 
 
 def backoff_delay(attempt: int, policy: Delivery, rng: Callable[[], float] = random.random) -> float:
@@ -140,7 +128,12 @@ class WorkerPool:
                 self._busy.pop(worker_id, None)
 
     async def deliver(self, job: Job) -> None:
-        """Run one job and record its outcome in the store."""
+        """Run one job, renewing its lease while it runs, and record its outcome in the store.
+
+        A job whose earlier lease expired (its worker died, perhaps mid-call) runs with each write's
+        verify lookup first, and a write that nothing protects is not sent again: that event goes to
+        the dead letters as uncertain. A replayed uncertain dead letter runs its verify lookups first.
+        """
         metrics = self.service.metrics
         with event_context(job.pipeline, job.event_id):
             generation = self.service.generation
@@ -152,10 +145,21 @@ class WorkerPool:
                 await self._dead(job, message)
                 return
             source = executor.pipeline.source
-            deadline = min(getattr(source, "deadline", None) or self.policy.deadline, self.policy.lease * 0.8)
+            deadline = getattr(source, "deadline", None) or self.policy.deadline
             event = job.payload.get("event", job.payload)
-            async with generation.use():
-                outcome = await executor.run(event, deadline=deadline)
+            heartbeat = asyncio.create_task(self._heartbeat(job), name=f"lease-{job.event_id}")
+            try:
+                async with generation.use():
+                    outcome = await executor.run(
+                        event,
+                        deadline=deadline,
+                        event_id=job.event_id,
+                        verify_first=job.reclaimed or bool(job.payload.get("verify_first")),
+                        refuse_unprotected=job.reclaimed,
+                    )
+            finally:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
             if outcome.error is None:
                 try:
                     await self.store.complete(job, {"status": outcome.status, "body": outcome.body})
@@ -175,7 +179,8 @@ class WorkerPool:
             error = outcome.error
             connector = getattr(error, "connector", None) or None
             if is_retryable(error) and job.attempts < self.policy.max_attempts:
-                delay = max(backoff_delay(job.attempts, self.policy), retry_after(error.message) or 0.0)
+                wait = getattr(error, "retry_after", None) or 0.0
+                delay = max(backoff_delay(job.attempts, self.policy), wait)
                 try:
                     await self.store.retry(job, error.message, delay)
                 except LeaseLostError:
@@ -195,9 +200,21 @@ class WorkerPool:
                 reason = f"{error.message} (gave up after {job.attempts} attempts)"
             await self._dead(job, reason, connector=connector, kind=error.kind)
 
+    async def _heartbeat(self, job: Job) -> None:
+        """Renew the job's lease every third of it while the job runs."""
+        while True:
+            await asyncio.sleep(self.policy.lease / 3)
+            try:
+                await self.store.renew(job, self.policy.lease)
+            except LeaseLostError:
+                log.error("the lease of %s was taken by another worker while this one ran it", job.event_id)
+                return
+            except StoreError as exc:
+                log.warning("cannot renew the lease of %s: %s", job.event_id, exc)
+
     async def _dead(self, job: Job, message: str, **extra: Any) -> None:
         try:
-            await self.store.dead_letter(job, message)
+            await self.store.dead_letter(job, message, kind=str(extra.get("kind") or "error"))
         except LeaseLostError:
             return
         self.service.metrics.dead_letters.labels(job.pipeline).inc()

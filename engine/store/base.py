@@ -89,6 +89,8 @@ class Job:
     history: tuple[Attempt, ...] = ()
     worker_id: str = ""
     lease_until: datetime | None = None
+    reclaimed: bool = False
+    """True when an earlier worker's lease of this job expired: that worker may have been mid-run."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class DeadLetter:
     enqueued_at: datetime
     died_at: datetime
     error: str = field(default="")
+    kind: str = field(default="error")
+    """The failure's kind (`uncertain`, `business`, `transient`, ...): an uncertain one may have been
+    applied, so replaying it runs the verify lookups first, or needs --force."""
 
 
 class Store(ABC):
@@ -162,7 +167,12 @@ class Store(ABC):
         """Record a failed attempt; claimable again after `delay` seconds, still first of its key."""
 
     @abstractmethod
-    async def dead_letter(self, job: Job, error: str) -> None:
+    async def renew(self, job: Job, lease_seconds: float) -> None:
+        """Extend the lease of a job the caller holds to `lease_seconds` from now (a heartbeat);
+        LeaseLostError when another worker holds it now."""
+
+    @abstractmethod
+    async def dead_letter(self, job: Job, error: str, kind: str = "error") -> None:
         """Record the final failure and move the job to the dead letters, unblocking its key."""
 
     @abstractmethod
@@ -180,8 +190,11 @@ class Store(ABC):
         """One dead letter by id, or None."""
 
     @abstractmethod
-    async def replay_dead(self, id: str) -> bool:
-        """Atomically re-enqueue a dead letter (same event id, key, payload; fresh attempts) at the tail."""
+    async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
+        """Atomically re-enqueue a dead letter (same event id, key, payload; fresh attempts) at the tail.
+
+        `verify_first` marks the payload so that its delivery runs each write's verify lookup before
+        sending (a replay of an uncertain event)."""
 
     @abstractmethod
     async def drop_dead(self, id: str) -> bool:

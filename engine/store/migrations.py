@@ -95,6 +95,7 @@ SQLITE: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(2, "the kind of a dead letter's failure", ("ALTER TABLE jobs ADD COLUMN kind TEXT",)),
 )
 
 POSTGRES: tuple[Migration, ...] = (
@@ -154,6 +155,7 @@ POSTGRES: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(2, "the kind of a dead letter's failure", ("ALTER TABLE jobs ADD COLUMN kind TEXT",)),
 )
 
 

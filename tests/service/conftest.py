@@ -115,6 +115,10 @@ pipelines:
             path: /api/Workorders/
             body: {workorderNumber: "{{ event.workorderNumber }}", sku: "{{ event.sku }}",
                    quantity: "{{ event.quantity }}"}
+            verify:         # what an uncertain create may have made: the same lookup
+              path: /api/Workorders
+              query: {filter: {where: {workorderNumber: "{{ event.workorderNumber }}"}, limit: 1}}
+              result: "[0]"
     reply: {status: 200, body: {ok: true}}
   - name: wo.sync
     source: {kind: webhook, path: /wo-sync, mode: sync, deadline: 1.5, idempotency_key: requestId,

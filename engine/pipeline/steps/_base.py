@@ -49,6 +49,10 @@ class Run(Protocol):
     def verify_first(self) -> bool:
         """True when writes that have a `verify` look before they send (a replayed uncertain event)."""
 
+    @property
+    def refuse_unprotected(self) -> bool:
+        """True when an earlier run may have stopped mid-way: a write nothing protects is not sent."""
+
 
 class Checker(Protocol):
     """What a step checks against: names in scope, connectors and operations, nested steps."""

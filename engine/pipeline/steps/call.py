@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.errors import BusinessError, NotFoundError
+from engine.errors import BusinessError, NotFoundError, UncertainError
 from engine.expressions import SelectionField, Template, TemplateField
 
 from ._base import STEPS, Checker, Loc, Run, StepModel, truthy
@@ -132,9 +132,20 @@ class CallStep(StepModel):
         idempotent = (
             self.idempotent if self.idempotent is not None else getattr(operation, "idempotent", None)
         )
+        options = run.call_options(self)
+        method = request.method
+        if run.refuse_unprotected and verify is None and not paginate:
+            if not connector.safe_to_repeat(method, idempotent, options.get("idempotency_key")):
+                raise UncertainError(
+                    f"outcome unknown: an earlier delivery of this event stopped mid-run, and {method} "
+                    f"{request.path} on {connector.name} has no verify lookup and is not idempotent, so it "
+                    f"is not sent again. Check {connector.name}, then replay the event with --force if "
+                    "it is not there",
+                    connector=connector.name,
+                )
         try:
             response = await connector.request(
-                request.method,
+                method,
                 request.path,
                 query=request.render("query"),
                 headers=request.render("headers"),
@@ -142,7 +153,7 @@ class CallStep(StepModel):
                 paginate=paginate,
                 idempotent=idempotent,
                 verify=verify,
-                **run.call_options(self),
+                **options,
             )
         except BusinessError as exc:
             if self.missing is not None and exc.http_status == 404:
@@ -157,6 +168,36 @@ class CallStep(StepModel):
         if self.missing is not None and (result is None or result == []):
             return self._missing(run.context)
         return result
+
+    def describe(self, connectors: Mapping[str, Any]) -> str:
+        """`METHOD path` of the call as written, from the step or its named operation."""
+        method, operation, _ = self._resolved(connectors)
+        path = self.path if self.path is not None else getattr(operation, "path", None)
+        return f"{method} {path.source if path is not None else self.call}"
+
+    def _resolved(self, connectors: Mapping[str, Any]) -> tuple[str, Any, Any]:
+        connector_name, _, operation_name = self.call.partition(".")
+        config = connectors.get(connector_name)
+        operation = config.operations.get(operation_name) if config is not None and operation_name else None
+        method = (self.method or (operation.method if operation is not None else None) or "GET").upper()
+        return method, operation, config
+
+    def protection(self, connectors: Mapping[str, Any]) -> str | None:
+        """What makes repeating this call safe, from the connector configs: `read` (an idempotent
+        method), `idempotent`, `verify` or `idempotency key`; None for a write nothing protects."""
+        method, operation, config = self._resolved(connectors)
+        idempotent = (
+            self.idempotent if self.idempotent is not None else getattr(operation, "idempotent", None)
+        )
+        if self.verify is not None:
+            return "verify"
+        if idempotent is not None:
+            return "idempotent" if idempotent else None
+        if method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"):
+            return "read" if method in ("GET", "HEAD", "OPTIONS") else "idempotent"
+        if config is not None and config.idempotency_key is not None:
+            return "idempotency key"
+        return None
 
     def _verifier(self, run: Run, write_connector: Any) -> Callable[[], Awaitable[tuple[bool, Any]]]:
         spec = self.verify

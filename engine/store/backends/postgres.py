@@ -19,6 +19,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -48,7 +49,7 @@ from engine.store.migrations import POSTGRES, POSTGRES_SCHEMA_VERSION_TABLE, che
 _MIGRATION_LOCK = (0x6D657362, 1)
 _JOB_COLUMNS = (
     "event_id, seq, pipeline, key, payload, enqueued_at, attempts, history, leased_by, lease_until, "
-    "finished_at, error"
+    "finished_at, error, kind"
 )
 _PRUNE = {
     "jobs": ("jobs", "state = 'done' AND finished_at < %(cutoff)s"),
@@ -98,6 +99,7 @@ def _dead(row: Row) -> DeadLetter:
         enqueued_at=row["enqueued_at"],
         died_at=row["finished_at"],
         error=row["error"] or "",
+        kind=row["kind"] or "error",
     )
 
 
@@ -273,7 +275,7 @@ class PostgresStore(Store):
         now = self.now()
         rows = await self._fetchall(
             "WITH candidates AS ("
-            "  SELECT j.event_id FROM jobs AS j"
+            "  SELECT j.event_id, j.lease_until AS earlier_lease FROM jobs AS j"
             "  WHERE j.state = 'queued' AND j.available_at <= %(now)s"
             "  AND (j.lease_until IS NULL OR j.lease_until <= %(now)s)"
             "  AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.state = 'queued'"
@@ -285,7 +287,8 @@ class PostgresStore(Store):
             "  history = CASE WHEN j.lease_until IS NULL THEN j.history"
             "    ELSE j.history || jsonb_build_array(jsonb_build_object("
             "      'at', %(now_iso)s::text, 'error', 'lease of ' || j.leased_by || ' expired')) END "
-            "FROM candidates AS c WHERE j.event_id = c.event_id RETURNING j.*",
+            "FROM candidates AS c WHERE j.event_id = c.event_id "
+            "RETURNING j.*, c.earlier_lease IS NOT NULL AS reclaimed",
             {
                 "now": now,
                 "now_iso": as_utc(now).isoformat(),
@@ -295,7 +298,7 @@ class PostgresStore(Store):
             },
         )
         rows.sort(key=lambda row: row["seq"])
-        return [_job(row) for row in rows]
+        return [replace(_job(row), reclaimed=row["reclaimed"]) for row in rows]
 
     async def _finish(self, job: Job, assignments: str, params: dict[str, Any]) -> None:
         """Update a job the caller still holds; raise LeaseLostError otherwise."""
@@ -327,13 +330,19 @@ class PostgresStore(Store):
             },
         )
 
-    async def dead_letter(self, job: Job, error: str) -> None:
+    async def renew(self, job: Job, lease_seconds: float) -> None:
+        await self._finish(
+            job, "lease_until = %(until)s", {"until": self.now() + timedelta(seconds=lease_seconds)}
+        )
+
+    async def dead_letter(self, job: Job, error: str, kind: str = "error") -> None:
         now = self.now()
+        history = _history_json(job.history + (Attempt(now, error),))
         await self._finish(
             job,
             "state = 'dead', finished_at = %(now)s, history = %(history)s, error = %(error)s, "
-            "leased_by = NULL, lease_until = NULL",
-            {"now": now, "history": _history_json(job.history + (Attempt(now, error),)), "error": error},
+            "kind = %(kind)s, leased_by = NULL, lease_until = NULL",
+            {"now": now, "history": history, "error": error, "kind": kind},
         )
 
     async def queue_depth(self) -> dict[str, int]:
@@ -359,12 +368,14 @@ class PostgresStore(Store):
         )
         return _dead(row) if row else None
 
-    async def replay_dead(self, id: str) -> bool:
+    async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
         count = await self._rowcount(
             "UPDATE jobs SET state = 'queued', seq = nextval('jobs_seq'), enqueued_at = %(now)s, "
             "available_at = %(now)s, attempts = 0, history = '[]', finished_at = NULL, error = NULL, "
-            "result = NULL WHERE event_id = %(id)s AND state = 'dead'",
-            {"now": self.now(), "id": id},
+            "kind = NULL, result = NULL, payload = CASE WHEN %(verify)s "
+            "THEN payload || '{\"verify_first\": true}'::jsonb ELSE payload - 'verify_first' END "
+            "WHERE event_id = %(id)s AND state = 'dead'",
+            {"now": self.now(), "id": id, "verify": verify_first},
         )
         return count == 1
 

@@ -48,7 +48,7 @@ _PRUNE = {
 }
 _JOB_COLUMNS = (
     "event_id, seq, pipeline, key, payload, enqueued_at, attempts, history, leased_by, lease_until, "
-    "finished_at, error"
+    "finished_at, error, kind"
 )
 
 
@@ -93,6 +93,7 @@ def _dead(row: sqlite3.Row) -> DeadLetter:
         enqueued_at=_dt(row["enqueued_at"]),
         died_at=_dt(row["finished_at"]),
         error=row["error"] or "",
+        kind=row["kind"] or "error",
     )
 
 
@@ -262,6 +263,7 @@ class SQLiteStore(Store):
                         history=history,
                         worker_id=worker_id,
                         lease_until=_dt(until_ts),
+                        reclaimed=row["lease_until"] is not None,
                     )
                 )
             return jobs
@@ -298,13 +300,17 @@ class SQLiteStore(Store):
             (_ts(now + timedelta(seconds=delay)), _history_json(history)),
         )
 
-    async def dead_letter(self, job: Job, error: str) -> None:
+    async def renew(self, job: Job, lease_seconds: float) -> None:
+        await self._finish(job, "lease_until = ?", (_ts(self.now() + timedelta(seconds=lease_seconds)),))
+
+    async def dead_letter(self, job: Job, error: str, kind: str = "error") -> None:
         now = self.now()
         history = job.history + (Attempt(now, error),)
         await self._finish(
             job,
-            "state = 'dead', finished_at = ?, history = ?, error = ?, leased_by = NULL, lease_until = NULL",
-            (_ts(now), _history_json(history), error),
+            "state = 'dead', finished_at = ?, history = ?, error = ?, kind = ?, leased_by = NULL, "
+            "lease_until = NULL",
+            (_ts(now), _history_json(history), error, kind),
         )
 
     async def queue_depth(self) -> dict[str, int]:
@@ -338,16 +344,18 @@ class SQLiteStore(Store):
 
         return await self._run(select, write=False)
 
-    async def replay_dead(self, id: str) -> bool:
+    async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
         now = _ts(self.now())
 
         def requeue(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "UPDATE jobs SET state = 'queued', seq = (SELECT max(seq) + 1 FROM jobs), "
                 "enqueued_at = :now, available_at = :now, attempts = 0, history = '[]', "
-                "finished_at = NULL, error = NULL, result = NULL "
+                "finished_at = NULL, error = NULL, kind = NULL, result = NULL, "
+                "payload = CASE WHEN :verify THEN json_set(payload, '$.verify_first', json('true')) "
+                "ELSE json_remove(payload, '$.verify_first') END "
                 "WHERE event_id = :id AND state = 'dead'",
-                {"now": now, "id": id},
+                {"now": now, "id": id, "verify": verify_first},
             )
             return cursor.rowcount == 1
 
