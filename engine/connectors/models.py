@@ -19,7 +19,14 @@ from .pagination import PaginationConfig
 from .pagination.none import NoPagination
 from .retry import RetryConfig
 
-__all__ = ["ConnectorConfig", "IdempotencyKeyConfig", "OperationConfig", "PoolConfig", "TimeoutConfig"]
+__all__ = [
+    "ConnectorConfig",
+    "IdempotencyKeyConfig",
+    "OperationConfig",
+    "PoolConfig",
+    "TimeoutConfig",
+    "VerifyConfig",
+]
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -49,6 +56,29 @@ class IdempotencyKeyConfig(BaseModel):
     header: str = Field("Idempotency-Key", description="The header carrying the key.")
 
 
+class VerifyConfig(BaseModel):
+    """A lookup that finds the record an uncertain write created; its result becomes the step's."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    call: str | None = Field(
+        None, description="Connector or connector.operation; default: the step's connector"
+    )
+    method: Method = "GET"
+    path: TemplateField | None = None
+    query: TemplateField | None = None
+    headers: TemplateField | None = None
+    body: TemplateField | None = None
+    args: TemplateField | None = Field(default=None, description="Arguments of a named operation")
+    result: SelectionField | None = Field(
+        None, description="JMESPath into the lookup's result: the value the write's result would have been"
+    )
+    found: SelectionField | None = Field(
+        None,
+        description="JMESPath predicate over that value meaning 'the write was applied'; default: not empty",
+    )
+
+
 class OperationConfig(BaseModel):
     """A named request template; rendered by the pipeline executor with an `args` variable."""
 
@@ -66,6 +96,11 @@ class OperationConfig(BaseModel):
         None,
         description="Whether repeating the call changes nothing more (null: by its method: GET, HEAD, "
         "OPTIONS, PUT and DELETE are). An uncertain attempt is repeated only when it does not.",
+    )
+    verify: VerifyConfig | None = Field(
+        None,
+        description="The lookup that finds what an uncertain attempt of this operation created; its "
+        "templates see the operation's `args`. A step can give its own.",
     )
 
 

@@ -13,13 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.connectors.models import VerifyConfig
 from engine.errors import BusinessError, NotFoundError, UncertainError
 from engine.expressions import SelectionField, Template, TemplateField
 
 from ._base import STEPS, Checker, Loc, Run, StepModel, truthy
 from .fail import as_text
 
-__all__ = ["CallStep", "Missing", "Verify"]
+__all__ = ["CallStep", "Missing"]
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -32,29 +33,6 @@ class Missing(BaseModel):
     fail: TemplateField | None = Field(default=None, description="Fail with this message")
     status: int = Field(404, ge=400, le=599)
     default: TemplateField | None = Field(default=None, description="Use this value instead")
-
-
-class Verify(BaseModel):
-    """A lookup that finds the record an uncertain write created; its result becomes the step's."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    call: str | None = Field(
-        None, description="Connector or connector.operation; default: the step's connector"
-    )
-    method: Method = "GET"
-    path: TemplateField | None = None
-    query: TemplateField | None = None
-    headers: TemplateField | None = None
-    body: TemplateField | None = None
-    args: TemplateField | None = Field(default=None, description="Arguments of a named operation")
-    result: SelectionField | None = Field(
-        None, description="JMESPath into the lookup's result: the value the write's result would have been"
-    )
-    found: SelectionField | None = Field(
-        None,
-        description="JMESPath predicate over that value meaning 'the write was applied'; default: not empty",
-    )
 
 
 class _Request:
@@ -116,14 +94,17 @@ class CallStep(StepModel):
         description="Repeating the call changes nothing more (null: by its method, or the operation's "
         "`idempotent`): an uncertain attempt may then be repeated",
     )
-    verify: Verify | None = Field(
-        None, description="The lookup that finds what an uncertain attempt created, run before any repeat"
+    verify: VerifyConfig | None = Field(
+        None,
+        description="The lookup that finds what an uncertain attempt created, run before any repeat "
+        "(default: the named operation's own `verify`)",
     )
 
     async def run(self, run: Run) -> Any:
         connector, operation = _target(run, self.call)
         request = _Request(self, operation, run.context)
-        verify = self._verifier(run, connector) if self.verify is not None else None
+        spec = self.verify or getattr(operation, "verify", None)
+        verify = self._verifier(run, connector, spec, request.scope) if spec is not None else None
         if verify is not None and run.verify_first:
             found, value = await verify()
             if found:
@@ -189,7 +170,7 @@ class CallStep(StepModel):
         idempotent = (
             self.idempotent if self.idempotent is not None else getattr(operation, "idempotent", None)
         )
-        if self.verify is not None:
+        if self.verify is not None or getattr(operation, "verify", None) is not None:
             return "verify"
         if idempotent is not None:
             return "idempotent" if idempotent else None
@@ -199,13 +180,14 @@ class CallStep(StepModel):
             return "idempotency key"
         return None
 
-    def _verifier(self, run: Run, write_connector: Any) -> Callable[[], Awaitable[tuple[bool, Any]]]:
-        spec = self.verify
-        assert spec is not None
+    def _verifier(
+        self, run: Run, write_connector: Any, spec: VerifyConfig, scope: dict[str, Any]
+    ) -> Callable[[], Awaitable[tuple[bool, Any]]]:
+        """The verify lookup, rendered in the write's own scope (its `args` included)."""
 
         async def look() -> tuple[bool, Any]:
             connector, operation = _target(run, spec.call) if spec.call else (write_connector, None)
-            request = _Request(spec, operation, run.context)
+            request = _Request(spec, operation, scope)
             try:
                 response = await connector.request(
                     request.method,
