@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,7 @@ class _Run:
         event_id: str,
         verify_first: bool,
         refuse_unprotected: bool,
+        on_write: Callable[[float], Awaitable[None]] | None,
     ) -> None:
         self.executor = executor
         self.context = context
@@ -77,6 +78,7 @@ class _Run:
         self.event_id = event_id
         self._verify_first = verify_first
         self._refuse_unprotected = refuse_unprotected
+        self._on_write = on_write
 
     @property
     def verify_first(self) -> bool:
@@ -85,6 +87,10 @@ class _Run:
     @property
     def refuse_unprotected(self) -> bool:
         return self._refuse_unprotected
+
+    async def before_write(self, budget: float) -> None:
+        if self._on_write is not None:
+            await self._on_write(budget)
 
     def remaining(self) -> float | None:
         return None if self.ends is None else self.ends - time.monotonic()
@@ -128,6 +134,7 @@ class Executor:
         event_id: str | None = None,
         verify_first: bool = False,
         refuse_unprotected: bool = False,
+        on_write: Callable[[float], Awaitable[None]] | None = None,
     ) -> Outcome:
         """Run one event; never raises for a failure the caller should hear about.
 
@@ -135,11 +142,14 @@ class Executor:
         `event_id` makes the calls' idempotency keys (the same on every redelivery of the event);
         `verify_first` makes writes with a `verify` look before they send; `refuse_unprotected` (an
         earlier run of the event may have stopped mid-way) fails a write nothing protects as uncertain
-        instead of sending it.
+        instead of sending it. `on_write(budget)` is awaited before a write that is not safe to repeat:
+        the queue keeps the event from a second worker for that long.
         """
         started = time.perf_counter()
         context: dict[str, Any] = {"event": event, "vars": self.variables}
-        run = _Run(self, context, deadline, event_id or uuid.uuid4().hex, verify_first, refuse_unprotected)
+        run = _Run(
+            self, context, deadline, event_id or uuid.uuid4().hex, verify_first, refuse_unprotected, on_write
+        )
         try:
             if self.pipeline.when is not None and not truthy(self.pipeline.when.search(context)):
                 return Outcome(200, {"skipped": True}, skipped=True, duration=time.perf_counter() - started)

@@ -16,16 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.config.settings import Delivery
-from engine.errors import (
-    LeaseLostError,
-    PipelineError,
-    StoreError,
-)
+from engine.errors import LeaseLostError, PipelineError, StoreError, TransientError
 from engine.service.logging import event_context
 from engine.store import Job, Store
 
@@ -48,6 +45,53 @@ def backoff_delay(attempt: int, policy: Delivery, rng: Callable[[], float] = ran
     if not policy.jitter:
         return base
     return base / 2 + rng() * base / 2
+
+
+class _Lease:
+    """A running job's lease: renewed every third of `lease` (a heartbeat), and stretched before a
+    write so that it lasts at least as long as the write may be in flight. A replica that dies between
+    calls gives its jobs back within `lease`; one that dies mid-write, once that write's budget (the
+    delivery deadline, or the connector's retry deadline) has passed: the call can no longer be
+    running then, and its worker's successor does not send a second one alongside it."""
+
+    MARGIN = 1.0
+
+    def __init__(self, store: Store, job: Job, lease: float) -> None:
+        self.store = store
+        self.job = job
+        self.lease = lease
+        self.until = time.monotonic() + lease
+
+    async def _renew(self, seconds: float) -> None:
+        try:
+            await self.store.renew(self.job, seconds)
+        except LeaseLostError:
+            log.error("the lease of %s was taken by another worker while this one ran it", self.job.event_id)
+            raise
+        self.until = max(self.until, time.monotonic() + seconds)
+
+    async def keep(self) -> None:
+        """Renew every third of the lease, never shortening a lease stretched for a write."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self._renew(max(self.lease, self.until - time.monotonic()))
+            except LeaseLostError:
+                return
+            except StoreError as exc:
+                log.warning("cannot renew the lease of %s: %s", self.job.event_id, exc)
+
+    async def cover(self, budget: float) -> None:
+        """Before a write: the lease lasts at least `budget` seconds more (else the write is not sent)."""
+        if time.monotonic() + budget + self.MARGIN > self.until:
+            try:
+                await self._renew(budget + self.MARGIN)
+            except LeaseLostError:
+                raise
+            except StoreError as exc:
+                raise TransientError(
+                    f"the state store could not extend the lease ({exc}); nothing was sent"
+                ) from exc
 
 
 class WorkerPool:
@@ -147,7 +191,8 @@ class WorkerPool:
             source = executor.pipeline.source
             deadline = getattr(source, "deadline", None) or self.policy.deadline
             event = job.payload.get("event", job.payload)
-            heartbeat = asyncio.create_task(self._heartbeat(job), name=f"lease-{job.event_id}")
+            lease = _Lease(self.store, job, self.policy.lease)
+            heartbeat = asyncio.create_task(lease.keep(), name=f"lease-{job.event_id}")
             try:
                 async with generation.use():
                     outcome = await executor.run(
@@ -156,6 +201,7 @@ class WorkerPool:
                         event_id=job.event_id,
                         verify_first=job.reclaimed or bool(job.payload.get("verify_first")),
                         refuse_unprotected=job.reclaimed,
+                        on_write=lease.cover,
                     )
             finally:
                 heartbeat.cancel()
@@ -199,18 +245,6 @@ class WorkerPool:
             if is_retryable(error):
                 reason = f"{error.message} (gave up after {job.attempts} attempts)"
             await self._dead(job, reason, connector=connector, kind=error.kind)
-
-    async def _heartbeat(self, job: Job) -> None:
-        """Renew the job's lease every third of it while the job runs."""
-        while True:
-            await asyncio.sleep(self.policy.lease / 3)
-            try:
-                await self.store.renew(job, self.policy.lease)
-            except LeaseLostError:
-                log.error("the lease of %s was taken by another worker while this one ran it", job.event_id)
-                return
-            except StoreError as exc:
-                log.warning("cannot renew the lease of %s: %s", job.event_id, exc)
 
     async def _dead(self, job: Job, message: str, **extra: Any) -> None:
         try:

@@ -20,8 +20,14 @@ class FakeResponse:
 
 
 @dataclass
+class FakeRetry:
+    deadline: float = 60.0
+
+
+@dataclass
 class FakeConfig:
     operations: dict[str, Any] = field(default_factory=dict)
+    retry: FakeRetry = field(default_factory=FakeRetry)
 
 
 class FakeConnector:
@@ -32,6 +38,9 @@ class FakeConnector:
         self.config = FakeConfig()
         self.answers = answers
         self.calls: list[dict[str, Any]] = []
+
+    def safe_to_repeat(self, method: str, idempotent: bool | None = None, key: str | None = None) -> bool:
+        return idempotent if idempotent is not None else method in ("GET", "PUT", "DELETE")
 
     async def request(self, method: str, path: str, **kwargs: Any) -> FakeResponse:
         self.calls.append({"method": method, "path": path, **kwargs})
@@ -201,3 +210,32 @@ async def test_pipeline_condition_skips() -> None:
     p = pipeline([{"fail": "never"}], when="event.type == 'add'")
     outcome, _ = await run(p, {"type": "remove"})
     assert outcome.skipped and outcome.status == 200
+
+
+async def test_a_write_not_safe_to_repeat_is_announced_with_its_budget() -> None:
+    """The queue stretches the event's lease before such a write, so no second worker overlaps it."""
+    p = pipeline(
+        [
+            {"name": "read", "call": "erp", "method": "GET", "path": "/a"},
+            {"name": "put", "call": "erp", "method": "PUT", "path": "/b"},
+            {"name": "made", "call": "erp", "method": "POST", "path": "/c"},
+        ]
+    )
+    budgets: list[float] = []
+
+    async def on_write(budget: float) -> None:
+        budgets.append(budget)
+
+    outcome, erp = await run(p, {}, [{}, {}, {}], deadline=10, on_write=on_write)
+    assert outcome.ok and len(budgets) == 1 and 9 < budgets[0] <= 10
+    assert [c["path"] for c in erp.calls] == ["/a", "/b", "/c"]
+
+
+async def test_an_interrupted_event_does_not_send_an_unprotected_write_again() -> None:
+    p = pipeline(
+        [{"call": "erp", "method": "GET", "path": "/a"}, {"call": "erp", "method": "POST", "path": "/b"}]
+    )
+    outcome, erp = await run(p, {}, [{}], refuse_unprotected=True)
+    assert outcome.status == 502 and outcome.error is not None and outcome.error.kind == "uncertain"
+    assert "an earlier delivery of this event stopped mid-run" in outcome.body["message"]
+    assert [c["path"] for c in erp.calls] == ["/a"]

@@ -53,6 +53,10 @@ class Run(Protocol):
     def refuse_unprotected(self) -> bool:
         """True when an earlier run may have stopped mid-way: a write nothing protects is not sent."""
 
+    async def before_write(self, budget: float) -> None:
+        """About to send a write that must not overlap a second delivery of the event for `budget`
+        seconds (the queue keeps the event's lease at least that long)."""
+
 
 class Checker(Protocol):
     """What a step checks against: names in scope, connectors and operations, nested steps."""

@@ -124,6 +124,9 @@ class CallStep(StepModel):
                     "it is not there",
                     connector=connector.name,
                 )
+        if not paginate and not connector.safe_to_repeat(method, idempotent, options.get("idempotency_key")):
+            remaining = options.get("deadline")
+            await run.before_write(connector.config.retry.deadline if remaining is None else remaining)
         try:
             response = await connector.request(
                 method,
