@@ -2,12 +2,13 @@
 
 import asyncio
 import base64
+import re
 
 import httpx
 import pytest
 
 from engine.connectors import Connector
-from engine.errors import AuthError
+from engine.errors import AuthError, ConnectorError
 from tests.connectors.kit import reply, sent_json
 
 PAT = "7F3C2A9B1D4E4F6A8B0C2D4E6F8A0B1C"
@@ -286,3 +287,162 @@ async def test_failed_login_raises_auth_error_with_the_systems_message(make, log
         await connector.request("GET", "/x")
     assert str(info.value) == f"login to erp failed: {message}"
     assert len(calls) == 1
+
+
+def rpc_login_server(seen: list[httpx.Request], *, uid: int = 7, cookie: str | None = None):
+    """A JSON-RPC style system: login answers a numeric uid, every call carries it at params.args[1]."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = sent_json(request) or {}
+        if request.url.path.endswith("/login"):
+            headers = {"Set-Cookie": f"{cookie}; Path=/; HttpOnly"} if cookie else None
+            return reply(
+                200, {"jsonrpc": "2.0", "result": uid, "expires": "2099-01-01T00:00:00+00:00"}, headers
+            )
+        seen.append(request)
+        return reply(200, {"jsonrpc": "2.0", "result": body.get("params", {}).get("args", [None, None])[1]})
+
+    return handler
+
+
+async def test_a_numeric_value_goes_into_a_list_index_of_the_body_keeping_its_type(make):
+    seen: list[httpx.Request] = []
+    connector = make(
+        rpc_login_server(seen),
+        auth={
+            "kind": "login",
+            "request": {"path": "/login", "body": {"params": {"args": ["db", "u", "pw-123456"]}}},
+            "token": "result",
+            "inject": {"in": "body", "path": "params.args[1]", "value": "{token}"},
+        },
+    )
+    body = {
+        "jsonrpc": "2.0",
+        "params": {"service": "object", "args": ["db", None, "pw", "mrp.production", "search_read"]},
+    }
+    response = await connector.request("POST", "/jsonrpc", body=body)
+    assert sent_json(seen[0])["params"]["args"] == ["db", "7", "pw", "mrp.production", "search_read"]
+    assert response.body["result"] == "7"
+    assert body["params"]["args"][1] is None  # the caller's own body is not changed
+
+
+async def test_a_value_named_by_itself_keeps_its_json_type(make):
+    seen: list[httpx.Request] = []
+    connector = make(
+        rpc_login_server(seen, uid=42),
+        auth={
+            "kind": "login",
+            "request": {"path": "/login", "body": {}},
+            "token": "jsonrpc",
+            "values": {"uid": "result"},
+            "inject": [{"in": "body", "path": "params.args[1]", "value": "{uid}"}],
+        },
+    )
+    await connector.request("POST", "/jsonrpc", body={"params": {"args": ["db", None]}})
+    assert sent_json(seen[0])["params"]["args"][1] == 42
+
+
+async def test_a_session_cookie_is_taken_and_sent_as_a_cookie(make):
+    seen: list[httpx.Request] = []
+    connector = make(
+        rpc_login_server(seen, cookie="B1SESSION=abc-123-def"),
+        auth={
+            "kind": "login",
+            "request": {"path": "/login", "body": {}},
+            "token": {"cookie": "B1SESSION"},
+            "expires_in": {"body": "expires", "unit": "absolute"},
+            "inject": [
+                {"in": "cookie", "name": "B1SESSION"},
+                {"in": "cookie", "name": "ROUTEID", "value": ".node1"},
+            ],
+        },
+    )
+    await connector.request("GET", "/Orders")
+    assert seen[0].headers["cookie"] == "B1SESSION=abc-123-def; ROUTEID=.node1"
+    assert connector.auth._expires_at is not None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("unit", "value", "seconds"),
+    [("seconds", 90, 90), ("minutes", 30, 1800), ("hours", 1, 3600), ("minutes", "15", 900)],
+)
+async def test_the_lifetime_unit_is_stated(make, fake_time, unit, value, seconds):
+    def handler(request):
+        if request.url.path.endswith("/login"):
+            return reply(200, {"SessionId": "s-123456", "SessionTimeout": value})
+        return reply(200, {})
+
+    connector = make(
+        handler,
+        auth={
+            "kind": "login",
+            "request": {"path": "/login", "body": {}},
+            "token": "SessionId",
+            "expires_in": {"body": "SessionTimeout", "unit": unit},
+            "refresh_before": 0,
+        },
+    )
+    await connector.request("GET", "/x")
+    assert connector.auth._expires_at == pytest.approx(fake_time.now + seconds)  # type: ignore[attr-defined]
+
+
+async def test_a_token_in_a_reply_header(make):
+    seen = []
+
+    def handler(request):
+        if request.url.path.endswith("/login"):
+            return reply(204, None, {"X-Auth-Token": "hdr-token-9"})
+        seen.append(request)
+        return reply(200, {})
+
+    connector = make(
+        handler,
+        auth={
+            "kind": "login",
+            "request": {"path": "/login"},
+            "token": {"header": "X-Auth-Token"},
+            "inject": {"in": "header", "name": "X-Auth-Token"},
+        },
+    )
+    await connector.request("GET", "/x")
+    assert seen[0].headers["x-auth-token"] == "hdr-token-9"
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        pytest.param(
+            {"inject": {"in": "body", "value": "{uid}", "path": "a"}},
+            "inject names {uid}",
+            id="unknown-value",
+        ),
+        pytest.param(
+            {"token": {"body": "a", "cookie": "b"}}, "exactly one of: body, header, cookie", id="two-places"
+        ),
+        pytest.param(
+            {"inject": {"in": "header", "path": "a.b"}}, "`path` is for the body", id="path-on-header"
+        ),
+        pytest.param({"inject": {"in": "body", "path": "args[x]"}}, "invalid body path", id="bad-path"),
+    ],
+)
+def test_injection_mistakes_are_config_errors(auth, message):
+    from tests.connectors.kit import config
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config(auth={"kind": "login", "request": {"path": "/l"}, "token": "t", **auth})
+
+
+async def test_a_body_path_that_does_not_fit_the_body_fails_clearly(make):
+    connector = make(
+        rpc_login_server([]),
+        auth={
+            "kind": "login",
+            "request": {"path": "/login"},
+            "token": "result",
+            "inject": {"in": "body", "path": "params.args[1]"},
+        },
+    )
+    with pytest.raises(
+        ConnectorError, match=r"cannot write at params.args\[1\]: params.args has 1 item\(s\)"
+    ):
+        await connector.request("POST", "/jsonrpc", body={"params": {"args": ["db"]}})

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.connectors import Connector
+from engine.errors import ConnectorError
 from tests.connectors.kit import FakeTime, config, mock_transport, reply
 
 RECORDS = [{"ID": i} for i in range(23)]
@@ -143,16 +144,20 @@ async def test_iterate_streams_pages(make):
     assert got == RECORDS
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     total=st.integers(0, 120),
     page_size=st.integers(1, 30),
     kind=st.sampled_from(["offset", "page", "next_link"]),
     first_page=st.sampled_from([0, 1]),
     server_max=st.one_of(st.none(), st.integers(1, 40)),
+    ignores_paging=st.booleans(),
 )
-def test_paginators_never_skip_or_repeat(total, page_size, kind, first_page, server_max):
+def test_paginators_never_skip_repeat_or_loop(total, page_size, kind, first_page, server_max, ignores_paging):
+    """Every record exactly once, in order; a server that ignores the paging values (always the first
+    page) is stopped with an error within three requests instead of being read forever."""
     records = [{"ID": f"R{i}"} for i in range(total)]
+    requests: list[httpx.Request] = []
     if kind == "offset":
         # A server cap below the page size would lose records silently; the config refuses it.
         cap = None if server_max is None else max(server_max, page_size)
@@ -164,9 +169,24 @@ def test_paginators_never_skip_or_repeat(total, page_size, kind, first_page, ser
         envelope = {"result": "data"}
     else:
         handler, pagination, envelope = link_server(records, page_size), LINK, {}
+    loops = False  # would a walk that ignores the server's answer read the same page forever?
+    if ignores_paging:
+        query = f"page={first_page}&pageLimit={page_size}&$top={page_size}&$skip=0"
+        first = handler(httpx.Request("GET", f"http://erp.test/api/items?{query}"))
+        page = first.json().get("value", first.json().get("data"))
+        loops = len(page) == page_size if kind != "next_link" else total > page_size
+        if kind == "next_link" and loops:
+            first = reply(200, {**first.json(), "@odata.nextLink": "items"})
+
+        def handler(request: httpx.Request, first=first) -> httpx.Response:  # noqa: F811
+            return first
+
+    def counted(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return handler(request)
 
     async def run():
-        connector = build(handler, pagination=pagination, envelope=envelope)
+        connector = build(counted, pagination=pagination, envelope=envelope)
         logging.getLogger("mesbridge.connectors.pagination").disabled = True
         try:
             return (await connector.request("GET", "/items", paginate=True)).result
@@ -174,4 +194,48 @@ def test_paginators_never_skip_or_repeat(total, page_size, kind, first_page, ser
             logging.getLogger("mesbridge.connectors.pagination").disabled = False
             await connector.aclose()
 
-    assert asyncio.run(run()) == records
+    if loops:
+        with pytest.raises(ConnectorError, match="same page again|repeats"):
+            asyncio.run(run())
+        assert len(requests) <= 3
+    else:
+        assert asyncio.run(run()) == records
+
+
+def same_page_server(calls: list[httpx.Request]):
+    """A server that ignores the paging values: every request gets the same full page."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        size = int(request.url.params.get("$top", request.url.params.get("pageLimit", 5)))
+        return reply(200, {"value": RECORDS[:size], "data": RECORDS[:size]})
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("pagination", "envelope"),
+    [
+        pytest.param(OFFSET, {}, id="offset"),
+        pytest.param({**PAGE, "page": "pagina"}, {"result": "data"}, id="page-with-a-misnamed-parameter"),
+    ],
+)
+async def test_a_page_that_does_not_advance_stops_the_walk_within_three_requests(make, pagination, envelope):
+    calls: list[httpx.Request] = []
+    connector = make(same_page_server(calls), pagination=pagination, envelope=envelope)
+    with pytest.raises(ConnectorError, match=rf"the {pagination['kind']} paginator got the same page again"):
+        await connector.request("GET", "/items", paginate=True)
+    assert len(calls) <= 3
+
+
+async def test_a_repeated_next_link_stops_the_walk(make):
+    calls: list[httpx.Request] = []
+
+    def handler(request):
+        calls.append(request)
+        return reply(200, {"value": RECORDS[:2], "@odata.nextLink": "items?start=2"})
+
+    connector = make(handler, pagination=LINK)
+    with pytest.raises(ConnectorError, match="repeats"):
+        await connector.request("GET", "/items", paginate=True)
+    assert len(calls) <= 3

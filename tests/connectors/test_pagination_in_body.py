@@ -117,5 +117,7 @@ async def test_query_paging_is_unchanged_by_default() -> None:
 
 async def test_a_body_that_is_not_an_object_is_refused_with_a_clear_message() -> None:
     async with connector([], BODY_PAGING) as rpc:
-        with pytest.raises(ConnectorError, match="needs a JSON object body"):
+        with pytest.raises(
+            ConnectorError, match="cannot page in this body: cannot write at Params.Page: it is not an object"
+        ):
             await rpc.request("POST", "/rpc", body=["not", "an", "object"], paginate=True)

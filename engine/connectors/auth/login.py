@@ -7,10 +7,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from engine.errors import AuthError
-from engine.expressions import SelectionField
 
 from ._base import AUTH, Model
-from ._token import InjectConfig, ReloginConfig, TokenAuth, note_secrets
+from ._token import TokenAuth, TokenConfig, note_secrets
 
 
 class LoginRequest(Model):
@@ -26,21 +25,11 @@ class LoginRequest(Model):
     )
 
 
-class LoginAuthConfig(Model):
-    """A login request whose reply holds a token, sent with every later call."""
+class LoginAuthConfig(TokenConfig):
+    """A login request whose reply holds a token (and other values), sent with every later call."""
 
     kind: Literal["login"] = Field(description="Log in with a request, then send the token.")
     request: LoginRequest = Field(description="The login call.")
-    token: SelectionField = Field(description="JMESPath to the token in the login reply.")
-    expires_in: SelectionField | None = Field(None, description="JMESPath to the token lifetime in seconds.")
-    ttl: float | None = Field(None, gt=0, description="Fixed lifetime in seconds when the reply gives none.")
-    refresh_before: float = Field(30, ge=0, description="Renew this many seconds before expiry.")
-    inject: InjectConfig = Field(
-        default_factory=lambda: InjectConfig.model_validate({}), description="Where the token goes."
-    )
-    relogin_when: ReloginConfig = Field(
-        default_factory=lambda: ReloginConfig.model_validate({}), description="What a dead token looks like."
-    )
 
 
 @AUTH.register(LoginAuthConfig)

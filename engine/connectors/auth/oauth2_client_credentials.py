@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from engine.expressions import SelectionField
-
-from ._base import AUTH, Model
-from ._token import InjectConfig, ReloginConfig, TokenAuth
+from ._base import AUTH
+from ._token import InjectConfig, LifetimeField, ReplyValueField, TokenAuth, TokenConfig, _inject_list
 
 
-class OAuth2ClientCredentialsConfig(Model):
+class OAuth2ClientCredentialsConfig(TokenConfig):
     """OAuth 2 client credentials grant."""
 
     kind: Literal["oauth2_client_credentials"] = Field(description="OAuth 2 client credentials.")
@@ -25,24 +23,19 @@ class OAuth2ClientCredentialsConfig(Model):
     extra: dict[str, str] = Field(
         default_factory=dict, description="More fields of the grant (audience, ...)."
     )
-    token: SelectionField = Field(
+    token: ReplyValueField = Field(
         "access_token",  # type: ignore[assignment]
-        description="JMESPath to the token in the reply.",
+        description="Where the token is in the reply (default: the body's access_token).",
     )
-    expires_in: SelectionField | None = Field(
+    expires_in: LifetimeField | None = Field(
         "expires_in",  # type: ignore[assignment]
-        description="JMESPath to the lifetime in seconds.",
+        description="Where the lifetime is in the reply, and its unit (default: expires_in seconds).",
     )
-    ttl: float | None = Field(None, gt=0, description="Lifetime in seconds when the reply gives none.")
-    refresh_before: float = Field(30, ge=0, description="Renew this many seconds before expiry.")
-    inject: InjectConfig = Field(
-        default_factory=lambda: InjectConfig.model_validate(
-            {"name": "Authorization", "format": "Bearer {token}"}
-        ),
-        description="Where the token goes.",
-    )
-    relogin_when: ReloginConfig = Field(
-        default_factory=lambda: ReloginConfig.model_validate({}), description="What a dead token looks like."
+    inject: Annotated[list[InjectConfig], BeforeValidator(_inject_list)] = Field(
+        default_factory=lambda: [
+            InjectConfig.model_validate({"name": "Authorization", "format": "Bearer {token}"})
+        ],
+        description="Where the token goes (default: Authorization: Bearer).",
     )
 
 

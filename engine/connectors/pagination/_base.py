@@ -6,13 +6,15 @@ selects the list from each page's result (after the envelope's `result` path).
 
 from __future__ import annotations
 
-import copy
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.connectors.bodypath import parse_body_path
 from engine.errors import ConnectorError
 from engine.expressions import SelectionField
 from engine.registry import Registry
@@ -78,35 +80,34 @@ class Paginator:
 
     def place(self, query: dict[str, Any], body: Any) -> tuple[dict[str, Any], Any]:
         """The page's query and body: with `in: body` the paging values move from the query into the
-        JSON body at their dotted paths (a copy; the call's own body is not changed)."""
+        JSON body at their paths, list indices included (a copy; the call's own body is not changed)."""
         if getattr(self.config, "in_", "query") != "body":
             return query, body
-        fields = ("limit", "offset", "page", "size")
-        names = [getattr(self.config, n) for n in fields if hasattr(self.config, n)]
-        if not any(name in query for name in names):
-            return query, body
-        if body is not None and not isinstance(body, dict):
+        query = dict(query)
+        for name in ("limit", "offset", "page", "size"):
+            where = getattr(self.config, name, None)
+            if where is None or where not in query:
+                continue
+            try:
+                body = parse_body_path(where).write(body, query.pop(where))
+            except ValueError as exc:
+                raise ConnectorError(
+                    f"{self.connector}: the {self.kind} paginator cannot page in this body: {exc}",
+                    connector=self.connector,
+                ) from None
+        return query, body
+
+    def advance(self, previous: str | None, items: list[Any], where: str) -> str:
+        """A page's fingerprint; a full page equal to the one before stops the walk with an error (the
+        server ignores the paging values, and the walk would read the same page forever)."""
+        fingerprint = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
+        if items and fingerprint == previous:
             raise ConnectorError(
-                f"{self.connector}: paging in the body needs a JSON object body, got {type(body).__name__}",
+                f"{self.connector}: the {self.kind} paginator got the same page again at {where}: the "
+                "system does not page by these parameters (check their names and `in`); stopped",
                 connector=self.connector,
             )
-        query, body = dict(query), copy.deepcopy(body) if body is not None else {}
-        for name in names:
-            if name in query:
-                *parents, leaf = name.split(".")
-                node = body
-                for part in parents:
-                    child = node.get(part)
-                    if child is None:
-                        child = node[part] = {}
-                    if not isinstance(child, dict):
-                        raise ConnectorError(
-                            f"{self.connector}: cannot page at {name!r}: {part!r} is not an object",
-                            connector=self.connector,
-                        )
-                    node = child
-                node[leaf] = query.pop(name)
-        return query, body
+        return fingerprint
 
     def check_unpaged(self, result: Any) -> None:
         """Called on the result of a call made without paging."""

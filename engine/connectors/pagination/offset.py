@@ -19,8 +19,8 @@ class OffsetPagination(PagingModel):
     in_: Literal["query", "body"] = Field(
         "query",
         alias="in",
-        description="Where the paging values go: query parameters, or (body) dotted paths into the "
-        "JSON request body, e.g. Params.Page, for APIs that page in the body (JSON-RPC).",
+        description="Where the paging values go: query parameters, or (body) paths into the JSON "
+        "request body, list indices included (Params.Page, params.args[6].limit), for JSON-RPC APIs.",
     )
     page_size: int = Field(500, ge=1, description="Records asked per page.")
     cap: int | None = Field(
@@ -61,9 +61,11 @@ class Offset(Paginator):
         c = self.config
         size = int(query.get(c.limit, c.page_size))
         skip = int(query.get(c.offset, 0))
+        previous = None
         for _ in range(c.max_pages):
             page = await fetch({**query, c.limit: size, c.offset: skip}, None)
             items = self.items(page.result)
+            previous = self.advance(previous, items, f"{c.offset}={skip}")
             self._warn_cap(len(items), f"the page at {c.offset}={skip}")
             for item in items:
                 yield item

@@ -19,8 +19,8 @@ class PagePagination(PagingModel):
     in_: Literal["query", "body"] = Field(
         "query",
         alias="in",
-        description="Where the paging values go: query parameters, or (body) dotted paths into the "
-        "JSON request body, e.g. Params.Page, for APIs that page in the body (JSON-RPC).",
+        description="Where the paging values go: query parameters, or (body) paths into the JSON "
+        "request body, list indices included (Params.Page, params.args[6].limit), for JSON-RPC APIs.",
     )
     page_size: int = Field(100, ge=1, description="Records asked per page.")
     first_page: Literal[0, 1] = Field(0, description="Number of the first page.")
@@ -34,9 +34,11 @@ class Numbered(Paginator):
         c = self.config
         size = int(query.get(c.size, c.page_size))
         number = int(query.get(c.page, c.first_page))
+        previous = None
         for _ in range(c.max_pages):
             page = await fetch({**query, c.page: number, c.size: size}, None)
             items = self.items(page.result)
+            previous = self.advance(previous, items, f"{c.page}={number}")
             for item in items:
                 yield item
             if len(items) < size or not items:
