@@ -23,7 +23,15 @@ from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from engine.connectors.bodypath import BodyPath, parse_body_path
 from engine.connectors.envelope import truthy
@@ -143,8 +151,9 @@ ReplyValueField = Annotated[ReplyValue, BeforeValidator(_reply_value)]
 LifetimeField = Annotated[Lifetime, BeforeValidator(_reply_value)]
 BodyPathField = Annotated[
     BodyPath,
-    BeforeValidator(lambda v: parse_body_path(v) if isinstance(v, str) else v),
+    PlainValidator(lambda v: v if isinstance(v, BodyPath) else parse_body_path(str(v))),
     PlainSerializer(lambda p: p.text, return_type=str),
+    WithJsonSchema({"type": "string", "description": "A path into the JSON body, e.g. params.args[1]"}),
 ]
 
 
