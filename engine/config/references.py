@@ -66,6 +66,7 @@ class _Checker:
     def steps(self, loc: Loc, steps: list[Any], scope: set[str]) -> None:
         for index, step in enumerate(steps):
             step.check(self, loc + (index,), scope)
+            step.check_handlers(self, loc + (index,), scope)
             if step.name:
                 scope.add(step.name)
 
@@ -92,6 +93,7 @@ def check_references(project: Project) -> list[Diagnostic]:
             target = source.connector + (f".{source.operation}" if source.operation else "")
             checker.call_target(entry.loc + ("source", "connector"), target, has_path=True)
             scope = {"cursor", "vars"}
+            checker.steps(entry.loc + ("source", "steps"), source.steps, scope)
             for field in ("path", "query", "body", "args"):
                 checker.names(entry.loc + ("source", field), getattr(source, field), scope)
         scope = set(_BASE_SCOPE)

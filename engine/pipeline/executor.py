@@ -25,8 +25,9 @@ from engine.errors import (
 )
 from engine.pipeline import models as m
 from engine.pipeline.steps import StepModel, truthy
+from engine.pipeline.steps._base import error_context
 
-__all__ = ["Executor", "Outcome", "step_ids"]
+__all__ = ["Executor", "Outcome", "StepScope", "run_steps", "step_ids"]
 
 SAFETY_MARGIN = 2.0
 """Seconds past the deadline after which a run that did not end is cut off (calls end by the deadline)."""
@@ -57,12 +58,36 @@ def step_ids(steps: list[Any], prefix: str = "steps") -> Iterator[tuple[StepMode
             yield from step_ids(branch, here + "".join(f".{part}" for part in where))
 
 
+@dataclass
+class StepScope:
+    """What every run of one step list shares: the connectors, a name and the steps' positions."""
+
+    name: str
+    connectors: Mapping[str, Any]
+    ids: dict[int, str]
+
+    @classmethod
+    def of(
+        cls, name: str, steps: list[Any], connectors: Mapping[str, Any], prefix: str = "steps"
+    ) -> StepScope:
+        return cls(name, connectors, {id(step): where for step, where in step_ids(steps, prefix)})
+
+
+async def run_steps(
+    scope: StepScope, steps: list[Any], context: dict[str, Any], *, deadline: float | None = None
+) -> dict[str, Any]:
+    """Run `steps` in `context` (e.g. a poll source's steps before its listing); the context after."""
+    run = _Run(scope, context, deadline, uuid.uuid4().hex, False, False, None)
+    await run.steps(steps)
+    return context
+
+
 class _Run:
     """One event's run: its context, and what steps ask of the executor."""
 
     def __init__(
         self,
-        executor: Executor,
+        scope: StepScope,
         context: dict[str, Any],
         deadline: float | None,
         event_id: str,
@@ -70,9 +95,9 @@ class _Run:
         refuse_unprotected: bool,
         on_write: Callable[[float], Awaitable[None]] | None,
     ) -> None:
-        self.executor = executor
+        self.scope = scope
         self.context = context
-        self.connectors = executor.connectors
+        self.connectors = scope.connectors
         self.deadline = deadline
         self.ends = None if deadline is None else time.monotonic() + deadline
         self.event_id = event_id
@@ -96,7 +121,7 @@ class _Run:
         return None if self.ends is None else self.ends - time.monotonic()
 
     def call_options(self, step: Any) -> dict[str, Any]:
-        key = f"{self.event_id}:{self.executor.pipeline.name}:{self.executor.ids.get(id(step), '')}"
+        key = f"{self.event_id}:{self.scope.name}:{self.scope.ids.get(id(step), '')}"
         return {"deadline": self.remaining(), "idempotency_key": key}
 
     async def steps(self, steps: list[Any]) -> None:
@@ -107,7 +132,10 @@ class _Run:
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(f"no answer within {self.deadline:g} s; stopped before the next step")
-            result = await step.run(self)
+            try:
+                result = await step.run(self)
+            except PipelineError as error:
+                result = step.handle(error, context)
             if step.name:
                 context[step.name] = result
 
@@ -124,7 +152,7 @@ class Executor:
         self.pipeline = pipeline
         self.connectors = connectors
         self.variables = dict(variables or {})
-        self.ids: dict[int, str] = {id(step): where for step, where in step_ids(pipeline.steps)}
+        self.scope = StepScope.of(pipeline.name, pipeline.steps, connectors)
 
     async def run(
         self,
@@ -148,7 +176,13 @@ class Executor:
         started = time.perf_counter()
         context: dict[str, Any] = {"event": event, "vars": self.variables}
         run = _Run(
-            self, context, deadline, event_id or uuid.uuid4().hex, verify_first, refuse_unprotected, on_write
+            self.scope,
+            context,
+            deadline,
+            event_id or uuid.uuid4().hex,
+            verify_first,
+            refuse_unprotected,
+            on_write,
         )
         try:
             if self.pipeline.when is not None and not truthy(self.pipeline.when.search(context)):
@@ -174,13 +208,7 @@ class Executor:
         return outcome
 
     def _error_outcome(self, error: PipelineError, context: dict[str, Any]) -> Outcome:
-        context["error"] = {
-            "message": error.message,
-            "status": error.status,
-            "kind": error.kind,
-            "connector": getattr(error, "connector", None),
-            "http_status": getattr(error, "http_status", None),
-        }
+        context["error"] = error_context(error)
         handler = self.pipeline.on_error
         if handler is not None:
             try:

@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.expressions import SelectionField, TemplateField
 from engine.pipeline.sources import Source
+from engine.pipeline.sources.poll import PollSource
 from engine.pipeline.steps import Step
+
+PollSource.model_rebuild(_types_namespace={"Step": Step})  # a poll source's steps are steps too
 
 
 class Model(BaseModel):

@@ -157,8 +157,7 @@ class Poller:
                 self.service.wake_workers()
 
         async with generation.use():
-            connector = generation.connectors[source.connector]
-            async for polled in read_changes(source, connector, stored, variables):
+            async for polled in read_changes(source, generation.connectors, stored, variables):
                 if polled.cursor is not None:
                     cursor = later(cursor, polled.cursor)
                 read += 1

@@ -53,7 +53,7 @@ class Stack:
         outcomes: list[Outcome] = []
         cursor = self.cursors.get(pipeline)
         try:
-            async for polled in read_changes(source, connectors[source.connector], cursor, variables):
+            async for polled in read_changes(source, connectors, cursor, variables):
                 outcomes.append(await executor.run(polled.record))
                 if polled.cursor is not None:
                     cursor = later(cursor, polled.cursor)

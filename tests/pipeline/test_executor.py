@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import BusinessError, TransientError
+from engine.errors import BusinessError, TransientError, UncertainError
 from engine.pipeline.executor import Executor
 from engine.pipeline.models import Pipeline
 
@@ -239,3 +239,57 @@ async def test_an_interrupted_event_does_not_send_an_unprotected_write_again() -
     assert outcome.status == 502 and outcome.error is not None and outcome.error.kind == "uncertain"
     assert "an earlier delivery of this event stopped mid-run" in outcome.body["message"]
     assert [c["path"] for c in erp.calls] == ["/a"]
+
+
+def refused(status: int, message: str) -> BusinessError:
+    return BusinessError(message, connector="erp", http_status=status)
+
+
+@pytest.mark.parametrize(
+    ("handler", "failure", "expected"),
+    [
+        pytest.param(
+            {"if": "error.http_status == `404`", "value": "{{ {'gone': true} }}"},
+            refused(404, "no such record"),
+            (200, {"removed": {"gone": True}}),
+            id="value",
+        ),
+        pytest.param(
+            {"if": "contains(error.message, 'deja anulat')", "skip": True},
+            refused(200, "Documentul BC-1 este deja anulat."),
+            (200, {"removed": None}),
+            id="skip",
+        ),
+        pytest.param(
+            {
+                "if": "error.kind == 'business'",
+                "fail": "NextUp refused {{ event.id }}: {{ error.message }}",
+                "status": 409,
+            },
+            refused(400, "Stoc insuficient"),
+            (409, {"message": "NextUp refused D-1: Stoc insuficient"}),
+            id="fail",
+        ),
+        pytest.param(
+            {"if": "error.http_status == `404`", "value": "gone"},
+            refused(400, "bad request"),
+            (422, {"message": "bad request"}),
+            id="no-match-is-the-failure",
+        ),
+        pytest.param(
+            {"if": "`true`", "value": "fine"},
+            UncertainError("outcome unknown after DELETE /x", connector="erp"),
+            (502, {"message": "outcome unknown after DELETE /x"}),
+            id="uncertain-is-never-handled",
+        ),
+    ],
+)
+async def test_a_step_handles_its_own_errors(
+    handler: dict[str, Any], failure: Exception, expected: Any
+) -> None:
+    p = pipeline(
+        [{"name": "removed", "call": "erp", "method": "POST", "path": "/invalidate", "on_error": [handler]}],
+        reply={"body": {"removed": "{{ removed }}"}},
+    )
+    outcome, _ = await run(p, {"id": "D-1"}, [failure])
+    assert (outcome.status, outcome.body) == expected

@@ -10,8 +10,8 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -20,6 +20,9 @@ from engine.expressions import SelectionField, TemplateField
 from engine.helpers import _parse_datetime
 
 from ._base import SOURCES, SourceModel
+
+if TYPE_CHECKING:
+    from engine.pipeline.steps import Step
 
 
 class Schedule(SourceModel):
@@ -41,6 +44,11 @@ class Cursor(SourceModel):
 
     field: SelectionField = Field(description="JMESPath over a record giving its cursor value")
     initial: Any = Field(description="Cursor before the first poll")
+    format: str | None = Field(
+        None,
+        description="strftime format the cursor is sent in (e.g. '%Y-%m-%d %H:%M:%S'); default: the "
+        "stored value's own form, kept through `overlap`",
+    )
 
 
 @SOURCES.register()
@@ -62,7 +70,14 @@ class PollSource(SourceModel):
     version: SelectionField | None = Field(
         None, description="JMESPath giving a record's version; a changed version is delivered again"
     )
-    overlap: Any = Field(None, description="Re-read the edge: the cursor sent is moved back by this")
+    overlap: Any = Field(
+        None, description="Re-read the edge: the cursor sent is moved back by this (seconds, or a number)"
+    )
+    steps: list[Step] = Field(
+        default_factory=list,
+        description="Steps run before each listing (a login, a lookup); the request's templates see "
+        "their results as they see `cursor` and `vars`",
+    )
 
 
 @dataclass(frozen=True)
@@ -76,20 +91,44 @@ class PolledRecord:
 
 
 def effective_cursor(source: PollSource, cursor: Any) -> Any:
-    """The cursor sent to the system: the stored one moved back by `overlap` to re-read the edge."""
+    """The cursor sent to the system: the stored one moved back by `overlap` to re-read the edge, in
+    the stored value's own form (`2026-11-20 10:00:00` stays that form) or the source's `format`."""
     if cursor is None:
         cursor = source.cursor.initial if source.cursor is not None else None
     overlap = source.overlap
-    if cursor is None or not overlap:
+    written = source.cursor.format if source.cursor is not None else None
+    if cursor is None or (not overlap and written is None):
         return cursor
     if isinstance(cursor, int | float) and not isinstance(cursor, bool):
-        return cursor - overlap
+        return cursor - (overlap or 0)
     try:
-        moment = _parse_datetime(cursor) - timedelta(seconds=float(overlap))
+        moment = _parse_datetime(cursor) - timedelta(seconds=float(overlap or 0))
     except (TypeError, ValueError):
         return cursor
-    text = moment.isoformat()
-    return text.replace("+00:00", "Z") if str(cursor).endswith("Z") else text
+    if written is not None:
+        return moment.strftime(written)
+    return like(moment, str(cursor).strip())
+
+
+def like(moment: datetime, original: str) -> str:
+    """`moment` written the way `original` is: date only or date and time, `T` or a space, the same
+    number of second fractions, and `Z`, the same offset, or none."""
+    if len(original) == 10:
+        return moment.date().isoformat()
+    offset = original[19:].lstrip(".0123456789")
+    fraction = len(original[19:]) - len(offset) - 1 if original[19:20] == "." else 0
+    if offset in ("Z", "z"):
+        moment, suffix = moment.astimezone(UTC), offset
+    elif offset:
+        stated = _parse_datetime(original).utcoffset() or timedelta(0)
+        moment = moment.astimezone(timezone(stated))
+        suffix = offset
+    else:
+        suffix = ""
+    text = moment.strftime(f"%Y-%m-%d{original[10]}%H:%M:%S")
+    if fraction:
+        text += "." + f"{moment.microsecond:06d}"[:fraction].ljust(fraction, "0")
+    return text + suffix
 
 
 def later(a: Any, b: Any) -> Any:
@@ -108,12 +147,18 @@ def later(a: Any, b: Any) -> Any:
 
 async def read_changes(
     source: PollSource,
-    connector: Any,
+    connectors: Mapping[str, Any],
     cursor: Any,
     variables: Mapping[str, Any],
 ) -> AsyncIterator[PolledRecord]:
-    """Every record the source yields from `cursor` on, as they are paged in."""
-    context = {"cursor": effective_cursor(source, cursor), "vars": variables}
+    """Every record the source yields from `cursor` on, as they are paged in (after its steps)."""
+    connector = connectors[source.connector]
+    context: dict[str, Any] = {"cursor": effective_cursor(source, cursor), "vars": variables}
+    if source.steps:
+        from engine.pipeline.executor import StepScope, run_steps  # the executor imports the sources
+
+        scope = StepScope.of(f"{source.connector} poll", source.steps, connectors, "source.steps")
+        context = await run_steps(scope, source.steps, context)
     operation = connector.config.operations.get(source.operation) if source.operation else None
     if operation is not None or source.args is not None:
         context["args"] = source.args.render(context) if source.args is not None else {}
