@@ -10,12 +10,39 @@ import click
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
 
+ROOT_HELP = "Config root (default: the current folder)"
+
+
+def _one_root(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """ROOT given as an argument and as --root must agree; the command sees one `root`."""
+    if param.name == "root_option":
+        given = ctx.params.pop("root", None)
+        if value is not None and given is not None and Path(given) != value:
+            raise click.UsageError(f"two config roots given: {given} and --root {value}")
+        ctx.params["root"] = value or given or Path(".")
+        return None
+    return value
+
 
 def root_argument(function: click.decorators.FC) -> click.decorators.FC:
-    """The optional ROOT argument: a config root, the current folder by default."""
-    return click.argument(
-        "root", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
+    """The config root, as an optional ROOT argument or as `--root`, as every command takes it."""
+    kind = click.Path(file_okay=False, path_type=Path)
+    function = click.option(
+        "--root",
+        "root_option",
+        type=kind,
+        default=None,
+        expose_value=False,
+        callback=_one_root,
+        help=ROOT_HELP,
     )(function)
+    return click.argument("root", required=False, type=kind, callback=_one_root, is_eager=True)(function)
+
+
+def root_option(function: click.decorators.FC) -> click.decorators.FC:
+    """The config root as `--root` (commands whose arguments are something else)."""
+    kind = click.Path(file_okay=False, path_type=Path)
+    return click.option("--root", type=kind, default=Path("."), show_default=True, help=ROOT_HELP)(function)
 
 
 def load_or_exit(root: Path) -> Project:

@@ -91,6 +91,10 @@ class Expect(Model):
     calls_exact: bool = Field(False, description="Also require the same number of calls")
     reply: ExpectedReply | None = None
     error: str | None = Field(None, description="A substring of the error message")
+    records: list[str] | None = Field(
+        None, description="Poll pipelines: the keys of the records the poll delivers, in order"
+    )
+    cursor: Any = Field(None, description="Poll pipelines: the stored cursor after the poll")
 
 
 class TestCase(Model):
@@ -103,6 +107,16 @@ class TestCase(Model):
     event: Any = None
     event_file: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict, description="Overrides the binding's vars")
+    real_auth: bool = Field(
+        False,
+        description="Run the connectors' own auth kinds: their login calls are mocked like any other "
+        "(by default auth is left out: a case describes a mapping, not a login)",
+    )
+    cursor: Any = Field(
+        None,
+        description="Poll pipelines without an `event`: the case is a whole poll round from this stored "
+        "cursor (default: the source's initial), its listing answered by the mocked pages",
+    )
     responses: list[MockResponse] = Field(default_factory=list)
     expect: Expect
 

@@ -1,6 +1,6 @@
 """Connectors that send nothing: a `MockBackend` answers every request, and retries do not wait.
 
-Authentication is not exercised here (test cases describe mappings, not logins).
+Authentication is left out unless a case asks for its connectors' real auth kinds (`real_auth`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,17 @@ async def _no_wait(_seconds: float) -> None:
 
 
 def offline_connectors(
-    project: Project, backend: MockBackend, environ: Mapping[str, str] | None = None
+    project: Project,
+    backend: MockBackend,
+    environ: Mapping[str, str] | None = None,
+    *,
+    real_auth: bool = False,
 ) -> Connectors:
-    """Connectors whose every request is answered by `backend`."""
+    """Connectors whose every request is answered by `backend`; with `real_auth` their own auth kinds
+    run too (logins are answered by the backend like any call), else auth is left out."""
     environ = os.environ if environ is None else environ
     configs = {
-        name: config.model_copy(update={"auth": NoAuthConfig(kind="none")})
+        name: config if real_auth else config.model_copy(update={"auth": NoAuthConfig(kind="none")})
         for name, config in project.connector_configs.items()
     }
 
