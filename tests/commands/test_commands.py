@@ -48,10 +48,18 @@ def test_unexpected_call_and_unused_response_fail_the_case(tmp_path: Path) -> No
     assert "mocked response not used: erp POST /other" in output
 
 
-def test_keyword_selects_cases(tmp_path: Path) -> None:
+def test_a_keyword_that_matches_nothing_fails(tmp_path: Path) -> None:
+    """A mistyped -k must not pass CI by testing nothing."""
     code, output = invoke("test", str(make_root(tmp_path)), "-k", "nothing-matches")
-    assert code == 0
-    assert "no test case matched" in output
+    assert code == 1
+    assert "no test case matches -k 'nothing-matches': nothing was tested" in output
+
+
+def test_the_config_root_is_an_argument_or_root_and_never_both(tmp_path: Path) -> None:
+    root = str(make_root(tmp_path))
+    assert invoke("check", root)[0] == invoke("check", "--root", root)[0] == 0
+    code, output = invoke("check", root, "--root", str(tmp_path))
+    assert code == 2 and "two config roots given" in output
 
 
 def test_dry_run_prints_calls_and_reply_and_redacts_secrets(tmp_path: Path, monkeypatch: object) -> None:
