@@ -58,7 +58,7 @@ def test_a_keyword_that_matches_nothing_fails(tmp_path: Path) -> None:
 def test_the_config_root_is_an_argument_or_root_and_never_both(tmp_path: Path) -> None:
     root = str(make_root(tmp_path))
     assert invoke("check", root)[0] == invoke("check", "--root", root)[0] == 0
-    code, output = invoke("check", root, "--root", str(tmp_path))
+    code, output = invoke("check", root, "--root", str(tmp_path / "elsewhere"))
     assert code == 2 and "two config roots given" in output
 
 
