@@ -17,7 +17,14 @@ ERP_WORDS = re.compile(
     r"AuthenticationToken|GetAuthenticationToken|AddProductionReport|odoo|sap\b|b1s",
     re.IGNORECASE,
 )
-LEAVES = ("engine.env", "engine.config.diagnostic", "engine.suggest", "engine.errors", "engine.lazy")
+LEAVES = (
+    "engine.env",
+    "engine.config.diagnostic",
+    "engine.suggest",
+    "engine.errors",
+    "engine.lazy",
+    "engine.recorder",
+)
 
 
 def modules() -> Iterator[tuple[str, Path]]:

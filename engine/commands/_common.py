@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
+from engine.errors import StoreError
+from engine.store import Store, open_store
+
+T = TypeVar("T")
 
 ROOT_HELP = "Config root (default: the current folder)"
 
@@ -52,3 +59,41 @@ def load_or_exit(root: Path) -> Project:
         click.echo(format_text(project.diagnostics, color=sys.stderr.isatty()), err=True)
         raise SystemExit(1)
     return project
+
+
+def store_options(function: Any) -> Any:
+    """`--root` (whose settings name the store) and `--store` (a URL instead), as store commands take them."""
+    function = click.option(
+        "--store", default=None, help="State store URL (overrides the config root's settings)"
+    )(function)
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=".",
+        show_default=True,
+        help="Config root whose settings name the store",
+    )(function)
+
+
+def store_url(root: Path, store: str | None) -> str:
+    """--store, else the config root's settings (mesbridge.yaml, MESBRIDGE_STORE)."""
+    if store:
+        return store
+    return str(load_project(root).settings.store)
+
+
+def with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `action` on the migrated store at `url`; a store failure is a one-line error."""
+
+    async def go() -> T:
+        store = open_store(url)
+        try:
+            await store.migrate()
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except StoreError as exc:
+        raise click.ClickException(f"store {url}: {exc}") from None

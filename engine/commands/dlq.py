@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from engine.commands._common import store_options, store_url, with_store
 from engine.config.root import load_project
-from engine.errors import StoreError
 from engine.service.dead_letters import Replay, replay_dead
-from engine.store import DeadLetter, Store, open_store
-
-T = TypeVar("T")
-
-
-def _store_url(root: Path, store: str | None) -> str:
-    """--store, else the config root's settings (mesbridge.yaml, MESBRIDGE_STORE)."""
-    if store:
-        return store
-    return str(load_project(root).settings.store)
-
-
-def _with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = open_store(url)
-        try:
-            await store.migrate()
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(go())
-    except StoreError as exc:
-        raise click.ClickException(f"store {url}: {exc}") from None
+from engine.store import DeadLetter, Store
 
 
 def _as_json(dead: DeadLetter, full: bool = True) -> dict[str, Any]:
@@ -59,38 +33,20 @@ def _as_json(dead: DeadLetter, full: bool = True) -> dict[str, Any]:
     return data
 
 
-_common = [
-    click.option(
-        "--root",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=".",
-        show_default=True,
-        help="Config root whose settings name the store",
-    ),
-    click.option("--store", default=None, help="State store URL (overrides the config root's settings)"),
-]
-
-
-def _options(function: Any) -> Any:
-    for option in reversed(_common):
-        function = option(function)
-    return function
-
-
 @click.group("dlq")
 def dlq() -> None:
     """Inspect and act on dead letters: events given up on, kept with every attempt's error."""
 
 
 @dlq.command("list")
-@_options
+@store_options
 @click.option("--pipeline", default=None, help="Only this pipeline's dead letters")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, oldest first; says when there are more than --limit."""
-    url = _store_url(root, store)
-    found = _with_store(url, lambda s: s.list_dead(pipeline, limit + 1))
+    url = store_url(root, store)
+    found = with_store(url, lambda s: s.list_dead(pipeline, limit + 1))
     items, more = found[:limit], len(found) > limit
     if as_json:
         click.echo(json.dumps([_as_json(d, full=False) for d in items], ensure_ascii=False, indent=2))
@@ -128,12 +84,12 @@ def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_js
 
 
 @dlq.command("show")
-@_options
+@store_options
 @click.argument("event_id")
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
     """Show one dead letter: its event, and the error of every attempt."""
-    dead = _with_store(_store_url(root, store), lambda s: s.get_dead(event_id))
+    dead = with_store(store_url(root, store), lambda s: s.get_dead(event_id))
     if dead is None:
         raise click.ClickException(f"no dead letter {event_id}")
     data = _as_json(dead)
@@ -151,7 +107,7 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
 
 
 @dlq.command("replay")
-@_options
+@store_options
 @click.argument("event_ids", nargs=-1)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter (of --pipeline)")
 @click.option("--pipeline", default=None)
@@ -173,7 +129,7 @@ def replay(
     """
     if not event_ids and not replay_all:
         raise click.UsageError("give the event id(s) to replay, or --all")
-    url = _store_url(root, store)
+    url = store_url(root, store)
     project = load_project(root)
 
     async def go(s: Store) -> list[Replay]:
@@ -183,7 +139,7 @@ def replay(
             for event_id in targets
         ]
 
-    results = _with_store(url, go)
+    results = with_store(url, go)
     for result in results:
         if result.replayed:
             click.echo(
@@ -199,7 +155,7 @@ def replay(
 
 
 @dlq.command("drop")
-@_options
+@store_options
 @click.argument("event_ids", nargs=-1)
 @click.option("--all", "drop_all", is_flag=True, help="Drop every dead letter (of --pipeline)")
 @click.option("--pipeline", default=None)
@@ -215,13 +171,13 @@ def _act(
 ) -> None:
     if not ids and not every:
         raise click.UsageError(f"give the event id(s) to {verb}, or --all")
-    url = _store_url(root, store)
+    url = store_url(root, store)
 
     async def go(s: Store) -> list[tuple[str, bool]]:
         targets = list(ids) or [d.id for d in await s.list_dead(pipeline, limit=100_000)]
         return [(event_id, await s.drop_dead(event_id)) for event_id in targets]
 
-    results = _with_store(url, go)
+    results = with_store(url, go)
     missing = [event_id for event_id, done in results if not done]
     for event_id, done in results:
         if done:

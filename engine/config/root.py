@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.diagnostic import Diagnostic
-from engine.config.settings import SETTINGS_FILE, Settings, environment_overrides
+from engine.config.settings import SETTINGS_FILE, Settings, with_overrides
 from engine.config.validation import validate_model
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
@@ -65,6 +65,8 @@ class Project:
     payload_schemas: dict[str, PayloadSchema] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     version: str = ""
+    """A digest of everything that decides behaviour: settings, connectors, pipelines, vars and payload
+    schemas (test cases are not part of it)."""
     unloaded_connectors: set[str] = field(default_factory=set)
     """Connectors whose file did not load (reported once); references to them are not reported again."""
     unloaded_pipelines: set[str] = field(default_factory=set)
@@ -119,7 +121,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             if settings is not None:
                 settings_data = settings.model_dump(exclude_unset=True)
     try:
-        project.settings = Settings.model_validate({**settings_data, **environment_overrides(environ)})
+        project.settings = Settings.model_validate(with_overrides(settings_data, environ))
     except ValueError as exc:
         project.diagnostics.append(Diagnostic(SETTINGS_FILE, 1, 1, f"invalid MESBRIDGE_* setting: {exc}"))
 
@@ -170,7 +172,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         if selected is not None and binding not in selected:
             continue
         before = len(project.diagnostics)
-        loaded = _load(root, path, project, digest)
+        loaded = _load(root, path, project, digest, tests_aside=True)
         if loaded is None:
             if len(project.diagnostics) > before:
                 project.unloaded_bindings.add(binding)
@@ -229,11 +231,23 @@ def _validate(model: type[Any], loaded: LoadedYaml) -> tuple[Any, list[Diagnosti
     return value, [d for d in diags if d not in loaded.diagnostics]
 
 
-def _load(root: Path, path: Path, project: Project, digest: Any) -> LoadedYaml | None:
+def _load(
+    root: Path, path: Path, project: Project, digest: Any, *, tests_aside: bool = False
+) -> LoadedYaml | None:
+    """Load one YAML file into the project and the version digest.
+
+    With `tests_aside` (mapping files), the digest takes the file's data without its `tests`: adding
+    or editing test cases (an exported trace, say) leaves the config version as it was."""
     loaded = load_yaml(path, file=_relative(root, path))
-    digest.update(loaded.file.encode())
-    digest.update(loaded.text.encode())
     project.diagnostics.extend(loaded.diagnostics)
+    if not loaded.ok or not isinstance(loaded.data, dict) or not tests_aside:
+        digest.update(loaded.file.encode())
+        digest.update(loaded.text.encode())
+    else:
+        behaviour = {key: value for key, value in loaded.data.items() if key not in ("tests", "description")}
+        if behaviour:  # a file of test cases only is no part of the version
+            digest.update(loaded.file.encode())
+            digest.update(json.dumps(behaviour, sort_keys=True, default=str).encode())
     if not loaded.ok:
         return None
     if loaded.data is None:

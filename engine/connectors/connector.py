@@ -4,7 +4,8 @@
 strict JSON (as `text/plain` when configured), authorizes through the auth kind, classes and retries
 failed attempts, reads the envelope and, with `paginate=True`, walks every page. Below it a
 `Transport` sends bytes (`engine.connectors.transports`); everything here is written once, whichever
-transport is used. Each attempt is reported to an `on_call` hook as a `CallRecord`, redacted.
+transport is used. Each attempt is reported to an `on_call` hook as a `CallRecord`, redacted, and to
+the recorder of a traced run (`engine.traces`).
 
 A write whose attempt is **uncertain** (see `engine.connectors.retry`) is repeated only when it is
 safe: an idempotent method (GET, HEAD, OPTIONS, PUT, DELETE), a call marked `idempotent`, a connector
@@ -36,6 +37,7 @@ from engine.errors import (
     TransientError,
     UncertainError,
 )
+from engine.recorder import active
 from engine.redaction import Redactor, is_secret_name
 
 from .auth import AuthContext, OutgoingCall, build_auth
@@ -115,6 +117,13 @@ class CallRecord:
     raw_url: str = field(default="", repr=False)
     raw_request: Any = field(default=None, repr=False)
     raw_reply: Any = field(default=None, repr=False)
+    base_url: str = field(default="", repr=False)
+    """The connector's base URL: `url` less it is the path the system was called at."""
+
+    @property
+    def login(self) -> bool:
+        """True for an auth kind's login call (attempt 0), not one the pipeline asked for."""
+        return self.attempt == 0
 
     @property
     def url(self) -> str:
@@ -621,23 +630,27 @@ class Connector:
                     latency,
                     attempt,
                 )
-            if self.on_call is not None:
-                self.on_call(
-                    CallRecord(
-                        self.name,
-                        method,
-                        path,
-                        status,
-                        latency,
-                        attempt,
-                        self.redactor.redact(error) if error else None,
-                        failure,
-                        self.redactor,
-                        url,
-                        sent_body,
-                        parsed,
-                    )
+            recorder = active.get()
+            if self.on_call is not None or recorder is not None:
+                record = CallRecord(
+                    self.name,
+                    method,
+                    path,
+                    status,
+                    latency,
+                    attempt,
+                    self.redactor.redact(error) if error else None,
+                    failure,
+                    self.redactor,
+                    url,
+                    sent_body,
+                    parsed,
+                    self._base_url or "",
                 )
+                if self.on_call is not None:
+                    self.on_call(record)
+                if recorder is not None:
+                    recorder.call(record)
 
 
 class _Pages:

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["encode_query", "join", "requote", "resolve_reference"]
+__all__ = ["encode_query", "join", "requote", "resolve_reference", "split_call"]
 
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
 _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -81,3 +81,17 @@ def encode_query(query: Mapping[str, Any]) -> str:
             text = urllib.parse.quote(value_bytes, safe=_QUERY_SAFE)
             parts.append(f"{key}={text}")
     return "&".join(parts)
+
+
+def split_call(url: str, base_url: str) -> tuple[str, dict[str, str]]:
+    """The path a sent `url` called, relative to the connector's `base_url` and unquoted, and its query
+    as the system reads it (`+` is a plus: the connector never sends one for a space)."""
+    parts = urllib.parse.urlsplit(url)
+    base_path = urllib.parse.urlsplit(base_url).path.rstrip("/")
+    raw_path = urllib.parse.unquote(parts.path)
+    path = raw_path[len(base_path) :] if base_path and raw_path.startswith(base_path) else raw_path
+    query: dict[str, str] = {}
+    for part in parts.query.split("&") if parts.query else []:
+        name, _, value = part.partition("=")
+        query[urllib.parse.unquote(name)] = urllib.parse.unquote(value)
+    return path or "/", query

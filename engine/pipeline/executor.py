@@ -26,6 +26,7 @@ from engine.errors import (
 from engine.pipeline import models as m
 from engine.pipeline.steps import StepModel, truthy
 from engine.pipeline.steps._base import error_context
+from engine.recorder import Recorder, active
 
 __all__ = ["Executor", "Outcome", "StepScope", "run_steps", "step_ids"]
 
@@ -77,7 +78,7 @@ async def run_steps(
     scope: StepScope, steps: list[Any], context: dict[str, Any], *, deadline: float | None = None
 ) -> dict[str, Any]:
     """Run `steps` in `context` (e.g. a poll source's steps before its listing); the context after."""
-    run = _Run(scope, context, deadline, uuid.uuid4().hex, False, False, None)
+    run = _Run(scope, context, deadline, uuid.uuid4().hex, False, False, None, None)
     await run.steps(steps)
     return context
 
@@ -94,6 +95,7 @@ class _Run:
         verify_first: bool,
         refuse_unprotected: bool,
         on_write: Callable[[float], Awaitable[None]] | None,
+        recorder: Recorder | None,
     ) -> None:
         self.scope = scope
         self.context = context
@@ -104,6 +106,7 @@ class _Run:
         self._verify_first = verify_first
         self._refuse_unprotected = refuse_unprotected
         self._on_write = on_write
+        self.recorder = recorder
 
     @property
     def verify_first(self) -> bool:
@@ -126,18 +129,43 @@ class _Run:
 
     async def steps(self, steps: list[Any]) -> None:
         context = self.context
+        recorder = self.recorder
         for step in steps:
             if step.when is not None and not truthy(step.when.search(context)):
+                if recorder is not None:
+                    recorder.skipped(self.scope.ids.get(id(step), ""), step.kind, step.name)
                 continue
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(f"no answer within {self.deadline:g} s; stopped before the next step")
-            try:
-                result = await step.run(self)
-            except PipelineError as error:
-                result = step.handle(error, context)
+            if recorder is not None:
+                result = await self._traced(step, recorder)
+            else:
+                try:
+                    result = await step.run(self)
+                except PipelineError as error:
+                    result = step.handle(error, context)
             if step.name:
                 context[step.name] = result
+
+    async def _traced(self, step: Any, recorder: Recorder) -> Any:
+        """Run one step as `steps` does, marking its start, end and outcome in the recorder."""
+        entered = recorder.enter(self.scope.ids.get(id(step), ""), step.kind, step.name)
+        try:
+            result = await step.run(self)
+        except PipelineError as error:
+            try:
+                result = step.handle(error, self.context)
+            except BaseException as final:
+                recorder.leave(entered, "failed", _message(final))
+                raise
+            recorder.leave(entered, "handled", error.message)
+            return result
+        except BaseException as exc:
+            recorder.leave(entered, "failed", _message(exc))
+            raise
+        recorder.leave(entered, "ok", None)
+        return result
 
 
 class Executor:
@@ -163,6 +191,7 @@ class Executor:
         verify_first: bool = False,
         refuse_unprotected: bool = False,
         on_write: Callable[[float], Awaitable[None]] | None = None,
+        recorder: Recorder | None = None,
     ) -> Outcome:
         """Run one event; never raises for a failure the caller should hear about.
 
@@ -171,8 +200,31 @@ class Executor:
         `verify_first` makes writes with a `verify` look before they send; `refuse_unprotected` (an
         earlier run of the event may have stopped mid-way) fails a write nothing protects as uncertain
         instead of sending it. `on_write(budget)` is awaited before a write that is not safe to repeat:
-        the queue keeps the event from a second worker for that long.
+        the queue keeps the event from a second worker for that long. `recorder` traces the run: its
+        steps, and every connector attempt they make.
         """
+        if recorder is None:
+            return await self._run(
+                event, deadline, event_id, verify_first, refuse_unprotected, on_write, None
+            )
+        token = active.set(recorder)
+        try:
+            return await self._run(
+                event, deadline, event_id, verify_first, refuse_unprotected, on_write, recorder
+            )
+        finally:
+            active.reset(token)
+
+    async def _run(
+        self,
+        event: Any,
+        deadline: float | None,
+        event_id: str | None,
+        verify_first: bool,
+        refuse_unprotected: bool,
+        on_write: Callable[[float], Awaitable[None]] | None,
+        recorder: Recorder | None,
+    ) -> Outcome:
         started = time.perf_counter()
         context: dict[str, Any] = {"event": event, "vars": self.variables}
         run = _Run(
@@ -183,6 +235,7 @@ class Executor:
             verify_first,
             refuse_unprotected,
             on_write,
+            recorder,
         )
         try:
             if self.pipeline.when is not None and not truthy(self.pipeline.when.search(context)):
@@ -220,6 +273,14 @@ class Executor:
             except MesbridgeError:
                 pass  # a broken on_error still answers with the original message
         return Outcome(error.status, {"message": error.message}, error=error)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, PipelineError):
+        return exc.message
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return str(exc) or type(exc).__name__
 
 
 def _as_pipeline_error(exc: MesbridgeError) -> PipelineError:

@@ -48,6 +48,7 @@ class Pipeline(Model):
     on_error: Reply | None = Field(
         None, description="Reply on failure; `error` is in scope. Default: {message: error.message}"
     )
+    trace: bool = Field(True, description="Keep a trace of each event (false: events too sensitive to keep)")
 
 
 # --- tests ---------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -44,6 +45,7 @@ from engine.service.generation import Generation
 from engine.service.inbound import authenticate, parse_json, read_body
 from engine.service.logging import event_context
 from engine.service.metrics import CONTENT_TYPE_LATEST, Metrics
+from engine.service.tracer import Tracer
 from engine.store import Store
 
 log = logging.getLogger("mesbridge.service")
@@ -74,6 +76,7 @@ class Service:
         self.last_reload: dict[str, Any] | None = None
         """The latest hot reload: result, seconds (load, validate, build, swap) and version served."""
         self.metrics.set_version(generation.version)
+        self.tracer = Tracer(store, lambda: self.settings.traces, self.redactors, self.metrics)
 
     @property
     def settings(self) -> Any:
@@ -242,14 +245,24 @@ async def _run_sync(
     assert isinstance(source, WebhookSource)
     executor = generation.executors[name]
     idem = _key_value(source.idempotency_key, event, variables)
-    if idem is None or service.store is None:
+
+    async def run() -> Outcome:
+        received = datetime.now(UTC)
+        event_id = f"{name}:{idem}" if idem is not None else uuid.uuid4().hex
+        recorder = service.tracer.recorder(entry.pipeline)
         async with generation.use():
-            outcome = await executor.run(event, deadline=source.deadline)
-        return _answer(service, name, outcome)
+            outcome = await executor.run(
+                event, deadline=source.deadline, event_id=event_id, recorder=recorder
+            )
+        if recorder is not None:
+            service.tracer.record(recorder, generation, name, "webhook", event_id, received, event, outcome)
+        return outcome
+
+    if idem is None or service.store is None:
+        return _answer(service, name, await run())
 
     async def produce() -> dict[str, Any]:
-        async with generation.use():
-            outcome = await executor.run(event, deadline=source.deadline)
+        outcome = await run()
         _answer(service, name, outcome)
         if outcome.error is not None and not outcome.error.settled:
             raise _Unstored(outcome)

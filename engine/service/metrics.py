@@ -73,6 +73,12 @@ class Metrics:
             ["pipeline", "result"],
             registry=r,
         )
+        self.traces = Counter(
+            "mesbridge_traces",
+            "Traces by result: written, dropped (the buffer was full or the store failed)",
+            ["result"],
+            registry=r,
+        )
         self._version: str | None = None
         self._depth_labels: set[str] = set()
         self._children: dict[tuple[Any, ...], Any] = {}

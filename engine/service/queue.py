@@ -193,6 +193,7 @@ class WorkerPool:
             event = job.payload.get("event", job.payload)
             lease = _Lease(self.store, job, self.policy.lease)
             heartbeat = asyncio.create_task(lease.keep(), name=f"lease-{job.event_id}")
+            recorder = self.service.tracer.recorder(executor.pipeline)
             try:
                 async with generation.use():
                     outcome = await executor.run(
@@ -202,10 +203,29 @@ class WorkerPool:
                         verify_first=job.reclaimed or bool(job.payload.get("verify_first")),
                         refuse_unprotected=job.reclaimed,
                         on_write=lease.cover,
+                        recorder=recorder,
                     )
             finally:
                 heartbeat.cancel()
                 await asyncio.gather(heartbeat, return_exceptions=True)
+            then = None
+            if outcome.error is not None:
+                retry = is_retryable(outcome.error) and job.attempts < self.policy.max_attempts
+                then = "retry" if retry else "dead"
+            if recorder is not None:
+                origin = "replay" if job.payload.get("replayed") else source.kind
+                self.service.tracer.record(
+                    recorder,
+                    generation,
+                    job.pipeline,
+                    "queue" if origin == "webhook" else origin,
+                    job.event_id,
+                    job.enqueued_at,
+                    event,
+                    outcome,
+                    attempt=job.attempts,
+                    then=then,
+                )
             if outcome.error is None:
                 try:
                     await self.store.complete(job, {"status": outcome.status, "body": outcome.body})
@@ -224,7 +244,7 @@ class WorkerPool:
                 return
             error = outcome.error
             connector = getattr(error, "connector", None) or None
-            if is_retryable(error) and job.attempts < self.policy.max_attempts:
+            if then == "retry":
                 wait = getattr(error, "retry_after", None) or 0.0
                 delay = max(backoff_delay(job.attempts, self.policy), wait)
                 try:

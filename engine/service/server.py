@@ -165,6 +165,7 @@ class ServiceHost:
         self.workers = WorkerPool(service, store, settings.workers, settings.delivery)
         service.wake_workers = self.workers.wake
         self.workers.start()
+        service.tracer.start()
         self.pollers = Pollers(service, store)
         await self.pollers.sync()
         if self._reload if self._reload is not None else settings.reload:
@@ -248,6 +249,7 @@ class ServiceHost:
         if self.reloader is not None:
             await self.reloader.stop()
         if self.service is not None:
+            await self.service.tracer.stop()
             await self.service.generation.retire()
         if self.store is not None:
             await self.store.close()

@@ -1,4 +1,5 @@
-"""The state store: durable queue, idempotency replies, poll cursors, dead letters and poller leases.
+"""The state store: durable queue, idempotency replies, poll cursors, dead letters, poller leases and
+traces.
 
     store = open_store("sqlite:///var/mesbridge.db")      # or postgresql://user@host:5432/db
     await store.migrate()
@@ -14,7 +15,19 @@ from __future__ import annotations
 
 from engine.errors import StoreError
 from engine.registry import Registry
-from engine.store.base import STORES, Attempt, Clock, DeadLetter, Job, PolledItem, Store, utc_now
+from engine.store.base import (
+    STORES,
+    Attempt,
+    Clock,
+    DeadLetter,
+    Job,
+    PolledItem,
+    Store,
+    StoredTrace,
+    TraceQuery,
+    TraceSummary,
+    utc_now,
+)
 
 Registry.load("engine.store.backends")
 
@@ -26,6 +39,9 @@ __all__ = [
     "Job",
     "PolledItem",
     "Store",
+    "StoredTrace",
+    "TraceQuery",
+    "TraceSummary",
     "open_store",
     "scheme_of",
     "utc_now",

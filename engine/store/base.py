@@ -110,6 +110,76 @@ class DeadLetter:
     applied, so replaying it runs the verify lookups first, or needs --force."""
 
 
+@dataclass(frozen=True)
+class StoredTrace:
+    """A trace as the store keeps it: the columns searches filter on, and the JSON document."""
+
+    id: str
+    received: datetime
+    pipeline: str
+    event_id: str
+    source: str
+    outcome: str
+    status: int | None
+    duration: float
+    version: str
+    search: str
+    """Lowercased text free-text search looks in (the event, its id, the reply, the error)."""
+    document: str
+    """The trace (see `engine.traces.document`) as JSON text."""
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """One line of a trace listing."""
+
+    id: str
+    received: datetime
+    pipeline: str
+    event_id: str
+    source: str
+    outcome: str
+    status: int | None
+    duration: float
+    version: str
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """Which traces to list: every given criterion must hold. Newest first, at most `limit`."""
+
+    pipeline: str | None = None
+    outcome: str | None = None
+    source: str | None = None
+    event_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+    """A substring of the event (a work-order number, say), its id, the reply or the error."""
+    limit: int = 50
+
+    def conditions(self, placeholder: Callable[[str], str]) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause (`placeholder(name)` spells a parameter) and its parameters."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        for column in ("pipeline", "outcome", "source", "event_id"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = {placeholder(column)}")
+                params[column] = value
+        if self.since is not None:
+            clauses.append(f"received >= {placeholder('since')}")
+            params["since"] = as_utc(self.since)
+        if self.until is not None:
+            clauses.append(f"received < {placeholder('until')}")
+            params["until"] = as_utc(self.until)
+        if self.text:
+            escaped = self.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(f"search LIKE {placeholder('text')} ESCAPE '\\'")
+            params["text"] = f"%{escaped}%"
+        return (" AND ".join(clauses) or "1 = 1"), params
+
+
 class Store(ABC):
     """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()`.
 
@@ -193,8 +263,8 @@ class Store(ABC):
     async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
         """Atomically re-enqueue a dead letter (same event id, key, payload; fresh attempts) at the tail.
 
-        `verify_first` marks the payload so that its delivery runs each write's verify lookup before
-        sending (a replay of an uncertain event)."""
+        The payload is marked `replayed`; `verify_first` marks it so that its delivery runs each write's
+        verify lookup before sending (a replay of an uncertain event)."""
 
     @abstractmethod
     async def drop_dead(self, id: str) -> bool:
@@ -295,6 +365,25 @@ class Store(ABC):
     @abstractmethod
     async def release_lease(self, name: str, holder: str) -> bool:
         """Give the lease up if `holder` holds it; True if it did."""
+
+    # -- traces ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_traces(self, traces: list[StoredTrace]) -> None:
+        """Keep a batch of traces, in one transaction; a known id is not added again."""
+
+    @abstractmethod
+    async def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        """The traces matching `query`, newest first."""
+
+    @abstractmethod
+    async def get_trace(self, id: str) -> dict[str, Any] | None:
+        """One trace's document, or None."""
+
+    @abstractmethod
+    async def prune_traces(self, older_than: float, keep: int) -> int:
+        """Delete traces received more than `older_than` seconds ago, and all but the newest `keep`;
+        return how many."""
 
     # -- maintenance -----------------------------------------------------------------------------------
 

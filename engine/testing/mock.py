@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from engine.connectors.transports import WireReply, WireRequest
 from engine.connectors.transports.mock import MockTransport, reply
+from engine.connectors.urls import split_call
 from engine.pipeline.models import MockResponse
 
 __all__ = ["MockBackend", "RecordedCall"]
@@ -51,14 +52,9 @@ class MockBackend:
 
     def transport(self, connector: str, base_url: str) -> MockTransport:
         """The transport for one connector; paths are recorded relative to its base URL."""
-        base_path = urlsplit(base_url).path.rstrip("/")
 
         def handle(request: WireRequest) -> WireReply:
-            parts = urlsplit(request.url)
-            raw_path = unquote(parts.path)
-            path = raw_path[len(base_path) :] if base_path and raw_path.startswith(base_path) else raw_path
-            path = path or "/"
-            query = _query(parts.query)
+            path, query = split_call(request.url, base_url)
             body = _decode(request.content)
             headers = {key: value for key, value in request.headers.items() if key.lower() != "authorization"}
             response = self._take(connector, request.method, path)
@@ -85,15 +81,6 @@ class MockBackend:
             ):
                 return self.pending.pop(index)
         return None
-
-
-def _query(text: str) -> dict[str, str]:
-    """The query as the system reads it (`+` is a plus, as the connector never sends it for a space)."""
-    found: dict[str, str] = {}
-    for part in text.split("&") if text else []:
-        name, _, value = part.partition("=")
-        found[unquote(name)] = unquote(value)
-    return found
 
 
 def _decode(content: bytes | None) -> Any:

@@ -1,5 +1,8 @@
 """Connectors that send nothing: a `MockBackend` answers every request, and retries do not wait.
 
+A base URL whose variable is not set is replaced by `http://<connector>.offline`: paths are what
+cases mock and expect, so a case runs without the addresses of the real systems.
+
 Authentication is left out unless a case asks for its connectors' real auth kinds (`real_auth`).
 """
 
@@ -39,12 +42,14 @@ def offline_connectors(
         for name, config in project.connector_configs.items()
     }
 
-    def transport(name: str) -> MockTransport:
+    for name, config in configs.items():
         try:
-            base_url = str(resolve(configs[name].base_url, environ))
-        except MissingVariableError:
-            base_url = ""
-        return backend.transport(name, base_url)
+            resolve(config.base_url, environ)
+        except MissingVariableError:  # nothing is sent: a case needs no address
+            configs[name] = config.model_copy(update={"base_url": f"http://{name}.offline"})
+
+    def transport(name: str) -> MockTransport:
+        return backend.transport(name, str(resolve(configs[name].base_url, environ)))
 
     return Connectors(
         configs, environ=environ, transport=transport, sleep=_no_wait, redactor=environment_redactor(environ)

@@ -120,6 +120,10 @@ pipelines:
         method: POST
         path: /api/customer/customer
         body: {name: "{{ event.id }}", mobile: "{{ event.key }}", type: customer, branch_id: 1}
+        verify:   # a replica that takes over a dead one's job looks before it creates
+          path: /api/customer/customer
+          query: {sttsearch: "{{ event.id }}"}
+          result: "[0]"
     reply:
       status: 200
       body: {externalId: "{{ event.id }}"}

@@ -204,7 +204,7 @@ async def test_replay_and_drop_dead_letters(store: Store) -> None:
     [replayed] = await store.claim("w", limit=10)
     assert (replayed.event_id, replayed.payload, replayed.attempts, replayed.history) == (
         ids[0],
-        {"n": 0},
+        {"n": 0, "replayed": True},
         1,
         (),
     )
@@ -217,11 +217,11 @@ async def test_replay_and_drop_dead_letters(store: Store) -> None:
     assert (await store.get_dead(uncertain)).kind == "uncertain"  # type: ignore[union-attr]
     assert await store.replay_dead(uncertain, verify_first=True) is True
     [again] = await store.claim("w", limit=10)
-    assert again.payload == {"n": 9, "verify_first": True}
+    assert again.payload == {"n": 9, "verify_first": True, "replayed": True}
     await store.dead_letter(again, "still unknown", kind="uncertain")
     assert await store.replay_dead(uncertain) is True  # a forced replay drops the mark
     [forced] = await store.claim("w", limit=10)
-    assert forced.payload == {"n": 9}
+    assert forced.payload == {"n": 9, "replayed": True}
 
     assert await store.drop_dead(ids[1]) is True
     assert await store.drop_dead(ids[1]) is False

@@ -125,8 +125,9 @@ class CallStep(StepModel):
                     connector=connector.name,
                 )
         if not paginate and not connector.safe_to_repeat(method, idempotent, options.get("idempotency_key")):
-            remaining = options.get("deadline")
-            await run.before_write(connector.config.retry.deadline if remaining is None else remaining)
+            # every attempt of the write ends within the connector's retry deadline and the run's
+            remaining, own = options.get("deadline"), connector.config.retry.deadline
+            await run.before_write(own if remaining is None else min(remaining, own))
         try:
             response = await connector.request(
                 method,

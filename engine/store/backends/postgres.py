@@ -41,6 +41,9 @@ from engine.store.base import (
     Job,
     PruneKind,
     Store,
+    StoredTrace,
+    TraceQuery,
+    TraceSummary,
     as_utc,
 )
 from engine.store.migrations import POSTGRES, POSTGRES_SCHEMA_VERSION_TABLE, check_order
@@ -372,8 +375,9 @@ class PostgresStore(Store):
         count = await self._rowcount(
             "UPDATE jobs SET state = 'queued', seq = nextval('jobs_seq'), enqueued_at = %(now)s, "
             "available_at = %(now)s, attempts = 0, history = '[]', finished_at = NULL, error = NULL, "
-            "kind = NULL, result = NULL, payload = CASE WHEN %(verify)s "
-            "THEN payload || '{\"verify_first\": true}'::jsonb ELSE payload - 'verify_first' END "
+            "kind = NULL, result = NULL, payload = (CASE WHEN %(verify)s "
+            "THEN payload || '{\"verify_first\": true}'::jsonb ELSE payload - 'verify_first' END) "
+            "|| '{\"replayed\": true}'::jsonb "
             "WHERE event_id = %(id)s AND state = 'dead'",
             {"now": self.now(), "id": id, "verify": verify_first},
         )
@@ -492,6 +496,81 @@ class PostgresStore(Store):
             {"name": name, "holder": holder},
         )
         return count == 1
+
+    # -- traces ----------------------------------------------------------------------------------------
+
+    async def add_traces(self, traces: list[StoredTrace]) -> None:
+        rows = [
+            {
+                "id": t.id,
+                "received": as_utc(t.received),
+                "pipeline": t.pipeline,
+                "event_id": t.event_id,
+                "source": t.source,
+                "outcome": t.outcome,
+                "status": t.status,
+                "duration": t.duration,
+                "version": t.version,
+                "search": t.search,
+                "document": t.document,
+            }
+            for t in traces
+        ]
+
+        async def insert(cur: psycopg.AsyncCursor[Row]) -> None:
+            await cur.executemany(
+                "INSERT INTO traces (id, received, pipeline, event_id, source, outcome, status, duration, "
+                "version, search, document) VALUES (%(id)s, %(received)s, %(pipeline)s, %(event_id)s, "
+                "%(source)s, %(outcome)s, %(status)s, %(duration)s, %(version)s, %(search)s, "
+                "%(document)s::jsonb) ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
+
+        if rows:
+            await self._tx(insert)
+
+    async def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        where, params = query.conditions(lambda name: f"%({name})s")
+        params["limit"] = query.limit
+        rows = await self._fetchall(
+            "SELECT id, received, pipeline, event_id, source, outcome, status, duration, version "
+            f"FROM traces WHERE {where} ORDER BY received DESC, id DESC LIMIT %(limit)s",
+            params,
+        )
+        return [
+            TraceSummary(
+                row["id"],
+                as_utc(row["received"]),
+                row["pipeline"],
+                row["event_id"],
+                row["source"],
+                row["outcome"],
+                row["status"],
+                row["duration"],
+                row["version"],
+            )
+            for row in rows
+        ]
+
+    async def get_trace(self, id: str) -> dict[str, Any] | None:
+        row = await self._fetchone("SELECT document FROM traces WHERE id = %(id)s", {"id": id})
+        return dict(row["document"]) if row else None
+
+    async def prune_traces(self, older_than: float, keep: int) -> int:
+        cutoff = self.now() - timedelta(seconds=older_than)
+
+        async def delete(cur: psycopg.AsyncCursor[Row]) -> int:
+            await cur.execute("DELETE FROM traces WHERE received < %(cutoff)s", {"cutoff": cutoff})
+            old = cur.rowcount
+            await cur.execute(
+                "DELETE FROM traces WHERE id IN (SELECT id FROM traces ORDER BY received DESC, id DESC "
+                "OFFSET %(keep)s)",
+                {"keep": keep},
+            )
+            return old + cur.rowcount
+
+        result: int = await self._tx(delete)
+        return result
 
     # -- maintenance -----------------------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ from engine.store.base import (
     PolledItem,
     PruneKind,
     Store,
+    StoredTrace,
+    TraceQuery,
+    TraceSummary,
     as_utc,
 )
 from engine.store.migrations import SQLITE, SQLITE_SCHEMA_VERSION_TABLE, check_order
@@ -352,8 +355,8 @@ class SQLiteStore(Store):
                 "UPDATE jobs SET state = 'queued', seq = (SELECT max(seq) + 1 FROM jobs), "
                 "enqueued_at = :now, available_at = :now, attempts = 0, history = '[]', "
                 "finished_at = NULL, error = NULL, kind = NULL, result = NULL, "
-                "payload = CASE WHEN :verify THEN json_set(payload, '$.verify_first', json('true')) "
-                "ELSE json_remove(payload, '$.verify_first') END "
+                "payload = json_set(CASE WHEN :verify THEN json_set(payload, '$.verify_first', json('true')) "
+                "ELSE json_remove(payload, '$.verify_first') END, '$.replayed', json('true')) "
                 "WHERE event_id = :id AND state = 'dead'",
                 {"now": now, "id": id, "verify": verify_first},
             )
@@ -540,6 +543,86 @@ class SQLiteStore(Store):
             return (
                 conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)).rowcount == 1
             )
+
+        return await self._run(delete)
+
+    # -- traces ----------------------------------------------------------------------------------------
+
+    async def add_traces(self, traces: list[StoredTrace]) -> None:
+        rows = [
+            (
+                t.id,
+                _ts(t.received),
+                t.pipeline,
+                t.event_id,
+                t.source,
+                t.outcome,
+                t.status,
+                t.duration,
+                t.version,
+                t.search,
+                t.document,
+            )
+            for t in traces
+        ]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO traces (id, received, pipeline, event_id, source, outcome, status, duration, "
+                "version, search, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
+
+        if rows:
+            await self._run(insert)
+
+    async def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        where, params = query.conditions(lambda name: f":{name}")
+        params = {name: _ts(v) if isinstance(v, datetime) else v for name, v in params.items()}
+        params["limit"] = query.limit
+
+        def select(conn: sqlite3.Connection) -> list[TraceSummary]:
+            rows = conn.execute(
+                "SELECT id, received, pipeline, event_id, source, outcome, status, duration, version "
+                f"FROM traces WHERE {where} ORDER BY received DESC, id DESC LIMIT :limit",
+                params,
+            ).fetchall()
+            return [
+                TraceSummary(
+                    row["id"],
+                    _dt(row["received"]),
+                    row["pipeline"],
+                    row["event_id"],
+                    row["source"],
+                    row["outcome"],
+                    row["status"],
+                    row["duration"],
+                    row["version"],
+                )
+                for row in rows
+            ]
+
+        return await self._run(select, write=False)
+
+    async def get_trace(self, id: str) -> dict[str, Any] | None:
+        def select(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute("SELECT document FROM traces WHERE id = ?", (id,)).fetchone()
+            return json.loads(row["document"]) if row else None
+
+        return await self._run(select, write=False)
+
+    async def prune_traces(self, older_than: float, keep: int) -> int:
+        cutoff = _ts(self.now() - timedelta(seconds=older_than))
+
+        def delete(conn: sqlite3.Connection) -> int:
+            old = conn.execute("DELETE FROM traces WHERE received < ?", (cutoff,)).rowcount
+            extra = conn.execute(
+                "DELETE FROM traces WHERE id IN (SELECT id FROM traces ORDER BY received DESC, id DESC "
+                "LIMIT -1 OFFSET ?)",
+                (keep,),
+            ).rowcount
+            return old + extra
 
         return await self._run(delete)
 
