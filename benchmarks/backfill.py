@@ -23,8 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from engine.sandbox import nextplus, priority
-from engine.sandbox.serve import serve_in_thread
+from sandbox import nextplus, priority
+from sandbox.serve import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "PRIORITY"

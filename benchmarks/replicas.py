@@ -64,7 +64,8 @@ retry:
   max_attempts: 3
   backoff: {initial: 0.2, multiplier: 2, max: 2, jitter: true}
   deadline: 30
-  statuses: [408, 429, 500, 502, 503, 504]
+  unapplied: [408, 429, 503]
+  uncertain: [500, 502, 504]
 pagination: {kind: none}
 """
 

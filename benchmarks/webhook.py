@@ -1,7 +1,7 @@
 """Synchronous webhook, side by side: mesbridge, Node-RED 4 and a hand-written Starlette service.
 
-    /work/venv/bin/python benchmarks/webhook.py [--duration 10] [--connections 32] [--rounds 1]
-        [--only mesbridge,node-red,handwritten]
+    python benchmarks/webhook.py [--duration 10] [--connections 32] [--rounds 1]
+        [--only mesbridge,node-red,handwritten] [--baseline CHECKOUT]
 
 Every contender serves seed 001's Operation "add" -> Priority production report (POST /ALINE_ONE) ->
 `{"externalId"}` against the same fast stand-in ERP (benchmarks/standin_erp.py, its own process), and
@@ -11,7 +11,10 @@ seconds after a short warm-up (a small aiohttp load generator in its own process
 - mesbridge:   `mesbridge run benchmarks/config` (uvicorn, one process, no reload);
 - node-red:    Node-RED 4 (http in -> function -> http request -> function -> http response), installed
                once with npm into ~/.cache/mesbridge-bench/node-red; settings and flows written here;
-- handwritten: benchmarks/handwritten.py (Starlette + aiohttp client) under uvicorn, one process.
+- handwritten: benchmarks/handwritten.py (Starlette + aiohttp client) under uvicorn, one process;
+- baseline:    with `--baseline CHECKOUT` (another checkout of mesbridge, e.g. made with
+               `git worktree add /tmp/base <commit>`), that checkout's engine serving its own
+               benchmarks/config with this interpreter, for "no throughput loss against before".
 
 Prints requests per second, p50, p99 and errors for each, and the ratios mesbridge/Node-RED (target
 >= 1.5x throughput with p99 no worse) and mesbridge/hand-written (target >= 0.5x). Contenders run one
@@ -346,11 +349,29 @@ def loadgen(url: str, seconds: float, connections: int) -> None:
 
 # -- contenders ------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def contender(name: str, erp_url: str, folder: Path) -> Iterator[str]:
+def contender(name: str, erp_url: str, folder: Path, baseline: Path | None = None) -> Iterator[str]:
     """Starts one contender; yields its webhook URL once it answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}{ROUTE}?token={TOKEN}"
     env = {"BENCH_ERP_URL": erp_url, "MESBRIDGE_WEBHOOK_TOKEN": TOKEN, "PRIORITY_PAT": PAT}
+    if name == "baseline":
+        if baseline is None:
+            raise ValueError("the baseline contender needs --baseline CHECKOUT")
+        command = [
+            PYTHON,
+            "-m",
+            "engine.cli",
+            "run",
+            str(baseline / "benchmarks" / "config"),
+            "--port",
+            str(port),
+        ]
+        command += ["--no-reload", "--store", f"sqlite:///{folder / 'baseline.db'}"]
+        env.update(MESBRIDGE_LOG_LEVEL="warning", PYTHONPATH=str(baseline))
+        with process(command, env=env, cwd=baseline):
+            wait_ready(url)
+            yield url
+        return
     if name == "mesbridge":
         mesbridge = str(Path(PYTHON).parent / "mesbridge")
         command = [
@@ -389,7 +410,7 @@ def contender(name: str, erp_url: str, folder: Path) -> Iterator[str]:
         settings = node_red_files(nr_dir, port, erp_url)
         command = ["node", str(red), "--settings", str(settings), "--userDir", str(nr_dir)]
     else:
-        raise ValueError(f"unknown contender {name!r}; valid: {', '.join(CONTENDERS)}")
+        raise ValueError(f"unknown contender {name!r}; valid: {', '.join(CONTENDERS)}, baseline")
     with process(command, env=env):
         wait_ready(url)
         yield url
@@ -413,12 +434,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="repeat the side-by-side; the best counts")
     parser.add_argument("--only", default=",".join(CONTENDERS))
+    parser.add_argument("--baseline", type=Path, help="another checkout: adds the `baseline` contender")
     parser.add_argument("--loadgen", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
         loadgen(args.loadgen, args.duration, args.connections)
         return
     names = [n.strip() for n in args.only.split(",") if n.strip()]
+    if args.baseline is not None and "baseline" not in names:
+        names.append("baseline")
     erp_port = free_port()
     erp_url = f"http://127.0.0.1:{erp_port}/odata/Priority/tabula.ini/demo"
     best: dict[str, Result] = {}
@@ -433,7 +457,7 @@ def main() -> None:
         folder = Path(tmp)
         for _ in range(args.rounds):
             for name in names:
-                with contender(name, erp_url, folder) as url:
+                with contender(name, erp_url, folder, args.baseline) as url:
                     result = measure(name, url, args.duration, args.connections, folder)
                 print(
                     f"  {name:<12} {result.rps:>9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
@@ -456,6 +480,12 @@ def main() -> None:
         print(
             f"mesbridge / Node-RED:    throughput {mes.rps / red.rps:.2f}x (target >= 1.5x), "
             f"p99 {mes.p99_ms:.2f} vs {red.p99_ms:.2f} ms ({verdict})"
+        )
+    if mes and "baseline" in best:
+        base = best["baseline"]
+        print(
+            f"mesbridge / baseline:     throughput {mes.rps / base.rps:.2f}x, "
+            f"p99 {mes.p99_ms:.2f} vs {base.p99_ms:.2f} ms ({args.baseline})"
         )
     if mes and "handwritten" in best:
         hand = best["handwritten"]

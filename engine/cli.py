@@ -1,61 +1,57 @@
 """The `mesbridge` command. Exit status: 0 fine, 1 findings or failures, 2 usage error.
 
-Each command's module is imported only when that command runs, so `mesbridge check` starts fast.
+Every module of `engine.commands` is one command (`dry_run.py` is `mesbridge dry-run`), and other
+packages of the distribution add theirs through the `mesbridge.commands` entry-point group (the
+simulators' `sandbox` and `demo`). A command's module is imported only when that command runs, so
+`mesbridge check` starts fast.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from typing import Any
+import pkgutil
+from functools import cache
+from importlib.metadata import entry_points
 
 import click
 
-_COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("engine.commands.check", "check"),
-    "test": ("engine.commands.test", "test"),
-    "dry-run": ("engine.commands.dry_run", "dry_run"),
-    "schema": ("engine.commands.schema", "schema"),
-    "sandbox": ("engine.sandbox.command", "sandbox"),
-    "run": ("engine.commands.run", "run"),
-    "demo": ("engine.sandbox.demo", "demo"),
-    "dlq": ("engine.commands.dlq", "dlq"),
-}
+from engine import commands as _commands
 
-_HELP = {
-    "check": "Validate a config root offline.",
-    "test": "Run the YAML test cases of a config root.",
-    "dry-run": "Run one event through one pipeline without sending anything.",
-    "schema": "Print the JSON Schema of the config files.",
-    "sandbox": "Start the simulators of Next Plus and the ERPs.",
-    "run": "Serve the pipelines: webhooks, queue workers, pollers.",
-    "demo": "Play a shift through simulators and the engine, and summarise it.",
-    "dlq": "Inspect and act on dead letters.",
-}
+__all__ = ["main"]
+
+
+@cache
+def _available() -> dict[str, str]:
+    """Command name -> "module" (engine's own) or "module:attribute" (an entry point)."""
+    found = {
+        info.name.replace("_", "-"): f"{_commands.__name__}.{info.name}"
+        for info in pkgutil.iter_modules(_commands.__path__)
+        if not info.name.startswith("_")
+    }
+    for point in entry_points(group="mesbridge.commands"):
+        found.setdefault(point.name, point.value)
+    return found
+
+
+def _load(name: str, target: str) -> click.Command:
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    if attribute:
+        command = getattr(module, attribute)
+    else:
+        commands = (value for value in vars(module).values() if isinstance(value, click.Command))
+        command = next(value for value in commands if value.name == name)
+    assert isinstance(command, click.Command)
+    return command
 
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in _COMMANDS if self._available(name))
-
-    @staticmethod
-    def _available(name: str) -> bool:
-        module, _ = _COMMANDS[name]
-        return importlib.util.find_spec(module) is not None
+        return sorted(_available())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = _COMMANDS.get(cmd_name)
-        if target is None or not self._available(cmd_name):
-            return None
-        module = importlib.import_module(target[0])
-        command: click.Command = getattr(module, target[1])
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: Any) -> None:
-        rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
+        target = _available().get(cmd_name)
+        return None if target is None else _load(cmd_name, target)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -21,7 +21,8 @@ traceback for a user.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 
 class MesbridgeError(Exception):
@@ -35,6 +36,10 @@ class ConfigError(MesbridgeError):
         self.diagnostics = diagnostics
         first = diagnostics[0] if diagnostics else None
         super().__init__(f"{len(diagnostics)} config error(s)" + (f"; first: {first}" if first else ""))
+
+
+class SchemaFileError(MesbridgeError):
+    """A payload schema file that is missing, not JSON, or uses what the validator does not know."""
 
 
 class MissingVariableError(MesbridgeError):
@@ -68,11 +73,60 @@ class PathValueError(ExpressionError):
     """A value cannot be put into a URL path as one segment's data (a dot segment, a lone surrogate)."""
 
 
-class PipelineError(MesbridgeError):
-    """A pipeline run failed. `status` and `message` are what the caller is answered."""
+class StartupError(MesbridgeError):
+    """The service cannot start; the message says why and what to do."""
 
-    kind = "error"
-    default_status = 422
+
+class StoreError(MesbridgeError):
+    """The state store could not do what was asked (also: database unreachable, locked too long)."""
+
+
+class LeaseLostError(StoreError):
+    """The job's lease was taken by another worker; the caller's outcome was not recorded."""
+
+
+class RequestRejected(MesbridgeError):
+    """An inbound request refused before any pipeline ran; `status` and `message` are the reply."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class TransportError(MesbridgeError):
+    """One HTTP attempt failed before a reply was read. Transports raise it; the request path
+    classes it and never lets it reach a caller."""
+
+    sent: ClassVar[bool]
+    """True when the request may have reached the system."""
+
+
+class NotSent(TransportError):
+    """Nothing reached the system: connection refused, DNS, TLS, a connect or pool timeout."""
+
+    sent = False
+
+
+class NoReply(TransportError):
+    """The request was sent (or may have been) and no reply came: a read timeout, a reset."""
+
+    sent = True
+
+
+class PipelineError(MesbridgeError):
+    """A pipeline run failed. `status` and `message` are what the caller is answered.
+
+    `settled`: the answer stands for a repeat of the same event (a refusal, a `fail:`, an outcome that
+    is unknown and must not be sent blindly again), so an idempotent webhook keeps it as its reply.
+    `retryable`: nothing was applied and trying again later may succeed, so a queued event is retried.
+    """
+
+    kind: ClassVar[str] = "error"
+    default_status: ClassVar[int] = 422
+    settled: ClassVar[bool] = True
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -80,7 +134,7 @@ class PipelineError(MesbridgeError):
         self.status = status if status is not None else self.default_status
 
 
-class FailStep(PipelineError):
+class DeliberateFailure(PipelineError):
     """A `fail:` step stopped the pipeline with a message of the mapping's own."""
 
     kind = "fail"
@@ -98,6 +152,7 @@ class ConnectorError(PipelineError):
 
     kind = "connector"
     default_status = 502
+    settled = False
 
     def __init__(
         self,
@@ -107,11 +162,13 @@ class ConnectorError(PipelineError):
         status: int | None = None,
         http_status: int | None = None,
         body: Any = None,
+        attempts: int = 0,
     ) -> None:
         super().__init__(message, status)
         self.connector = connector
         self.http_status = http_status
         self.body = body
+        self.attempts = attempts
 
 
 class BusinessError(ConnectorError):
@@ -119,20 +176,39 @@ class BusinessError(ConnectorError):
 
     kind = "business"
     default_status = 422
+    settled = True
 
 
 class TransientError(ConnectorError):
-    """The external system could not be reached or was overloaded, after every retry."""
+    """The request was not applied (not sent, or refused unapplied), after every allowed attempt."""
 
     kind = "transient"
     default_status = 502
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.retry_after = retry_after
+        """Seconds the system asked to wait (Retry-After), when it did."""
 
 
 class DeadlineExceeded(TransientError):
-    """The retry deadline or the pipeline's deadline passed."""
+    """The retry deadline or the pipeline's deadline passed with no request in flight."""
 
     kind = "deadline"
     default_status = 504
+
+
+class UncertainError(ConnectorError):
+    """The system may have applied the request: a 500, 502 or 504, a reply that never came.
+
+    It is repeated only when the call is safe to repeat (an idempotent method, `idempotent: true`,
+    an idempotency key, or a `verify` lookup); otherwise the caller is told the outcome is unknown.
+    """
+
+    kind = "uncertain"
+    default_status = 502
+    settled = True
 
 
 class AuthError(ConnectorError):

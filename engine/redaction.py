@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "RedactingFilter", "Redactor", "is_secret_name"]
+__all__ = ["MASK", "RedactingFilter", "Redactor", "environment_redactor", "is_secret_name"]
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -75,6 +76,12 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.redact(item) for item in value]
         return value
+
+
+def environment_redactor(environ: Mapping[str, str] | None = None) -> Redactor:
+    """A redactor that knows every secret-named environment variable's value."""
+    environ = os.environ if environ is None else environ
+    return Redactor(value for name, value in environ.items() if is_secret_name(name))
 
 
 class RedactingFilter(logging.Filter):

@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from engine.config.diagnostics import format_text
+from engine.config.report import format_text
 from engine.config.root import Project, load_project
+from engine.errors import StoreError
+from engine.store import Store, open_store
+
+T = TypeVar("T")
+
+ROOT_HELP = "Config root (default: the current folder)"
+
+
+def _one_root(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """ROOT given as an argument and as --root must agree; the command sees one `root`."""
+    if param.name == "root_option":
+        given = ctx.params.pop("root", None)
+        if value is not None and given is not None and Path(given) != value:
+            raise click.UsageError(f"two config roots given: {given} and --root {value}")
+        ctx.params["root"] = value or given or Path(".")
+        return None
+    return value
 
 
 def root_argument(function: click.decorators.FC) -> click.decorators.FC:
-    """The optional ROOT argument: a config root, the current folder by default."""
-    return click.argument(
-        "root", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
+    """The config root, as an optional ROOT argument or as `--root`, as every command takes it."""
+    kind = click.Path(file_okay=False, path_type=Path)
+    function = click.option(
+        "--root",
+        "root_option",
+        type=kind,
+        default=None,
+        expose_value=False,
+        callback=_one_root,
+        help=ROOT_HELP,
     )(function)
+    return click.argument("root", required=False, type=kind, callback=_one_root, is_eager=True)(function)
+
+
+def root_option(function: click.decorators.FC) -> click.decorators.FC:
+    """The config root as `--root` (commands whose arguments are something else)."""
+    kind = click.Path(file_okay=False, path_type=Path)
+    return click.option("--root", type=kind, default=Path("."), show_default=True, help=ROOT_HELP)(function)
 
 
 def load_or_exit(root: Path) -> Project:
@@ -25,3 +59,41 @@ def load_or_exit(root: Path) -> Project:
         click.echo(format_text(project.diagnostics, color=sys.stderr.isatty()), err=True)
         raise SystemExit(1)
     return project
+
+
+def store_options(function: Any) -> Any:
+    """`--root` (whose settings name the store) and `--store` (a URL instead), as store commands take them."""
+    function = click.option(
+        "--store", default=None, help="State store URL (overrides the config root's settings)"
+    )(function)
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=".",
+        show_default=True,
+        help="Config root whose settings name the store",
+    )(function)
+
+
+def store_url(root: Path, store: str | None) -> str:
+    """--store, else the config root's settings (mesbridge.yaml, MESBRIDGE_STORE)."""
+    if store:
+        return store
+    return str(load_project(root).settings.store)
+
+
+def with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `action` on the migrated store at `url`; a store failure is a one-line error."""
+
+    async def go() -> T:
+        store = open_store(url)
+        try:
+            await store.migrate()
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except StoreError as exc:
+        raise click.ClickException(f"store {url}: {exc}") from None

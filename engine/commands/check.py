@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from engine.commands._common import root_argument
-from engine.config.diagnostics import format_github, format_json, format_text
+from engine.config.report import format_github, format_json, format_text
 from engine.config.root import load_project
 
 

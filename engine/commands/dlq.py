@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from engine.commands._common import store_options, store_url, with_store
 from engine.config.root import load_project
-from engine.store import DeadLetter, Store, StoreError, open_store
-
-T = TypeVar("T")
-
-
-def _store_url(root: Path, store: str | None) -> str:
-    """--store, else the config root's settings (mesbridge.yaml, MESBRIDGE_STORE)."""
-    if store:
-        return store
-    return str(load_project(root).settings.store)
-
-
-def _with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = open_store(url)
-        try:
-            await store.migrate()
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(go())
-    except StoreError as exc:
-        raise click.ClickException(f"store {url}: {exc}") from None
+from engine.service.dead_letters import Replay, replay_dead
+from engine.store import DeadLetter, Store
 
 
 def _as_json(dead: DeadLetter, full: bool = True) -> dict[str, Any]:
@@ -45,6 +21,7 @@ def _as_json(dead: DeadLetter, full: bool = True) -> dict[str, Any]:
         "id": dead.id,
         "pipeline": dead.pipeline,
         "key": dead.key,
+        "kind": dead.kind,
         "error": dead.error,
         "attempts": len(dead.attempts),
         "enqueued_at": dead.enqueued_at.isoformat(),
@@ -56,53 +33,46 @@ def _as_json(dead: DeadLetter, full: bool = True) -> dict[str, Any]:
     return data
 
 
-_common = [
-    click.option(
-        "--root",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=".",
-        show_default=True,
-        help="Config root whose settings name the store",
-    ),
-    click.option("--store", default=None, help="State store URL (overrides the config root's settings)"),
-]
-
-
-def _options(function: Any) -> Any:
-    for option in reversed(_common):
-        function = option(function)
-    return function
-
-
 @click.group("dlq")
 def dlq() -> None:
     """Inspect and act on dead letters: events given up on, kept with every attempt's error."""
 
 
 @dlq.command("list")
-@_options
+@store_options
 @click.option("--pipeline", default=None, help="Only this pipeline's dead letters")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_json: bool) -> None:
-    """List dead letters, oldest first."""
-    url = _store_url(root, store)
-    items = _with_store(url, lambda s: s.list_dead(pipeline, limit))
+    """List dead letters, oldest first; says when there are more than --limit."""
+    url = store_url(root, store)
+    found = with_store(url, lambda s: s.list_dead(pipeline, limit + 1))
+    items, more = found[:limit], len(found) > limit
     if as_json:
         click.echo(json.dumps([_as_json(d, full=False) for d in items], ensure_ascii=False, indent=2))
+        if more:
+            click.echo(
+                f"more than {limit} dead letters: these are the oldest {limit} (use --limit)", err=True
+            )
         return
     if not items:
         click.echo("no dead letters")
         return
-    table = Table(title=f"{len(items)} dead letter(s)")
+    title = (
+        f"the oldest {limit} of more than {limit} dead letters (use --limit)"
+        if more
+        else f"{len(items)} dead letter(s)"
+    )
+    table = Table(title=title)
     table.add_column("id", no_wrap=True)
-    for column in ("pipeline", "key", "attempts", "died at", "error"):
+    for column in ("pipeline", "key", "kind", "attempts", "died at", "error"):
         table.add_column(column, overflow="fold")
     for dead in items:
         table.add_row(
             dead.id,
             dead.pipeline,
             dead.key,
+            dead.kind,
             str(len(dead.attempts)),
             dead.died_at.strftime("%Y-%m-%d %H:%M:%S"),
             dead.error,
@@ -114,12 +84,12 @@ def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_js
 
 
 @dlq.command("show")
-@_options
+@store_options
 @click.argument("event_id")
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
     """Show one dead letter: its event, and the error of every attempt."""
-    dead = _with_store(_store_url(root, store), lambda s: s.get_dead(event_id))
+    dead = with_store(store_url(root, store), lambda s: s.get_dead(event_id))
     if dead is None:
         raise click.ClickException(f"no dead letter {event_id}")
     data = _as_json(dead)
@@ -129,7 +99,7 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
     console = Console()
     console.print(f"[bold]{dead.id}[/bold]  pipeline {dead.pipeline}  key {dead.key}", highlight=False)
     console.print(f"enqueued {data['enqueued_at']}, died {data['died_at']}", highlight=False)
-    console.print(f"[red]error:[/red] {dead.error}", highlight=False)
+    console.print(f"[red]error ({dead.kind}):[/red] {dead.error}", highlight=False)
     for number, attempt in enumerate(dead.attempts, 1):
         console.print(f"  attempt {number} at {attempt.at.isoformat()}: {attempt.error}", highlight=False)
     console.print("event:")
@@ -137,19 +107,55 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
 
 
 @dlq.command("replay")
-@_options
+@store_options
 @click.argument("event_ids", nargs=-1)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter (of --pipeline)")
 @click.option("--pipeline", default=None)
+@click.option(
+    "--force", is_flag=True, help="Replay uncertain dead letters even when a write could apply twice"
+)
 def replay(
-    root: Path, store: str | None, event_ids: tuple[str, ...], replay_all: bool, pipeline: str | None
+    root: Path,
+    store: str | None,
+    event_ids: tuple[str, ...],
+    replay_all: bool,
+    pipeline: str | None,
+    force: bool,
 ) -> None:
-    """Queue dead letters again (same event id and key, fresh attempts); a running service delivers them."""
-    _act(root, store, event_ids, replay_all, pipeline, "replay")
+    """Queue dead letters again (same event id and key, fresh attempts); a running service delivers them.
+
+    An uncertain one (the ERP may have applied it) runs each write's verify lookup first; when a write
+    of its pipeline has none and is not idempotent, it is replayed only with --force.
+    """
+    if not event_ids and not replay_all:
+        raise click.UsageError("give the event id(s) to replay, or --all")
+    url = store_url(root, store)
+    project = load_project(root)
+
+    async def go(s: Store) -> list[Replay]:
+        targets = list(event_ids) or [d.id for d in await s.list_dead(pipeline, limit=100_000)]
+        return [
+            await replay_dead(s, project if project.ok else None, event_id, force=force)
+            for event_id in targets
+        ]
+
+    results = with_store(url, go)
+    for result in results:
+        if result.replayed:
+            click.echo(
+                f"replayed {result.event_id}" + (" (each write looks first)" if result.verify_first else "")
+            )
+    refused = [result for result in results if not result.replayed]
+    for result in refused:
+        click.echo(f"not replayed {result.event_id}: {result.reason}", err=True)
+    if not results:
+        click.echo("no dead letters")
+    if refused:
+        raise SystemExit(1)
 
 
 @dlq.command("drop")
-@_options
+@store_options
 @click.argument("event_ids", nargs=-1)
 @click.option("--all", "drop_all", is_flag=True, help="Drop every dead letter (of --pipeline)")
 @click.option("--pipeline", default=None)
@@ -165,21 +171,17 @@ def _act(
 ) -> None:
     if not ids and not every:
         raise click.UsageError(f"give the event id(s) to {verb}, or --all")
-    url = _store_url(root, store)
+    url = store_url(root, store)
 
     async def go(s: Store) -> list[tuple[str, bool]]:
         targets = list(ids) or [d.id for d in await s.list_dead(pipeline, limit=100_000)]
-        results = []
-        for event_id in targets:
-            done = await (s.replay_dead(event_id) if verb == "replay" else s.drop_dead(event_id))
-            results.append((event_id, done))
-        return results
+        return [(event_id, await s.drop_dead(event_id)) for event_id in targets]
 
-    results = _with_store(url, go)
+    results = with_store(url, go)
     missing = [event_id for event_id, done in results if not done]
     for event_id, done in results:
         if done:
-            click.echo(f"{'replayed' if verb == 'replay' else 'dropped'} {event_id}")
+            click.echo(f"dropped {event_id}")
     if missing:
         raise click.ClickException(f"no dead letter {', '.join(missing)}")
     if not results:

@@ -10,9 +10,9 @@ from typing import Any
 import click
 import yaml
 
-from engine.commands._common import load_or_exit
+from engine.commands._common import load_or_exit, root_option
 from engine.pipeline.models import MockResponse
-from engine.runtime import environment_redactor
+from engine.redaction import environment_redactor
 from engine.suggest import did_you_mean
 from engine.testing.runner import run_pipeline_offline
 
@@ -34,7 +34,7 @@ def _read_data(path: Path, what: str) -> Any:
     type=click.Path(dir_okay=False, path_type=Path),
     help="YAML/JSON list of mocked responses (as in test cases); others answer 200 {}",
 )
-@click.option("--root", default=".", type=click.Path(file_okay=False, path_type=Path))
+@root_option
 def dry_run(pipeline: str, event_path: Path, responses_path: Path | None, root: Path) -> None:
     """Run EVENT through PIPELINE without sending anything; print the calls and the reply."""
     project = load_or_exit(root)

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from engine.commands._common import root_argument
-from engine.errors import MesbridgeError
-from engine.service.server import ServiceHost, StartupError
+from engine.errors import MesbridgeError, StartupError
+from engine.service.server import ServiceHost
 
 
 def _run_loop(host: ServiceHost) -> None:

@@ -37,8 +37,11 @@ def test(root: Path, keyword: str | None, junit: Path | None, verbose: bool) -> 
     if junit is not None:
         _write_junit(junit, results)
     click.echo(f"{passed} passed, {failed} failed")
+    if not results and keyword:
+        click.echo(f"no test case matches -k {keyword!r}: nothing was tested", err=True)
+        raise SystemExit(1)
     if not results:
-        click.echo("no test case matched" if keyword else "no test cases found")
+        click.echo("no test cases found")
     raise SystemExit(1 if failed else 0)
 
 

@@ -1,24 +1,7 @@
-"""Config loading: located YAML (`load_yaml`) and diagnostics (`validate_model`, the printers)."""
+"""Loading a config root: located YAML, validation with located diagnostics, settings, cross-file checks.
 
-from engine.config.diagnostics import (
-    Diagnostic,
-    format_github,
-    format_json,
-    format_text,
-    sort_diagnostics,
-    validate_model,
-)
-from engine.config.yamlsource import LoadedYaml, Mark, load_yaml, locate_path
-
-__all__ = [
-    "Diagnostic",
-    "LoadedYaml",
-    "Mark",
-    "format_github",
-    "format_json",
-    "format_text",
-    "load_yaml",
-    "locate_path",
-    "sort_diagnostics",
-    "validate_model",
-]
+yamlsource.py   YAML with every node's position       diagnostic.py   a located finding
+validation.py   pydantic errors back to YAML nodes     report.py       text, JSON, GitHub printers
+settings.py     mesbridge.yaml and MESBRIDGE_*         root.py         the whole root: a Project
+references.py   names that must exist across files
+"""

@@ -2,21 +2,85 @@
 
 Each finding is located at the YAML node that holds the bad reference: a template's findings at the
 string (the leaf of its YAML value) that reads the name, as Jinja's parse tree of that string shows.
+Each step type checks its own fields (`StepModel.check`) against the `Checker` here. A connector or
+pipeline whose file did not load was reported there once; references to it are not reported again.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.config.diagnostics import Diagnostic
+from engine.config.diagnostic import Diagnostic
 from engine.expressions import Template
-from engine.pipeline import models as m
+from engine.pipeline.sources.poll import PollSource
+from engine.pipeline.sources.webhook import WebhookSource
 from engine.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from engine.config.root import PipelineEntry, Project
 
+__all__ = ["check_references"]
+
 _BASE_SCOPE = frozenset({"event", "vars"})
+Loc = tuple[Any, ...]
+
+
+class _Checker:
+    """The `Checker` steps report to, for one pipeline."""
+
+    def __init__(self, project: Project, entry: PipelineEntry, found: list[Diagnostic]) -> None:
+        self.project = project
+        self.entry = entry
+        self.found = found
+
+    def report(self, loc: Loc, message: str, hint: str | None = None) -> None:
+        self.found.append(self.entry.source.diagnostic(loc, message, hint=hint))
+
+    def names(self, loc: Loc, template: Template | None, scope: set[str]) -> None:
+        """Names `template` reads that nothing defines, and `vars.X` keys the binding does not define."""
+        if template is None:
+            return
+        for name in sorted(template.names - scope):
+            leaf = next(leaf for leaf in template.leaves if name in leaf.names)
+            self.report(loc + leaf.path, f"undefined name '{name}' in template", did_you_mean(name, scope))
+        if "vars" not in scope:
+            return
+        known = self.project.variables.get(self.entry.binding, {})
+        for leaf in template.leaves:
+            for key in dict.fromkeys(leaf.references("vars")):
+                if key not in known:
+                    hint = did_you_mean(key, known) or (f"defined: {', '.join(known)}" if known else None)
+                    self.report(
+                        loc + leaf.path,
+                        f"'vars.{key}' is not defined in binding '{self.entry.binding}'",
+                        hint,
+                    )
+
+    def call_target(self, loc: Loc, target: str, *, has_path: bool) -> Any:
+        connector_name, _, operation = target.partition(".")
+        connector = self.project.connectors.get(connector_name)
+        if connector is None:
+            if connector_name not in self.project.unloaded_connectors:
+                hint = did_you_mean(connector_name, self.project.connectors)
+                self.report(loc, f"unknown connector '{connector_name}'", hint)
+            return None
+        operations = connector.config.operations
+        if operation and operation not in operations:
+            hint = did_you_mean(operation, operations) or (
+                f"known: {', '.join(operations)}" if operations else None
+            )
+            self.report(loc, f"connector '{connector_name}' has no operation '{operation}'", hint)
+            return None
+        if not operation and not has_path:
+            self.report(loc, "a call needs a `path` or a named operation")
+        return operations.get(operation) if operation else None
+
+    def steps(self, loc: Loc, steps: list[Any], scope: set[str]) -> None:
+        for index, step in enumerate(steps):
+            step.check(self, loc + (index,), scope)
+            step.check_handlers(self, loc + (index,), scope)
+            if step.name:
+                scope.add(step.name)
 
 
 def check_references(project: Project) -> list[Diagnostic]:
@@ -24,29 +88,35 @@ def check_references(project: Project) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     routes: dict[str, PipelineEntry] = {}
     for entry in project.pipelines.values():
-        pipeline, source = entry.pipeline, entry.source
-        if isinstance(pipeline.source, m.WebhookSource):
-            other = routes.get(pipeline.source.path)
+        pipeline = entry.pipeline
+        checker = _Checker(project, entry, found)
+        source = pipeline.source
+        if isinstance(source, WebhookSource):
+            other = routes.get(source.path)
             if other is not None:
-                found.append(
-                    source.diagnostic(
-                        entry.loc + ("source", "path"),
-                        f"webhook route {pipeline.source.path} is already used by pipeline "
-                        f"'{other.pipeline.name}' ({other.source.file})",
-                    )
+                checker.report(
+                    entry.loc + ("source", "path"),
+                    f"webhook route {source.path} is already used by pipeline "
+                    f"'{other.pipeline.name}' ({other.source.file})",
                 )
             else:
-                routes[pipeline.source.path] = entry
-        else:
-            found.extend(_check_call_target(project, entry, entry.loc + ("source",), pipeline.source))
+                routes[source.path] = entry
+        elif isinstance(source, PollSource):
+            target = source.connector + (f".{source.operation}" if source.operation else "")
+            checker.call_target(entry.loc + ("source", "connector"), target, has_path=True)
             scope = {"cursor", "vars"}
+            checker.steps(entry.loc + ("source", "steps"), source.steps, scope)
             for field in ("path", "query", "body", "args"):
-                template = getattr(pipeline.source, field)
-                found.extend(_check_names(project, entry, entry.loc + ("source", field), template, scope))
-        found.extend(_check_steps(project, entry, entry.loc + ("steps",), pipeline.steps, set(_BASE_SCOPE)))
+                checker.names(entry.loc + ("source", field), getattr(source, field), scope)
+        scope = set(_BASE_SCOPE)
+        checker.steps(entry.loc + ("steps",), pipeline.steps, scope)
+        checker.names(entry.loc + ("reply", "body"), pipeline.reply.body, scope)
+        if pipeline.on_error is not None:
+            checker.names(entry.loc + ("on_error", "body"), pipeline.on_error.body, scope | {"error"})
     for test in project.tests:
         case = test.case
-        if case.pipeline not in project.pipelines:
+        unloaded = case.pipeline in project.unloaded_pipelines or test.binding in project.unloaded_bindings
+        if case.pipeline not in project.pipelines and not unloaded:
             found.append(
                 test.source.diagnostic(
                     test.loc + ("pipeline",),
@@ -55,135 +125,17 @@ def check_references(project: Project) -> list[Diagnostic]:
                 )
             )
         for index, response in enumerate(case.responses):
-            if response.connector not in project.connectors:
+            name = response.connector
+            if name not in project.connectors and name not in project.unloaded_connectors:
                 found.append(
                     test.source.diagnostic(
                         test.loc + ("responses", index, "connector"),
-                        f"unknown connector '{response.connector}'",
-                        hint=did_you_mean(response.connector, project.connectors),
+                        f"unknown connector '{name}'",
+                        hint=did_you_mean(name, project.connectors),
                     )
                 )
         if case.event_file is not None and not (test.source.path.parent / case.event_file).is_file():
             found.append(
                 test.source.diagnostic(test.loc + ("event_file",), f"event file not found: {case.event_file}")
             )
-    return found
-
-
-def _check_call_target(
-    project: Project, entry: PipelineEntry, loc: tuple[Any, ...], step: Any
-) -> list[Diagnostic]:
-    if isinstance(step, m.CallStep):
-        connector_name, _, operation = step.call.partition(".")
-        field = "call"
-    else:
-        connector_name, operation, field = step.connector, step.operation or "", "connector"
-    connector = project.connectors.get(connector_name)
-    if connector is None:
-        return [
-            entry.source.diagnostic(
-                loc + (field,),
-                f"unknown connector '{connector_name}'",
-                hint=did_you_mean(connector_name, project.connectors),
-            )
-        ]
-    operations = connector.config.operations
-    if operation and operation not in operations:
-        return [
-            entry.source.diagnostic(
-                loc + (field if isinstance(step, m.CallStep) else "operation",),
-                f"connector '{connector_name}' has no operation '{operation}'",
-                hint=did_you_mean(operation, operations)
-                or (f"known: {', '.join(operations)}" if operations else None),
-            )
-        ]
-    if not operation and isinstance(step, m.CallStep) and step.path is None:
-        return [entry.source.diagnostic(loc + ("call",), "a call needs a `path` or a named operation")]
-    return []
-
-
-def _check_steps(
-    project: Project, entry: PipelineEntry, loc: tuple[Any, ...], steps: list[Any], scope: set[str]
-) -> list[Diagnostic]:
-    found: list[Diagnostic] = []
-    for index, step in enumerate(steps):
-        here = loc + (index,)
-        if isinstance(step, m.SetStep):
-            for key, template in step.set.items():
-                found.extend(_check_names(project, entry, here + ("set", key), template, scope))
-                scope.add(key)
-        elif isinstance(step, m.CallStep):
-            found.extend(_check_call_target(project, entry, here, step))
-            call_scope = scope | {"args"} if step.args is not None else scope
-            for field in ("path", "query", "headers", "body"):
-                found.extend(_check_names(project, entry, here + (field,), getattr(step, field), call_scope))
-            found.extend(_check_names(project, entry, here + ("args",), step.args, scope))
-            if step.missing is not None:
-                found.extend(
-                    _check_names(project, entry, here + ("missing", "fail"), step.missing.fail, scope)
-                )
-                found.extend(
-                    _check_names(project, entry, here + ("missing", "default"), step.missing.default, scope)
-                )
-        elif isinstance(step, m.SwitchStep):
-            for case, branch in step.cases.items():
-                found.extend(_check_steps(project, entry, here + ("cases", case), branch, scope))
-            if step.default is not None:
-                found.extend(_check_steps(project, entry, here + ("default",), step.default, scope))
-        elif isinstance(step, m.IfStep):
-            found.extend(_check_steps(project, entry, here + ("then",), step.then, scope))
-            if step.else_ is not None:
-                found.extend(_check_steps(project, entry, here + ("else",), step.else_, scope))
-        elif isinstance(step, m.ForEachStep):
-            inner = scope | {step.as_, "loop"}
-            found.extend(_check_steps(project, entry, here + ("steps",), step.steps, inner))
-            found.extend(_check_names(project, entry, here + ("collect",), step.collect, inner))
-            scope.update(inner - {step.as_, "loop"})
-        elif isinstance(step, m.FailStep):
-            found.extend(_check_names(project, entry, here + ("fail",), step.fail, scope))
-        if step.name:
-            scope.add(step.name)
-    if loc == entry.loc + ("steps",):
-        reply = entry.pipeline.reply
-        found.extend(_check_names(project, entry, entry.loc + ("reply", "body"), reply.body, scope))
-        if entry.pipeline.on_error is not None:
-            found.extend(
-                _check_names(
-                    project,
-                    entry,
-                    entry.loc + ("on_error", "body"),
-                    entry.pipeline.on_error.body,
-                    scope | {"error"},
-                )
-            )
-    return found
-
-
-def _check_names(
-    project: Project, entry: PipelineEntry, loc: tuple[Any, ...], template: Template | None, scope: set[str]
-) -> list[Diagnostic]:
-    """Names a template reads that nothing defines, and `vars.X` keys the binding does not define."""
-    if template is None:
-        return []
-    found = []
-    for name in sorted(template.names - scope):
-        leaf = next(leaf for leaf in template.leaves if name in leaf.names)
-        found.append(
-            entry.source.diagnostic(
-                loc + leaf.path, f"undefined name '{name}' in template", hint=did_you_mean(name, scope)
-            )
-        )
-    if "vars" in scope:
-        known = project.variables.get(entry.binding, {})
-        for leaf in template.leaves:
-            for key in dict.fromkeys(leaf.references("vars")):
-                if key not in known:
-                    found.append(
-                        entry.source.diagnostic(
-                            loc + leaf.path,
-                            f"'vars.{key}' is not defined in binding '{entry.binding}'",
-                            hint=did_you_mean(key, known)
-                            or (f"defined: {', '.join(known)}" if known else None),
-                        )
-                    )
     return found

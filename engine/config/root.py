@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config.diagnostics import Diagnostic, validate_model
-from engine.config.settings import SETTINGS_FILE, Settings, environment_overrides
+from engine.config.diagnostic import Diagnostic
+from engine.config.settings import SETTINGS_FILE, Settings, with_overrides
+from engine.config.validation import validate_model
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
+from engine.errors import SchemaFileError
 from engine.pipeline.models import MappingFile, Pipeline, TestCase
-from engine.pipeline.payload import PayloadSchema, SchemaFileError, load_payload_schema
+from engine.pipeline.payload import PayloadSchema, load_payload_schema
 
 
 @dataclass
@@ -63,6 +65,14 @@ class Project:
     payload_schemas: dict[str, PayloadSchema] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     version: str = ""
+    """A digest of everything that decides behaviour: settings, connectors, pipelines, vars and payload
+    schemas (test cases are not part of it)."""
+    unloaded_connectors: set[str] = field(default_factory=set)
+    """Connectors whose file did not load (reported once); references to them are not reported again."""
+    unloaded_pipelines: set[str] = field(default_factory=set)
+    """Pipelines named in a mapping file that did not validate."""
+    unloaded_bindings: set[str] = field(default_factory=set)
+    """Bindings with a mapping file that could not be read at all (its pipelines are unknown)."""
 
     @property
     def ok(self) -> bool:
@@ -111,7 +121,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             if settings is not None:
                 settings_data = settings.model_dump(exclude_unset=True)
     try:
-        project.settings = Settings.model_validate({**settings_data, **environment_overrides(environ)})
+        project.settings = Settings.model_validate(with_overrides(settings_data, environ))
     except ValueError as exc:
         project.diagnostics.append(Diagnostic(SETTINGS_FILE, 1, 1, f"invalid MESBRIDGE_* setting: {exc}"))
 
@@ -121,8 +131,11 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             Diagnostic(str(root), 1, 1, "not a config root: it has neither connectors/ nor mappings/")
         )
     for path in _yaml_files(connectors_dir):
+        before = len(project.diagnostics)
         loaded = _load(root, path, project, digest)
         if loaded is None:
+            if len(project.diagnostics) > before:
+                project.unloaded_connectors.add(path.stem)
             continue
         data = loaded.data
         if isinstance(data, dict) and "name" not in data:
@@ -131,6 +144,8 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         config, diags = _validate(ConnectorConfig, loaded)
         project.diagnostics.extend(diags)
         if config is None:
+            name = data.get("name") if isinstance(data, dict) else None
+            project.unloaded_connectors.add(name if isinstance(name, str) else path.stem)
             continue
         if config.name in project.connectors:
             first = project.connectors[config.name].source.file
@@ -156,12 +171,16 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         binding = relative.parts[0]
         if selected is not None and binding not in selected:
             continue
-        loaded = _load(root, path, project, digest)
+        before = len(project.diagnostics)
+        loaded = _load(root, path, project, digest, tests_aside=True)
         if loaded is None:
+            if len(project.diagnostics) > before:
+                project.unloaded_bindings.add(binding)
             continue
         mapping, diags = _validate(MappingFile, loaded)
         project.diagnostics.extend(diags)
         if mapping is None:
+            project.unloaded_pipelines.update(_pipeline_names(loaded.data))
             continue
         _add_mapping(project, binding, mapping, loaded)
 
@@ -172,6 +191,14 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
     project.diagnostics.extend(check_references(project))
     project.diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
     return project
+
+
+def _pipeline_names(data: Any) -> set[str]:
+    """The pipeline names a mapping file's raw data declares (it did not validate)."""
+    pipelines = data.get("pipelines") if isinstance(data, dict) else None
+    if not isinstance(pipelines, list):
+        return set()
+    return {p["name"] for p in pipelines if isinstance(p, dict) and isinstance(p.get("name"), str)}
 
 
 def _load_payload_schemas(project: Project, digest: Any) -> None:
@@ -204,11 +231,23 @@ def _validate(model: type[Any], loaded: LoadedYaml) -> tuple[Any, list[Diagnosti
     return value, [d for d in diags if d not in loaded.diagnostics]
 
 
-def _load(root: Path, path: Path, project: Project, digest: Any) -> LoadedYaml | None:
+def _load(
+    root: Path, path: Path, project: Project, digest: Any, *, tests_aside: bool = False
+) -> LoadedYaml | None:
+    """Load one YAML file into the project and the version digest.
+
+    With `tests_aside` (mapping files), the digest takes the file's data without its `tests`: adding
+    or editing test cases (an exported trace, say) leaves the config version as it was."""
     loaded = load_yaml(path, file=_relative(root, path))
-    digest.update(loaded.file.encode())
-    digest.update(loaded.text.encode())
     project.diagnostics.extend(loaded.diagnostics)
+    if not loaded.ok or not isinstance(loaded.data, dict) or not tests_aside:
+        digest.update(loaded.file.encode())
+        digest.update(loaded.text.encode())
+    else:
+        behaviour = {key: value for key, value in loaded.data.items() if key not in ("tests", "description")}
+        if behaviour:  # a file of test cases only is no part of the version
+            digest.update(loaded.file.encode())
+            digest.update(json.dumps(behaviour, sort_keys=True, default=str).encode())
     if not loaded.ok:
         return None
     if loaded.data is None:

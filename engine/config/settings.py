@@ -6,9 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.pipeline.models import CallerAuth
+from engine.errors import StoreError
+from engine.pipeline.sources.caller_auth import CallerAuth
 
 SETTINGS_FILE = "mesbridge.yaml"
 
@@ -24,12 +25,37 @@ class Delivery(BaseModel):
     max: float = Field(300.0, gt=0, description="Longest wait between attempts, seconds")
     jitter: bool = Field(True, description="Randomise each wait (full jitter on the upper half)")
     lease: float = Field(
-        120.0,
+        15.0,
         gt=0,
-        description="Seconds a job is leased to a worker; a crashed worker's jobs return after it",
+        description="Seconds a job is leased to a worker, renewed every third of it while the worker runs "
+        "it; a dead worker's jobs return after it",
     )
-    deadline: float = Field(60.0, gt=0, description="Seconds one attempt of a polled record may take")
+    deadline: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one delivery of a polled record may take, every call's attempts included "
+        "(webhooks use their own `deadline`); a call is never abandoned and sent again within it",
+    )
     poll_interval: float = Field(0.5, gt=0, description="Longest idle wait of a worker between claims")
+
+
+class Traces(BaseModel):
+    """What the service keeps of each run it handles (see docs/operations.md, Traces)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Keep a trace of every event handled (pipelines may opt out)")
+    keep_hours: float = Field(168.0, gt=0, description="Traces older than this are deleted, hours")
+    keep_count: int = Field(100_000, ge=1, description="At most this many traces are kept, the newest")
+    max_body_bytes: int = Field(
+        16_384, ge=256, description="Larger bodies (event, reply, each call's) are cut to this many bytes"
+    )
+    buffer: int = Field(
+        10_000,
+        ge=100,
+        description="Traces waiting to be written; past it the oldest are dropped (and counted), never "
+        "an event",
+    )
 
 
 class Settings(BaseModel):
@@ -51,6 +77,19 @@ class Settings(BaseModel):
     shutdown_grace: float = Field(20.0, ge=0, description="Seconds SIGTERM waits for in-flight work")
     delivery: Delivery = Field(default_factory=Delivery, description="Queue delivery and retries")
     reload: bool = Field(True, description="Watch the config root and apply valid edits without a restart")
+    traces: Traces = Field(default_factory=Traces, description="Traces of the events handled")
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        from engine.store import scheme_of
+
+        try:
+            scheme_of(value)
+        except StoreError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     poll_lease: float = Field(
         30.0,
         gt=0,
@@ -69,6 +108,7 @@ _ENV_FIELDS = {
     "MESBRIDGE_LOG_FORMAT": "log_format",
     "MESBRIDGE_MAX_BODY_BYTES": "max_body_bytes",
     "MESBRIDGE_WORKERS": "workers",
+    "MESBRIDGE_TRACES": "traces.enabled",
 }
 
 
@@ -80,7 +120,23 @@ def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[str,
         value = environ.get(variable)
         if value is None or value == "":
             continue
-        found[name] = (
+        parsed: Any = (
             [part.strip() for part in value.split(",") if part.strip()] if name == "bindings" else value
         )
+        section, _, field = name.partition(".")
+        if field:
+            found.setdefault(section, {})[field] = parsed
+        else:
+            found[name] = parsed
     return found
+
+
+def with_overrides(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`data` (from mesbridge.yaml) with the `MESBRIDGE_*` overrides on top, section by section."""
+    merged = dict(data)
+    for name, value in environment_overrides(environ).items():
+        section = merged.get(name)
+        merged[name] = (
+            {**section, **value} if isinstance(value, dict) and isinstance(section, dict) else value
+        )
+    return merged

@@ -38,7 +38,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
-from engine.config.diagnostics import Diagnostic
+from engine.config.diagnostic import Diagnostic
 
 __all__ = ["LoadedYaml", "Mark", "load_yaml", "locate_path"]
 

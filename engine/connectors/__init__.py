@@ -1,5 +1,12 @@
 """The generic HTTP connector, configured entirely by YAML (see docs/connectors.md).
 
+    connector.py    the request path: auth, envelope, retry and its failure classes, paging, records
+    transports/     below it, the bytes: `default` (aiohttp, pooled) and `mock`
+    auth/           one module per auth kind          pagination/   one module per paginator
+    envelope.py     reading a reply                   retry.py      failure classes and backoff
+    urls.py         joining, requoting, queries       models.py     the connector config
+    group.py        every connector of a config root
+
 Names are imported on first use, so validating a config (`mesbridge check`) never loads the HTTP stack.
 """
 
@@ -9,45 +16,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .auth import AUTH_KINDS, AuthConfig
-    from .client import CallRecord, Connector, Response, encode_query
-    from .envelope import EnvelopeConfig
+    from .connector import CallRecord, Connector, Response
+    from .group import Connectors
     from .models import ConnectorConfig, OperationConfig
-    from .pagination import PAGINATORS, PaginationConfig
-    from .registry import Connectors
-    from .retry import RetryConfig
 
 _WHERE = {
-    "AUTH_KINDS": "auth",
-    "AuthConfig": "auth",
-    "CallRecord": "client",
-    "Connector": "client",
-    "Response": "client",
-    "encode_query": "client",
-    "EnvelopeConfig": "envelope",
+    "CallRecord": "connector",
+    "Connector": "connector",
+    "Response": "connector",
+    "Connectors": "group",
     "ConnectorConfig": "models",
     "OperationConfig": "models",
-    "PAGINATORS": "pagination",
-    "PaginationConfig": "pagination",
-    "Connectors": "registry",
-    "RetryConfig": "retry",
 }
 
-__all__ = [
-    "AUTH_KINDS",
-    "PAGINATORS",
-    "AuthConfig",
-    "CallRecord",
-    "Connector",
-    "ConnectorConfig",
-    "Connectors",
-    "EnvelopeConfig",
-    "OperationConfig",
-    "PaginationConfig",
-    "Response",
-    "RetryConfig",
-    "encode_query",
-]
+__all__ = ["CallRecord", "Connector", "ConnectorConfig", "Connectors", "OperationConfig", "Response"]
 
 
 def __getattr__(name: str) -> Any:

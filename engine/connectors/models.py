@@ -12,12 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.expressions import SelectionField, TemplateField
 
-from .auth import AuthConfig, NoAuthConfig
+from .auth import AuthConfig
+from .auth.none import NoAuthConfig
 from .envelope import EnvelopeConfig
-from .pagination import NoPagination, PaginationConfig
+from .pagination import PaginationConfig
+from .pagination.none import NoPagination
 from .retry import RetryConfig
 
-__all__ = ["ConnectorConfig", "OperationConfig", "PoolConfig", "TimeoutConfig"]
+__all__ = [
+    "ConnectorConfig",
+    "IdempotencyKeyConfig",
+    "OperationConfig",
+    "PoolConfig",
+    "TimeoutConfig",
+    "VerifyConfig",
+]
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -37,9 +46,36 @@ class PoolConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_connections: int = Field(100, ge=1, description="Most connections open at once.")
-    transport: Literal["aiohttp", "httpx"] = Field(
-        "aiohttp",
-        description="HTTP transport under httpx: aiohttp (faster under concurrency) or httpx's own.",
+
+
+class IdempotencyKeyConfig(BaseModel):
+    """A request header the system deduplicates on (e.g. `Idempotency-Key`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header: str = Field("Idempotency-Key", description="The header carrying the key.")
+
+
+class VerifyConfig(BaseModel):
+    """A lookup that finds the record an uncertain write created; its result becomes the step's."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    call: str | None = Field(
+        None, description="Connector or connector.operation; default: the step's connector"
+    )
+    method: Method = "GET"
+    path: TemplateField | None = None
+    query: TemplateField | None = None
+    headers: TemplateField | None = None
+    body: TemplateField | None = None
+    args: TemplateField | None = Field(default=None, description="Arguments of a named operation")
+    result: SelectionField | None = Field(
+        None, description="JMESPath into the lookup's result: the value the write's result would have been"
+    )
+    found: SelectionField | None = Field(
+        None,
+        description="JMESPath predicate over that value meaning 'the write was applied'; default: not empty",
     )
 
 
@@ -56,6 +92,16 @@ class OperationConfig(BaseModel):
     body: TemplateField | None = Field(None, description="JSON body; templates allowed in leaves.")
     result: SelectionField | None = Field(None, description="JMESPath into the call's result.")
     paginate: bool = Field(False, description="Read every page and return the list of all items.")
+    idempotent: bool | None = Field(
+        None,
+        description="Whether repeating the call changes nothing more (null: by its method: GET, HEAD, "
+        "OPTIONS, PUT and DELETE are). An uncertain attempt is repeated only when it does not.",
+    )
+    verify: VerifyConfig | None = Field(
+        None,
+        description="The lookup that finds what an uncertain attempt of this operation created; its "
+        "templates see the operation's `args`. A step can give its own.",
+    )
 
 
 class ConnectorConfig(BaseModel):
@@ -77,6 +123,9 @@ class ConnectorConfig(BaseModel):
         default_factory=lambda: PoolConfig.model_validate({}), description="Connection pool."
     )
     tls_verify: bool = Field(True, description="Verify TLS certificates.")
+    tls_ca_file: str | None = Field(
+        None, description="A PEM file of CA certificates to trust instead of the system's."
+    )
     auth: AuthConfig = Field(
         default_factory=lambda: NoAuthConfig.model_validate({}),
         description="How to authenticate; chosen by `kind`.",
@@ -89,6 +138,11 @@ class ConnectorConfig(BaseModel):
     )
     pagination: PaginationConfig = Field(
         default_factory=lambda: NoPagination.model_validate({}), description="Paging; chosen by `kind`."
+    )
+    idempotency_key: IdempotencyKeyConfig | None = Field(
+        None,
+        description="The system deduplicates on a request header: each call sends a key derived from "
+        "the event and the step, so an uncertain attempt can be repeated safely.",
     )
     operations: dict[str, OperationConfig] = Field(
         default_factory=dict, description="Named request templates pipelines can call by name."

@@ -1,28 +1,38 @@
-"""Retrying transient failures: exponential backoff with full jitter, max attempts, a total deadline.
+"""When a failed attempt is tried again: its failure class, backoff with full jitter, a total deadline.
 
-Transient means the call may succeed if repeated: connect errors, timeouts, and the configured
-statuses (408, 429 and 5xx by default). `Retry-After` (seconds or an HTTP date) is honoured when it
-fits in the deadline. Business errors are never retried. `sleep`, `clock` and `random` are injectable.
+Every failed attempt is one of three classes:
+
+* **not sent** — nothing reached the system (connection refused, DNS, TLS, a pool or connect timeout);
+* **refused unapplied** — the system answered that it did nothing: 429 or 503 (honouring
+  `Retry-After`), and the statuses in `unapplied`;
+* **uncertain** — the system may have applied it: a reply that never came after sending (a read
+  timeout, a reset), and the statuses in `uncertain` (500, 502, 504 by default).
+
+Not sent and refused unapplied are retried within `max_attempts` and `deadline`. An uncertain attempt
+is repeated only when the call is safe to repeat, which the connector decides (see
+`engine.connectors.connector`). Any other status >= 400 is the system's answer: never retried.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.errors import DeadlineExceeded, TransientError
+__all__ = [
+    "AttemptFailed",
+    "BackoffConfig",
+    "FailureClass",
+    "RetryConfig",
+    "RetryPolicy",
+    "parse_retry_after",
+]
 
-__all__ = ["BackoffConfig", "RetryConfig", "Retryable", "RetryPolicy", "parse_retry_after"]
-
-T = TypeVar("T")
-
-DEFAULT_STATUSES = [408, 429, 500, 502, 503, 504]
+FailureClass = Literal["not_sent", "unapplied", "uncertain"]
 
 
 class BackoffConfig(BaseModel):
@@ -37,7 +47,7 @@ class BackoffConfig(BaseModel):
 
 
 class RetryConfig(BaseModel):
-    """When and how often a transient failure is retried."""
+    """Which failed attempts are tried again, how often, and for how long."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -46,23 +56,39 @@ class RetryConfig(BaseModel):
         default_factory=lambda: BackoffConfig.model_validate({}), description="Delays between attempts."
     )
     deadline: float = Field(60.0, gt=0, description="Total seconds over all attempts and waits.")
-    statuses: list[int] = Field(
-        default_factory=lambda: list(DEFAULT_STATUSES),
-        description="HTTP statuses that are transient and retried.",
+    unapplied: list[int] = Field(
+        default_factory=lambda: [408, 429, 503],
+        description="Statuses meaning the system refused and applied nothing: always retried.",
+    )
+    uncertain: list[int] = Field(
+        default_factory=lambda: [500, 502, 504],
+        description="Statuses after which the request may have been applied: retried only when the "
+        "call is safe to repeat (idempotent method, `idempotent: true`, idempotency key, `verify`).",
     )
 
+    @model_validator(mode="after")
+    def _disjoint(self) -> RetryConfig:
+        both = sorted(set(self.unapplied) & set(self.uncertain))
+        if both:
+            raise ValueError(f"status {both[0]} is listed both as unapplied and as uncertain")
+        for status in (*self.unapplied, *self.uncertain):
+            if not 400 <= status <= 599:
+                raise ValueError(f"retry statuses are HTTP errors (400-599), not {status}")
+        return self
 
-class Retryable(Exception):
-    """One attempt failed transiently; raised inside an attempt, handled by RetryPolicy."""
 
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None, body: Any = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
-        self.body = body
+@dataclass
+class AttemptFailed(Exception):
+    """One failed attempt, classed; raised inside the request path and handled by its retry loop."""
+
+    failure: FailureClass
+    message: str
+    status: int | None = None
+    retry_after: float | None = None
+    body: Any = None
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] | None = None) -> float | None:
@@ -84,25 +110,21 @@ def parse_retry_after(value: str | None, now: Callable[[], float] | None = None)
 
 
 class RetryPolicy:
-    """Runs an attempt function until it succeeds, fails for good, or the budget is spent."""
+    """The retry rules of one connector: classes of statuses, and the wait before attempt n + 1."""
 
-    def __init__(
-        self,
-        config: RetryConfig,
-        *,
-        connector: str = "",
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
+    def __init__(self, config: RetryConfig, rng: Callable[[], float]) -> None:
         self.config = config
-        self.connector = connector
-        self.sleep = sleep
-        self.clock = clock
         self.rng = rng
+        self._unapplied = frozenset(config.unapplied)
+        self._uncertain = frozenset(config.uncertain)
 
-    def is_transient_status(self, status: int) -> bool:
-        return status in self.config.statuses
+    def failure_of(self, status: int) -> FailureClass | None:
+        """The failure class of a reply's status; None when the status is the system's answer."""
+        if status in self._unapplied:
+            return "unapplied"
+        if status in self._uncertain:
+            return "uncertain"
+        return None
 
     def backoff(self, attempt: int) -> float:
         """The delay after attempt number `attempt` (1-based), jittered when configured."""
@@ -110,51 +132,8 @@ class RetryPolicy:
         delay = min(b.max, b.initial * b.multiplier ** (attempt - 1))
         return delay * self.rng() if b.jitter else delay
 
-    async def run(self, attempt_fn: Callable[[int], Awaitable[T]], *, deadline: float | None = None) -> T:
-        """Call `attempt_fn(attempt)` until it returns; a `Retryable` is retried within the budget.
-
-        Raises TransientError once attempts run out, DeadlineExceeded when the next wait would pass
-        the deadline; both carry `attempts` and the last error's message, status and body.
-        """
-        budget = self.config.deadline if deadline is None else min(deadline, self.config.deadline)
-        start = self.clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await attempt_fn(attempt)
-            except Retryable as exc:
-                last = exc
-            if attempt >= self.config.max_attempts:
-                raise self._error(
-                    TransientError, f"{last.message} (gave up after {attempt} attempts)", last, attempt
-                )
-            remaining = budget - (self.clock() - start)
-            if last.retry_after is not None:
-                delay = last.retry_after
-                if delay > remaining:
-                    raise self._error(
-                        DeadlineExceeded,
-                        f"{last.message}; Retry-After {delay:g} s passes the {budget:g} s deadline "
-                        f"(after {attempt} attempts)",
-                        last,
-                        attempt,
-                    )
-            else:
-                delay = self.backoff(attempt)
-            if remaining <= 0 or delay >= remaining:
-                raise self._error(
-                    DeadlineExceeded,
-                    f"{last.message} (deadline of {budget:g} s passed after {attempt} attempts)",
-                    last,
-                    attempt,
-                )
-            await self.sleep(delay)
-
-    def _error(
-        self, kind: type[TransientError], message: str, last: Retryable, attempts: int
-    ) -> TransientError:
-        error = kind(message, connector=self.connector, http_status=last.status, body=last.body)
-        error.attempts = attempts  # type: ignore[attr-defined]
-        error.last_error = last.message  # type: ignore[attr-defined]
-        return error
+    def wait(self, attempt: int, failure: AttemptFailed) -> float:
+        """Seconds to wait before the next attempt: the system's Retry-After, else the backoff."""
+        if failure.retry_after is not None:
+            return failure.retry_after
+        return self.backoff(attempt)

@@ -1,48 +1,37 @@
 """Runs one event through one pipeline: steps, calls, the reply, or the error reply.
 
 The executor is the same in production, in `mesbridge test` and in `dry-run`; only the connectors'
-transports differ. It holds no state between events.
+transports differ. It holds no state between events. Each step type does its own work
+(`engine.pipeline.steps`); the executor keeps the event's context, the deadline and the ids that make
+a call's idempotency key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from engine.errors import (
-    BusinessError,
     ConnectorError,
     DeadlineExceeded,
-    ExpressionError,
-    FailStep,
     MesbridgeError,
     MissingVariableError,
-    NotFoundError,
     PipelineError,
+    UncertainError,
 )
-from engine.expressions import Template
 from engine.pipeline import models as m
+from engine.pipeline.steps import StepModel, truthy
+from engine.pipeline.steps._base import error_context
+from engine.recorder import Recorder, active
 
+__all__ = ["Executor", "Outcome", "StepScope", "run_steps", "step_ids"]
 
-class ConnectorLike(Protocol):
-    """What the executor needs of a connector."""
-
-    name: str
-    config: Any
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Any = None,
-        headers: Any = None,
-        body: Any = None,
-        paginate: bool = False,
-    ) -> Any: ...
+SAFETY_MARGIN = 2.0
+"""Seconds past the deadline after which a run that did not end is cut off (calls end by the deadline)."""
 
 
 @dataclass
@@ -61,35 +50,206 @@ class Outcome:
         return self.error is None
 
 
+def step_ids(steps: list[Any], prefix: str = "steps") -> Iterator[tuple[StepModel, str]]:
+    """Every step of a tree with its position, e.g. `steps[0].cases.add[2]`: stable for a config."""
+    for index, step in enumerate(steps):
+        here = f"{prefix}[{index}]"
+        yield step, here
+        for where, branch in step.branches():
+            yield from step_ids(branch, here + "".join(f".{part}" for part in where))
+
+
+@dataclass
+class StepScope:
+    """What every run of one step list shares: the connectors, a name and the steps' positions."""
+
+    name: str
+    connectors: Mapping[str, Any]
+    ids: dict[int, str]
+
+    @classmethod
+    def of(
+        cls, name: str, steps: list[Any], connectors: Mapping[str, Any], prefix: str = "steps"
+    ) -> StepScope:
+        return cls(name, connectors, {id(step): where for step, where in step_ids(steps, prefix)})
+
+
+async def run_steps(
+    scope: StepScope, steps: list[Any], context: dict[str, Any], *, deadline: float | None = None
+) -> dict[str, Any]:
+    """Run `steps` in `context` (e.g. a poll source's steps before its listing); the context after."""
+    run = _Run(scope, context, deadline, uuid.uuid4().hex, False, False, None, None)
+    await run.steps(steps)
+    return context
+
+
+class _Run:
+    """One event's run: its context, and what steps ask of the executor."""
+
+    def __init__(
+        self,
+        scope: StepScope,
+        context: dict[str, Any],
+        deadline: float | None,
+        event_id: str,
+        verify_first: bool,
+        refuse_unprotected: bool,
+        on_write: Callable[[float], Awaitable[None]] | None,
+        recorder: Recorder | None,
+    ) -> None:
+        self.scope = scope
+        self.context = context
+        self.connectors = scope.connectors
+        self.deadline = deadline
+        self.ends = None if deadline is None else time.monotonic() + deadline
+        self.event_id = event_id
+        self._verify_first = verify_first
+        self._refuse_unprotected = refuse_unprotected
+        self._on_write = on_write
+        self.recorder = recorder
+
+    @property
+    def verify_first(self) -> bool:
+        return self._verify_first
+
+    @property
+    def refuse_unprotected(self) -> bool:
+        return self._refuse_unprotected
+
+    async def before_write(self, budget: float) -> None:
+        if self._on_write is not None:
+            await self._on_write(budget)
+
+    def remaining(self) -> float | None:
+        return None if self.ends is None else self.ends - time.monotonic()
+
+    def call_options(self, step: Any) -> dict[str, Any]:
+        key = f"{self.event_id}:{self.scope.name}:{self.scope.ids.get(id(step), '')}"
+        return {"deadline": self.remaining(), "idempotency_key": key}
+
+    async def steps(self, steps: list[Any]) -> None:
+        context = self.context
+        recorder = self.recorder
+        for step in steps:
+            if step.when is not None and not truthy(step.when.search(context)):
+                if recorder is not None:
+                    recorder.skipped(self.scope.ids.get(id(step), ""), step.kind, step.name)
+                continue
+            remaining = self.remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded(f"no answer within {self.deadline:g} s; stopped before the next step")
+            if recorder is not None:
+                result = await self._traced(step, recorder)
+            else:
+                try:
+                    result = await step.run(self)
+                except PipelineError as error:
+                    result = step.handle(error, context)
+            if step.name:
+                context[step.name] = result
+
+    async def _traced(self, step: Any, recorder: Recorder) -> Any:
+        """Run one step as `steps` does, marking its start, end and outcome in the recorder."""
+        entered = recorder.enter(self.scope.ids.get(id(step), ""), step.kind, step.name)
+        try:
+            result = await step.run(self)
+        except PipelineError as error:
+            try:
+                result = step.handle(error, self.context)
+            except BaseException as final:
+                recorder.leave(entered, "failed", _message(final))
+                raise
+            recorder.leave(entered, "handled", error.message)
+            return result
+        except BaseException as exc:
+            recorder.leave(entered, "failed", _message(exc))
+            raise
+        recorder.leave(entered, "ok", None)
+        return result
+
+
 class Executor:
     """Executes a pipeline against a set of connectors."""
 
     def __init__(
         self,
         pipeline: m.Pipeline,
-        connectors: Mapping[str, ConnectorLike],
+        connectors: Mapping[str, Any],
         variables: Mapping[str, Any] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.connectors = connectors
         self.variables = dict(variables or {})
+        self.scope = StepScope.of(pipeline.name, pipeline.steps, connectors)
 
-    async def run(self, event: Any, *, deadline: float | None = None) -> Outcome:
-        """Run one event; never raises for a failure the caller should hear about."""
+    async def run(
+        self,
+        event: Any,
+        *,
+        deadline: float | None = None,
+        event_id: str | None = None,
+        verify_first: bool = False,
+        refuse_unprotected: bool = False,
+        on_write: Callable[[float], Awaitable[None]] | None = None,
+        recorder: Recorder | None = None,
+    ) -> Outcome:
+        """Run one event; never raises for a failure the caller should hear about.
+
+        `deadline` (seconds) bounds the whole run: every call's attempts fit in what is left of it.
+        `event_id` makes the calls' idempotency keys (the same on every redelivery of the event);
+        `verify_first` makes writes with a `verify` look before they send; `refuse_unprotected` (an
+        earlier run of the event may have stopped mid-way) fails a write nothing protects as uncertain
+        instead of sending it. `on_write(budget)` is awaited before a write that is not safe to repeat:
+        the queue keeps the event from a second worker for that long. `recorder` traces the run: its
+        steps, and every connector attempt they make.
+        """
+        if recorder is None:
+            return await self._run(
+                event, deadline, event_id, verify_first, refuse_unprotected, on_write, None
+            )
+        token = active.set(recorder)
+        try:
+            return await self._run(
+                event, deadline, event_id, verify_first, refuse_unprotected, on_write, recorder
+            )
+        finally:
+            active.reset(token)
+
+    async def _run(
+        self,
+        event: Any,
+        deadline: float | None,
+        event_id: str | None,
+        verify_first: bool,
+        refuse_unprotected: bool,
+        on_write: Callable[[float], Awaitable[None]] | None,
+        recorder: Recorder | None,
+    ) -> Outcome:
         started = time.perf_counter()
         context: dict[str, Any] = {"event": event, "vars": self.variables}
+        run = _Run(
+            self.scope,
+            context,
+            deadline,
+            event_id or uuid.uuid4().hex,
+            verify_first,
+            refuse_unprotected,
+            on_write,
+            recorder,
+        )
         try:
-            if self.pipeline.when is not None and not _truthy(self.pipeline.when.search(context)):
+            if self.pipeline.when is not None and not truthy(self.pipeline.when.search(context)):
                 return Outcome(200, {"skipped": True}, skipped=True, duration=time.perf_counter() - started)
             if deadline is None:
-                await self._steps(self.pipeline.steps, context)
+                await run.steps(self.pipeline.steps)
             else:
                 try:
-                    async with asyncio.timeout(deadline):
-                        await self._steps(self.pipeline.steps, context)
+                    async with asyncio.timeout(deadline + SAFETY_MARGIN):
+                        await run.steps(self.pipeline.steps)
                 except TimeoutError:
-                    raise DeadlineExceeded(
-                        f"no answer within {deadline:g} s; the external system is slow or down"
+                    raise UncertainError(
+                        f"no answer within {deadline:g} s, and a call may still have been in flight: "
+                        "the outcome is unknown; check the external system before sending the event again"
                     ) from None
             reply = self.pipeline.reply
             body = reply.body.render(context) if reply.body is not None else {}
@@ -101,13 +261,7 @@ class Executor:
         return outcome
 
     def _error_outcome(self, error: PipelineError, context: dict[str, Any]) -> Outcome:
-        context["error"] = {
-            "message": error.message,
-            "status": error.status,
-            "kind": error.kind,
-            "connector": getattr(error, "connector", None),
-            "http_status": getattr(error, "http_status", None),
-        }
+        context["error"] = error_context(error)
         handler = self.pipeline.on_error
         if handler is not None:
             try:
@@ -120,144 +274,13 @@ class Executor:
                 pass  # a broken on_error still answers with the original message
         return Outcome(error.status, {"message": error.message}, error=error)
 
-    async def _steps(self, steps: list[Any], context: dict[str, Any]) -> None:
-        for step in steps:
-            if step.when is not None and not _truthy(step.when.search(context)):
-                continue
-            await self._step(step, context)
 
-    async def _step(self, step: Any, context: dict[str, Any]) -> None:
-        if isinstance(step, m.SetStep):
-            for key, template in step.set.items():
-                context[key] = template.render(context)
-            result: Any = {key: context[key] for key in step.set}
-        elif isinstance(step, m.CallStep):
-            result = await self._call(step, context)
-        elif isinstance(step, m.SwitchStep):
-            value = step.switch.search(context)
-            case = _case_key(value)
-            branch = step.cases.get(case) if case is not None else None
-            if branch is None:
-                branch = step.default
-            if branch is None:
-                known = ", ".join(step.cases)
-                raise PipelineError(f"no case for {step.switch.source} = {value!r} (cases: {known})", 422)
-            await self._steps(branch, context)
-            result = value
-        elif isinstance(step, m.IfStep):
-            chosen = _truthy(step.if_.search(context))
-            branch = step.then if chosen else (step.else_ or [])
-            await self._steps(branch, context)
-            result = chosen
-        elif isinstance(step, m.ForEachStep):
-            result = await self._for_each(step, context)
-        elif isinstance(step, m.FailStep):
-            raise FailStep(_text(step.fail.render(context)), step.status)
-        else:  # pragma: no cover - the models admit no other step
-            raise TypeError(f"unknown step {type(step).__name__}")
-        if step.name:
-            context[step.name] = result
-
-    async def _for_each(self, step: m.ForEachStep, context: dict[str, Any]) -> list[Any]:
-        items = step.for_each.search(context)
-        if items is None:
-            items = []
-        if not isinstance(items, list):
-            raise ExpressionError(f"for_each {step.for_each.source!r} is not a list: {items!r}")
-        if len(items) > step.limit:
-            raise PipelineError(
-                f"for_each {step.for_each.source!r} has {len(items)} items (limit {step.limit})"
-            )
-        collected = []
-        for index, item in enumerate(items):
-            context[step.as_] = item
-            context["loop"] = {
-                "index": index + 1,
-                "index0": index,
-                "first": index == 0,
-                "last": index == len(items) - 1,
-                "length": len(items),
-            }
-            await self._steps(step.steps, context)
-            if step.collect is not None:
-                collected.append(step.collect.render(context))
-        context.pop(step.as_, None)
-        context.pop("loop", None)
-        return collected
-
-    async def _call(self, step: m.CallStep, context: dict[str, Any]) -> Any:
-        connector_name, _, operation_name = step.call.partition(".")
-        connector = self.connectors[connector_name]
-        operation = connector.config.operations.get(operation_name) if operation_name else None
-        scope = context
-        if step.args is not None or operation is not None:
-            scope = {**context, "args": _render(step.args, context) or {}}
-
-        def pick(name: str) -> Any:
-            own = getattr(step, name)
-            if own is not None:
-                return own
-            return getattr(operation, name, None) if operation is not None else None
-
-        method = step.method or (operation.method if operation is not None else None) or "GET"
-        path = _text(_render(pick("path"), scope) or "")
-        paginate = step.paginate if step.paginate is not None else bool(getattr(operation, "paginate", False))
-        try:
-            response = await connector.request(
-                method,
-                path,
-                query=_render(pick("query"), scope),
-                headers=_render(pick("headers"), scope),
-                body=_render(pick("body"), scope),
-                paginate=paginate,
-            )
-        except BusinessError as exc:
-            if step.missing is not None and exc.http_status == 404:
-                return self._missing(step, context)
-            raise
-        result = response.result
-        selector = step.result or (operation.result if operation is not None else None)
-        if selector is not None:
-            result = selector.search(result)
-        if step.missing is not None and (result is None or result == []):
-            return self._missing(step, context)
-        return result
-
-    def _missing(self, step: m.CallStep, context: dict[str, Any]) -> Any:
-        missing = step.missing
-        assert missing is not None
-        if missing.fail is not None:
-            raise NotFoundError(_text(missing.fail.render(context)), missing.status)
-        return missing.default.render(context) if missing.default is not None else None
-
-
-def _render(template: Template | None, context: Mapping[str, Any]) -> Any:
-    return None if template is None else template.render(context)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    return str(value)
-
-
-def _case_key(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return None
-    return str(value)
-
-
-def _truthy(value: Any) -> bool:
-    """JMESPath truth: false, null, empty string/list/object are false."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, str | list | dict):
-        return len(value) > 0
-    return True
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, PipelineError):
+        return exc.message
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return str(exc) or type(exc).__name__
 
 
 def _as_pipeline_error(exc: MesbridgeError) -> PipelineError:

@@ -1,5 +1,8 @@
 """Payload schemas of webhook sources: a small JSON Schema subset, checked at load and on every event.
 
+`admit` is what the service, `mesbridge test` and `dry-run` all do with an event: refuse it with a 422
+naming each field, or hand it on with every declared but absent property as null.
+
 Supported keywords: `type` (a name or a list of names, so `["string", "null"]` makes a field
 nullable), `required`, `properties`, `additionalProperties` (boolean or a schema), `items`, `enum`,
 `const`, `minLength`, `maxLength`, `minimum`, `maximum`, `minItems`, `maxItems`, `pattern`; `$schema`,
@@ -14,7 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PayloadSchema", "SchemaFileError", "load_payload_schema"]
+from engine.errors import RequestRejected, SchemaFileError
+
+__all__ = ["PayloadSchema", "load_payload_schema"]
 
 _TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 _IGNORED = frozenset({"$schema", "$id", "$comment", "title", "description", "examples", "default"})
@@ -36,10 +41,6 @@ _KNOWN = frozenset(
         "pattern",
     }
 )
-
-
-class SchemaFileError(ValueError):
-    """A payload schema file that is missing, not JSON, or uses what the validator does not know."""
 
 
 def _type_of(value: Any) -> str:
@@ -164,6 +165,21 @@ def _errors(schema: Any, value: Any, parts: list[str], found: list[str]) -> None
                 _errors(schema["items"], item, [*parts, f"[{index}]"], found)
 
 
+def _with_nulls(schema: Any, value: Any) -> Any:
+    """`value` with each declared but absent property of each object set to null (a copy)."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        filled = {name: _with_nulls(properties.get(name), item) for name, item in value.items()}
+        for name in properties:
+            filled.setdefault(name, None)
+        return filled
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_with_nulls(schema["items"], item) for item in value]
+    return value
+
+
 class PayloadSchema:
     """A loaded payload schema; `errors(event)` lists each violation naming its field."""
 
@@ -177,6 +193,15 @@ class PayloadSchema:
         found: list[str] = []
         _errors(self.schema, event, [], found)
         return found[:limit]
+
+    def admit(self, event: Any) -> Any:
+        """The event as pipelines see it: valid (else RequestRejected 422 naming each field), and with
+        every property the schema declares but the caller left out present as null, so a field the
+        caller may omit works when absent exactly as when null."""
+        problems = self.errors(event)
+        if problems:
+            raise RequestRejected(422, "invalid event: " + "; ".join(problems))
+        return _with_nulls(self.schema, event)
 
 
 def load_payload_schema(root: Path, relative: str) -> PayloadSchema:

@@ -27,6 +27,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -36,16 +37,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from engine.config.root import PipelineEntry, Project
-from engine.errors import MissingVariableError
-from engine.pipeline import models as m
+from engine.errors import MissingVariableError, RequestRejected, StoreError
 from engine.pipeline.executor import Outcome
-from engine.redaction import Redactor
-from engine.runtime import environment_redactor
+from engine.pipeline.sources.webhook import WebhookSource
+from engine.redaction import Redactor, environment_redactor
 from engine.service.generation import Generation
-from engine.service.inbound import Rejection, authenticate, parse_json, read_body
+from engine.service.inbound import authenticate, parse_json, read_body
 from engine.service.logging import event_context
 from engine.service.metrics import CONTENT_TYPE_LATEST, Metrics
-from engine.store import Store, StoreError
+from engine.service.tracer import Tracer
+from engine.store import Store
 
 log = logging.getLogger("mesbridge.service")
 
@@ -75,6 +76,7 @@ class Service:
         self.last_reload: dict[str, Any] | None = None
         """The latest hot reload: result, seconds (load, validate, build, swap) and version served."""
         self.metrics.set_version(generation.version)
+        self.tracer = Tracer(store, lambda: self.settings.traces, self.redactors, self.metrics)
 
     @property
     def settings(self) -> Any:
@@ -121,7 +123,7 @@ class Service:
         for name, entry in generation.project.pipelines.items():
             source = entry.pipeline.source
             item: dict[str, Any] = {"name": name, "binding": entry.binding, "source": source.kind}
-            if isinstance(source, m.WebhookSource):
+            if isinstance(source, WebhookSource):
                 item.update(path=source.path, mode=source.mode)
             else:
                 item.update(connector=source.connector)
@@ -184,7 +186,7 @@ async def handle_webhook(service: Service, request: Request) -> Response:
     if request.method != "POST":
         return _json(405, {"message": "webhooks accept POST only"}, {"Allow": "POST"})
     source = entry.pipeline.source
-    assert isinstance(source, m.WebhookSource)
+    assert isinstance(source, WebhookSource)
     with event_context(name):
         try:
             body = await read_body(request, service.settings.max_body_bytes)
@@ -192,10 +194,8 @@ async def handle_webhook(service: Service, request: Request) -> Response:
             event = parse_json(request, body)
             schema = generation.schemas.get(name)
             if schema is not None:
-                problems = schema.errors(event)
-                if problems:
-                    raise Rejection(422, "invalid event: " + "; ".join(problems))
-        except Rejection as rejection:
+                event = schema.admit(event)
+        except RequestRejected as rejection:
             service.metrics.event(name, "rejected")
             log.info("refused: %s", rejection.message, extra={"status": rejection.status})
             return _json(rejection.status, {"message": rejection.message}, rejection.headers)
@@ -213,7 +213,7 @@ async def _enqueue(
 ) -> Response:
     name = entry.pipeline.name
     source = entry.pipeline.source
-    assert isinstance(source, m.WebhookSource)
+    assert isinstance(source, WebhookSource)
     if service.store is None:
         return _json(503, {"message": "the queue is not available on this server"})
     idem = _key_value(source.idempotency_key, event, variables)
@@ -242,19 +242,29 @@ async def _run_sync(
 ) -> Response:
     name = entry.pipeline.name
     source = entry.pipeline.source
-    assert isinstance(source, m.WebhookSource)
+    assert isinstance(source, WebhookSource)
     executor = generation.executors[name]
     idem = _key_value(source.idempotency_key, event, variables)
-    if idem is None or service.store is None:
+
+    async def run() -> Outcome:
+        received = datetime.now(UTC)
+        event_id = f"{name}:{idem}" if idem is not None else uuid.uuid4().hex
+        recorder = service.tracer.recorder(entry.pipeline)
         async with generation.use():
-            outcome = await executor.run(event, deadline=source.deadline)
-        return _answer(service, name, outcome)
+            outcome = await executor.run(
+                event, deadline=source.deadline, event_id=event_id, recorder=recorder
+            )
+        if recorder is not None:
+            service.tracer.record(recorder, generation, name, "webhook", event_id, received, event, outcome)
+        return outcome
+
+    if idem is None or service.store is None:
+        return _answer(service, name, await run())
 
     async def produce() -> dict[str, Any]:
-        async with generation.use():
-            outcome = await executor.run(event, deadline=source.deadline)
+        outcome = await run()
         _answer(service, name, outcome)
-        if outcome.error is not None and outcome.error.kind in ("transient", "deadline", "auth", "connector"):
+        if outcome.error is not None and not outcome.error.settled:
             raise _Unstored(outcome)
         return {"status": outcome.status, "body": outcome.body}
 

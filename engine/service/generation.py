@@ -8,16 +8,35 @@ in-flight request has finished.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from engine.config.root import PipelineEntry, Project
-from engine.connectors import Connectors
+from engine.connectors.group import Connectors
 from engine.pipeline.executor import Executor
-from engine.pipeline.models import WebhookSource
 from engine.pipeline.payload import PayloadSchema
-from engine.runtime import live_connectors
+from engine.pipeline.sources.webhook import WebhookSource
+from engine.redaction import environment_redactor
+
+
+def live_connectors(
+    project: Project,
+    environ: Mapping[str, str] | None = None,
+    *,
+    on_call: Callable[[Any], None] | None = None,
+    transport: Any = None,
+) -> Connectors:
+    """The connectors that really call the external systems (`transport`: a test's, else the default)."""
+    environ = os.environ if environ is None else environ
+    return Connectors(
+        project.connector_configs,
+        environ=environ,
+        transport=transport,
+        redactor=environment_redactor(environ),
+        on_call=on_call,
+    )
 
 
 class Generation:

@@ -13,7 +13,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from engine.connectors.client import CallRecord
+from engine.connectors.connector import CallRecord
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -71,6 +71,12 @@ class Metrics:
             "mesbridge_polled_records",
             "Records read by pollers, by result",
             ["pipeline", "result"],
+            registry=r,
+        )
+        self.traces = Counter(
+            "mesbridge_traces",
+            "Traces by result: written, dropped (the buffer was full or the store failed)",
+            ["result"],
             registry=r,
         )
         self._version: str | None = None

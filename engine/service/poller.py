@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from engine.errors import MesbridgeError
-from engine.pipeline import models as m
-from engine.pipeline.poll import later, read_changes
+from engine.pipeline.sources.poll import PollSource, Schedule, later, read_changes
 from engine.service.logging import event_context
 from engine.store import PolledItem, Store
 
@@ -45,7 +44,7 @@ LEASE_TTL = 30.0
 """Default seconds a poller lease lasts (setting `poll_lease`); the holder renews it every third of that."""
 
 
-def next_delay(schedule: m.Schedule, now: datetime | None = None) -> float:
+def next_delay(schedule: Schedule, now: datetime | None = None) -> float:
     """Seconds until the schedule's next run."""
     if schedule.cron:
         moment = now or datetime.now(UTC)
@@ -101,9 +100,9 @@ class Poller:
         except MesbridgeError:
             pass
 
-    def _source(self) -> m.PollSource | None:
+    def _source(self) -> PollSource | None:
         entry = self.service.generation.project.pipelines.get(self.name)
-        if entry is None or not isinstance(entry.pipeline.source, m.PollSource):
+        if entry is None or not isinstance(entry.pipeline.source, PollSource):
             return None
         return entry.pipeline.source
 
@@ -142,7 +141,7 @@ class Poller:
         generation = self.service.generation
         entry = generation.project.pipelines[self.name]
         source = entry.pipeline.source
-        assert isinstance(source, m.PollSource)
+        assert isinstance(source, PollSource)
         variables = generation.project.variables.get(entry.binding, {})
         stored = _decode_cursor(await self.store.get_cursor(self.name))
         cursor = stored
@@ -158,8 +157,7 @@ class Poller:
                 self.service.wake_workers()
 
         async with generation.use():
-            connector = generation.connectors[source.connector]
-            async for polled in read_changes(source, connector, stored, variables):
+            async for polled in read_changes(source, generation.connectors, stored, variables):
                 if polled.cursor is not None:
                     cursor = later(cursor, polled.cursor)
                 read += 1
@@ -198,7 +196,7 @@ class Pollers:
         return {
             name
             for name, entry in self.service.generation.project.pipelines.items()
-            if isinstance(entry.pipeline.source, m.PollSource)
+            if isinstance(entry.pipeline.source, PollSource)
         }
 
     async def sync(self) -> None:

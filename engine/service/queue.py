@@ -1,13 +1,14 @@
 """Queue workers: claim durable jobs, run their pipeline, then complete, retry or dead-letter them.
 
 The store gives per-key ordering: a job is claimable only when no earlier job of its key is unfinished,
-so a worker never waits for a key: it takes whatever is claimable. A transient failure (ERP down,
-timeout, 429, 5xx, deadline) is retried with exponential backoff and jitter until `max_attempts`, then
-dead-lettered; a business error (or any other failure) is dead-lettered at once with its message.
+so a worker never waits for a key: it takes whatever is claimable. A failure where nothing was applied
+(ERP unreachable, 429, 503, a deadline with nothing in flight) is retried with exponential backoff and
+jitter until `max_attempts`, then dead-lettered; a refusal is dead-lettered at once with its message,
+and so is an **uncertain** outcome (the ERP may have applied a write): it is never sent blindly again.
 
-Delivery is at-least-once: a worker that dies mid-job leaves the job leased; when the lease expires
-another worker claims it again. Mappings whose ERP write is not naturally idempotent should look the
-record up first (see docs/operations.md).
+A worker renews its job's lease every third of `delivery.lease` while it runs, so the lease is short
+and a dead replica's jobs return within seconds. A reclaimed job runs cautiously: writes with a
+`verify` look before they send, and a write nothing protects is not sent (see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.config.settings import Delivery
-from engine.errors import BusinessError, DeadlineExceeded, PipelineError, TransientError
+from engine.errors import LeaseLostError, PipelineError, StoreError, TransientError
 from engine.service.logging import event_context
-from engine.store import Job, LeaseLostError, Store, StoreError
+from engine.store import Job, Store
 
 if TYPE_CHECKING:
     from engine.service.app import Service
@@ -34,22 +35,8 @@ __all__ = ["WorkerPool", "backoff_delay", "is_retryable"]
 
 
 def is_retryable(error: PipelineError) -> bool:
-    """Transient failures are worth retrying; business and other failures are not."""
-    if isinstance(error, BusinessError):
-        return False
-    return isinstance(error, TransientError | DeadlineExceeded)
-
-
-_RETRY_AFTER = re.compile(r"Retry-After ([0-9.]+) s")
-
-
-def retry_after(message: str) -> float | None:
-    """The Retry-After the connector reported in its message (when it passed the call's deadline)."""
-    found = _RETRY_AFTER.search(message)
-    try:
-        return float(found.group(1)) if found else None
-    except ValueError:
-        return None
+    """Failures where nothing was applied are worth retrying; refusals and uncertain outcomes are not."""
+    return error.retryable
 
 
 def backoff_delay(attempt: int, policy: Delivery, rng: Callable[[], float] = random.random) -> float:
@@ -58,6 +45,53 @@ def backoff_delay(attempt: int, policy: Delivery, rng: Callable[[], float] = ran
     if not policy.jitter:
         return base
     return base / 2 + rng() * base / 2
+
+
+class _Lease:
+    """A running job's lease: renewed every third of `lease` (a heartbeat), and stretched before a
+    write so that it lasts at least as long as the write may be in flight. A replica that dies between
+    calls gives its jobs back within `lease`; one that dies mid-write, once that write's budget (the
+    delivery deadline, or the connector's retry deadline) has passed: the call can no longer be
+    running then, and its worker's successor does not send a second one alongside it."""
+
+    MARGIN = 1.0
+
+    def __init__(self, store: Store, job: Job, lease: float) -> None:
+        self.store = store
+        self.job = job
+        self.lease = lease
+        self.until = time.monotonic() + lease
+
+    async def _renew(self, seconds: float) -> None:
+        try:
+            await self.store.renew(self.job, seconds)
+        except LeaseLostError:
+            log.error("the lease of %s was taken by another worker while this one ran it", self.job.event_id)
+            raise
+        self.until = max(self.until, time.monotonic() + seconds)
+
+    async def keep(self) -> None:
+        """Renew every third of the lease, never shortening a lease stretched for a write."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self._renew(max(self.lease, self.until - time.monotonic()))
+            except LeaseLostError:
+                return
+            except StoreError as exc:
+                log.warning("cannot renew the lease of %s: %s", self.job.event_id, exc)
+
+    async def cover(self, budget: float) -> None:
+        """Before a write: the lease lasts at least `budget` seconds more (else the write is not sent)."""
+        if time.monotonic() + budget + self.MARGIN > self.until:
+            try:
+                await self._renew(budget + self.MARGIN)
+            except LeaseLostError:
+                raise
+            except StoreError as exc:
+                raise TransientError(
+                    f"the state store could not extend the lease ({exc}); nothing was sent"
+                ) from exc
 
 
 class WorkerPool:
@@ -138,7 +172,12 @@ class WorkerPool:
                 self._busy.pop(worker_id, None)
 
     async def deliver(self, job: Job) -> None:
-        """Run one job and record its outcome in the store."""
+        """Run one job, renewing its lease while it runs, and record its outcome in the store.
+
+        A job whose earlier lease expired (its worker died, perhaps mid-call) runs with each write's
+        verify lookup first, and a write that nothing protects is not sent again: that event goes to
+        the dead letters as uncertain. A replayed uncertain dead letter runs its verify lookups first.
+        """
         metrics = self.service.metrics
         with event_context(job.pipeline, job.event_id):
             generation = self.service.generation
@@ -150,10 +189,43 @@ class WorkerPool:
                 await self._dead(job, message)
                 return
             source = executor.pipeline.source
-            deadline = min(getattr(source, "deadline", None) or self.policy.deadline, self.policy.lease * 0.8)
+            deadline = getattr(source, "deadline", None) or self.policy.deadline
             event = job.payload.get("event", job.payload)
-            async with generation.use():
-                outcome = await executor.run(event, deadline=deadline)
+            lease = _Lease(self.store, job, self.policy.lease)
+            heartbeat = asyncio.create_task(lease.keep(), name=f"lease-{job.event_id}")
+            recorder = self.service.tracer.recorder(executor.pipeline)
+            try:
+                async with generation.use():
+                    outcome = await executor.run(
+                        event,
+                        deadline=deadline,
+                        event_id=job.event_id,
+                        verify_first=job.reclaimed or bool(job.payload.get("verify_first")),
+                        refuse_unprotected=job.reclaimed,
+                        on_write=lease.cover,
+                        recorder=recorder,
+                    )
+            finally:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+            then = None
+            if outcome.error is not None:
+                retry = is_retryable(outcome.error) and job.attempts < self.policy.max_attempts
+                then = "retry" if retry else "dead"
+            if recorder is not None:
+                origin = "replay" if job.payload.get("replayed") else source.kind
+                self.service.tracer.record(
+                    recorder,
+                    generation,
+                    job.pipeline,
+                    "queue" if origin == "webhook" else origin,
+                    job.event_id,
+                    job.enqueued_at,
+                    event,
+                    outcome,
+                    attempt=job.attempts,
+                    then=then,
+                )
             if outcome.error is None:
                 try:
                     await self.store.complete(job, {"status": outcome.status, "body": outcome.body})
@@ -172,8 +244,9 @@ class WorkerPool:
                 return
             error = outcome.error
             connector = getattr(error, "connector", None) or None
-            if is_retryable(error) and job.attempts < self.policy.max_attempts:
-                delay = max(backoff_delay(job.attempts, self.policy), retry_after(error.message) or 0.0)
+            if then == "retry":
+                wait = getattr(error, "retry_after", None) or 0.0
+                delay = max(backoff_delay(job.attempts, self.policy), wait)
                 try:
                     await self.store.retry(job, error.message, delay)
                 except LeaseLostError:
@@ -195,7 +268,7 @@ class WorkerPool:
 
     async def _dead(self, job: Job, message: str, **extra: Any) -> None:
         try:
-            await self.store.dead_letter(job, message)
+            await self.store.dead_letter(job, message, kind=str(extra.get("kind") or "error"))
         except LeaseLostError:
             return
         self.service.metrics.dead_letters.labels(job.pipeline).inc()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from watchfiles import Change, awatch
 
 from engine.config.root import load_project
-from engine.pipeline.payload import SchemaFileError
+from engine.errors import SchemaFileError
 
 if TYPE_CHECKING:
     from engine.service.app import Service

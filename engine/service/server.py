@@ -25,12 +25,11 @@ from typing import Any
 
 import uvicorn
 
-from engine.config.diagnostics import format_text
-from engine.config.env import resolve
+from engine.config.report import format_text
 from engine.config.root import Project, load_project
-from engine.errors import MesbridgeError, MissingVariableError
-from engine.pipeline import models as m
-from engine.pipeline.payload import SchemaFileError
+from engine.env import resolve
+from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
+from engine.pipeline.sources.webhook import WebhookSource
 from engine.service.app import Service, create_app
 from engine.service.generation import Generation
 from engine.service.logging import setup_logging
@@ -38,31 +37,24 @@ from engine.service.metrics import Metrics
 from engine.service.poller import Pollers
 from engine.service.queue import WorkerPool
 from engine.service.reload import Reloader
-from engine.store import Store, StoreError, open_store
+from engine.store import Store, open_store
 
 log = logging.getLogger("mesbridge.service")
 
-__all__ = ["ServiceHost", "StartupError", "check_caller_secrets"]
-
-
-class StartupError(MesbridgeError):
-    """The service cannot start; the message says why and what to do."""
+__all__ = ["ServiceHost", "check_caller_secrets"]
 
 
 def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
-    """Every webhook's caller secret must resolve now, not at the first request."""
+    """Every webhook's caller secret must resolve now, not at the first request (start and reload)."""
     auths: list[tuple[str, Any]] = [("settings webhook_auth", project.settings.webhook_auth)]
     for name, entry in project.pipelines.items():
         source = entry.pipeline.source
-        if isinstance(source, m.WebhookSource) and source.auth is not None:
-            auths.append((f"pipeline {name}", source.auth))
+        if isinstance(source, WebhookSource):
+            auths.append((f"pipeline {name}", source.auth or project.settings.webhook_auth))
     for where, auth in auths:
         if auth is None:
             continue
-        for field in ("secret", "username", "password"):
-            value = getattr(auth, field, None)
-            if value is None:
-                continue
+        for field, value in auth.secrets().items():
             try:
                 resolve(value, environ, f"{where}, {field}")
             except MissingVariableError as exc:
@@ -173,6 +165,7 @@ class ServiceHost:
         self.workers = WorkerPool(service, store, settings.workers, settings.delivery)
         service.wake_workers = self.workers.wake
         self.workers.start()
+        service.tracer.start()
         self.pollers = Pollers(service, store)
         await self.pollers.sync()
         if self._reload if self._reload is not None else settings.reload:
@@ -256,6 +249,7 @@ class ServiceHost:
         if self.reloader is not None:
             await self.reloader.stop()
         if self.service is not None:
+            await self.service.tracer.stop()
             await self.service.generation.retire()
         if self.store is not None:
             await self.store.close()

@@ -1,9 +1,10 @@
-"""The state store: durable queue, idempotency replies, poll cursors, dead letters and poller leases.
+"""The state store: durable queue, idempotency replies, poll cursors, dead letters, poller leases and
+traces.
 
     store = open_store("sqlite:///var/mesbridge.db")      # or postgresql://user@host:5432/db
     await store.migrate()
 
-URLs:
+Each backend is one module of `engine.store.backends`, registered in `STORES` by URL scheme:
     sqlite:///relative/path.db   sqlite:////absolute/path.db   sqlite:///:memory:
         optional `?synchronous=normal` (default full: every commit fsynced)
     postgresql://user@host:port/db  (also postgres://); optional `?pool_size=N` (default 4),
@@ -12,54 +13,50 @@ URLs:
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
-
+from engine.errors import StoreError
+from engine.registry import Registry
 from engine.store.base import (
+    STORES,
     Attempt,
     Clock,
     DeadLetter,
     Job,
-    LeaseLostError,
     PolledItem,
     Store,
-    StoreError,
+    StoredTrace,
+    TraceQuery,
+    TraceSummary,
     utc_now,
 )
 
+Registry.load("engine.store.backends")
+
 __all__ = [
+    "STORES",
     "Attempt",
     "Clock",
     "DeadLetter",
     "Job",
-    "LeaseLostError",
     "PolledItem",
     "Store",
-    "StoreError",
+    "StoredTrace",
+    "TraceQuery",
+    "TraceSummary",
     "open_store",
+    "scheme_of",
     "utc_now",
 ]
 
 
+def scheme_of(url: str) -> str:
+    """The backend a store URL names; a StoreError lists the known ones when none is registered."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in STORES:
+        known = " or ".join(f"{kind}://" for kind in STORES.kinds)
+        raise StoreError(f"unsupported store URL scheme {scheme!r} (use {known})")
+    return scheme
+
+
 def open_store(url: str, *, clock: Clock | None = None) -> Store:
     """A store for `url`. Nothing connects until first use; call `await store.migrate()` first."""
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "sqlite":
-        from engine.store.sqlite import SQLiteStore
-
-        if not url.startswith("sqlite:///"):
-            raise StoreError(f"SQLite URL must look like sqlite:///path/to/file.db, not {url!r}")
-        rest = url[len("sqlite:///") :]
-        path, _, query = rest.partition("?")
-        if not path:
-            raise StoreError(f"SQLite URL has no path: {url!r}")
-        options = dict(parse_qsl(query))
-        unknown = set(options) - {"synchronous"}
-        if unknown:
-            raise StoreError(f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
-        return SQLiteStore(path, clock=clock, synchronous=options.get("synchronous", "full"))
-    if scheme in ("postgresql", "postgres"):
-        from engine.store.postgres import PostgresStore
-
-        urlsplit(url)  # reject malformed URLs here rather than at first use
-        return PostgresStore(url, clock=clock)
-    raise StoreError(f"unsupported store URL scheme {scheme!r} (use sqlite:/// or postgresql://)")
+    return STORES.implementation(scheme_of(url)).from_url(url, clock)

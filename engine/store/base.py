@@ -31,9 +31,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from engine.errors import MesbridgeError
+from engine.registry import Registry
 
 Clock = Callable[[], datetime]
 PruneKind = Literal["jobs", "seen", "replies"]
@@ -59,14 +59,6 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-class StoreError(MesbridgeError):
-    """The state store could not do what was asked (also: database unreachable, locked too long)."""
-
-
-class LeaseLostError(StoreError):
-    """The job's lease was taken by another worker; the caller's outcome was not recorded."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +89,8 @@ class Job:
     history: tuple[Attempt, ...] = ()
     worker_id: str = ""
     lease_until: datetime | None = None
+    reclaimed: bool = False
+    """True when an earlier worker's lease of this job expired: that worker may have been mid-run."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +105,93 @@ class DeadLetter:
     enqueued_at: datetime
     died_at: datetime
     error: str = field(default="")
+    kind: str = field(default="error")
+    """The failure's kind (`uncertain`, `business`, `transient`, ...): an uncertain one may have been
+    applied, so replaying it runs the verify lookups first, or needs --force."""
+
+
+@dataclass(frozen=True)
+class StoredTrace:
+    """A trace as the store keeps it: the columns searches filter on, and the JSON document."""
+
+    id: str
+    received: datetime
+    pipeline: str
+    event_id: str
+    source: str
+    outcome: str
+    status: int | None
+    duration: float
+    version: str
+    search: str
+    """Lowercased text free-text search looks in (the event, its id, the reply, the error)."""
+    document: str
+    """The trace (see `engine.traces.document`) as JSON text."""
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """One line of a trace listing."""
+
+    id: str
+    received: datetime
+    pipeline: str
+    event_id: str
+    source: str
+    outcome: str
+    status: int | None
+    duration: float
+    version: str
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """Which traces to list: every given criterion must hold. Newest first, at most `limit`."""
+
+    pipeline: str | None = None
+    outcome: str | None = None
+    source: str | None = None
+    event_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+    """A substring of the event (a work-order number, say), its id, the reply or the error."""
+    limit: int = 50
+
+    def conditions(self, placeholder: Callable[[str], str]) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause (`placeholder(name)` spells a parameter) and its parameters."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        for column in ("pipeline", "outcome", "source", "event_id"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = {placeholder(column)}")
+                params[column] = value
+        if self.since is not None:
+            clauses.append(f"received >= {placeholder('since')}")
+            params["since"] = as_utc(self.since)
+        if self.until is not None:
+            clauses.append(f"received < {placeholder('until')}")
+            params["until"] = as_utc(self.until)
+        if self.text:
+            escaped = self.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(f"search LIKE {placeholder('text')} ESCAPE '\\'")
+            params["text"] = f"%{escaped}%"
+        return (" AND ".join(clauses) or "1 = 1"), params
 
 
 class Store(ABC):
-    """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()`."""
+    """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()`.
+
+    A backend registers in `STORES` under its URL scheme and builds itself with `from_url`.
+    """
+
+    kind: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, clock: Clock | None = None) -> Store:
+        """A store for `url` (a StoreError says what is wrong with it); nothing connects yet."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or utc_now
@@ -160,7 +237,12 @@ class Store(ABC):
         """Record a failed attempt; claimable again after `delay` seconds, still first of its key."""
 
     @abstractmethod
-    async def dead_letter(self, job: Job, error: str) -> None:
+    async def renew(self, job: Job, lease_seconds: float) -> None:
+        """Extend the lease of a job the caller holds to `lease_seconds` from now (a heartbeat);
+        LeaseLostError when another worker holds it now."""
+
+    @abstractmethod
+    async def dead_letter(self, job: Job, error: str, kind: str = "error") -> None:
         """Record the final failure and move the job to the dead letters, unblocking its key."""
 
     @abstractmethod
@@ -178,8 +260,11 @@ class Store(ABC):
         """One dead letter by id, or None."""
 
     @abstractmethod
-    async def replay_dead(self, id: str) -> bool:
-        """Atomically re-enqueue a dead letter (same event id, key, payload; fresh attempts) at the tail."""
+    async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
+        """Atomically re-enqueue a dead letter (same event id, key, payload; fresh attempts) at the tail.
+
+        The payload is marked `replayed`; `verify_first` marks it so that its delivery runs each write's
+        verify lookup before sending (a replay of an uncertain event)."""
 
     @abstractmethod
     async def drop_dead(self, id: str) -> bool:
@@ -281,6 +366,25 @@ class Store(ABC):
     async def release_lease(self, name: str, holder: str) -> bool:
         """Give the lease up if `holder` holds it; True if it did."""
 
+    # -- traces ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_traces(self, traces: list[StoredTrace]) -> None:
+        """Keep a batch of traces, in one transaction; a known id is not added again."""
+
+    @abstractmethod
+    async def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        """The traces matching `query`, newest first."""
+
+    @abstractmethod
+    async def get_trace(self, id: str) -> dict[str, Any] | None:
+        """One trace's document, or None."""
+
+    @abstractmethod
+    async def prune_traces(self, older_than: float, keep: int) -> int:
+        """Delete traces received more than `older_than` seconds ago, and all but the newest `keep`;
+        return how many."""
+
     # -- maintenance -----------------------------------------------------------------------------------
 
     @abstractmethod
@@ -297,3 +401,7 @@ class Store(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+STORES: Registry[Store] = Registry("store")
+"""Store backends by URL scheme; each module of `engine.store.backends` registers its own."""

@@ -9,6 +9,7 @@ Tables (same shape in both backends):
     cursors         poll cursor per pipeline
     seen            (pipeline, key, version) already delivered by a poller
     leases          named poller leases with holder and expiry
+    traces          what each run did (`engine.traces.document`), with the columns listings filter on
 """
 
 from __future__ import annotations
@@ -95,6 +96,29 @@ SQLITE: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(2, "the kind of a dead letter's failure", ("ALTER TABLE jobs ADD COLUMN kind TEXT",)),
+    Migration(
+        3,
+        "traces of runs",
+        (
+            """CREATE TABLE traces (
+                id TEXT PRIMARY KEY,
+                received TEXT NOT NULL,
+                pipeline TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                source TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                status INTEGER,
+                duration REAL NOT NULL,
+                version TEXT NOT NULL,
+                search TEXT NOT NULL,
+                document TEXT NOT NULL
+            )""",
+            "CREATE INDEX traces_received ON traces (received)",
+            "CREATE INDEX traces_pipeline ON traces (pipeline, received)",
+            "CREATE INDEX traces_event ON traces (event_id)",
+        ),
+    ),
 )
 
 POSTGRES: tuple[Migration, ...] = (
@@ -152,6 +176,29 @@ POSTGRES: tuple[Migration, ...] = (
                 holder TEXT NOT NULL,
                 expires_at TIMESTAMPTZ NOT NULL
             )""",
+        ),
+    ),
+    Migration(2, "the kind of a dead letter's failure", ("ALTER TABLE jobs ADD COLUMN kind TEXT",)),
+    Migration(
+        3,
+        "traces of runs",
+        (
+            """CREATE TABLE traces (
+                id TEXT PRIMARY KEY,
+                received TIMESTAMPTZ NOT NULL,
+                pipeline TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                source TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                status INTEGER,
+                duration DOUBLE PRECISION NOT NULL,
+                version TEXT NOT NULL,
+                search TEXT NOT NULL,
+                document JSONB NOT NULL
+            )""",
+            "CREATE INDEX traces_received ON traces (received)",
+            "CREATE INDEX traces_pipeline ON traces (pipeline, received)",
+            "CREATE INDEX traces_event ON traces (event_id)",
         ),
     ),
 )

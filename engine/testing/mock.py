@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-import httpx
-
+from engine.connectors.transports import WireReply, WireRequest
+from engine.connectors.transports.mock import MockTransport, reply
+from engine.connectors.urls import split_call
 from engine.pipeline.models import MockResponse
+
+__all__ = ["MockBackend", "RecordedCall"]
 
 
 @dataclass
@@ -47,15 +50,11 @@ class MockBackend:
         self.calls: list[RecordedCall] = []
         self.fallback_status = fallback_status
 
-    def transport(self, connector: str, base_url: str) -> httpx.MockTransport:
+    def transport(self, connector: str, base_url: str) -> MockTransport:
         """The transport for one connector; paths are recorded relative to its base URL."""
-        base_path = urlsplit(base_url).path.rstrip("/")
 
-        def handle(request: httpx.Request) -> httpx.Response:
-            raw_path = unquote(request.url.raw_path.decode("ascii").split("?", 1)[0])
-            path = raw_path[len(base_path) :] if base_path and raw_path.startswith(base_path) else raw_path
-            path = path or "/"
-            query = {key: value for key, value in request.url.params.multi_items()}
+        def handle(request: WireRequest) -> WireReply:
+            path, query = split_call(request.url, base_url)
             body = _decode(request.content)
             headers = {key: value for key, value in request.headers.items() if key.lower() != "authorization"}
             response = self._take(connector, request.method, path)
@@ -64,16 +63,14 @@ class MockBackend:
             )
             if response is None:
                 if self.fallback_status < 400:
-                    return httpx.Response(self.fallback_status, json={})
+                    return reply(self.fallback_status, {})
                 message = f"no mocked response for {connector} {request.method} {path}"
-                return httpx.Response(self.fallback_status, json={"message": message})
+                return reply(self.fallback_status, {"message": message})
             if response.raw is not None:
-                return httpx.Response(response.status, headers=response.headers, text=response.raw)
-            if response.body is None:
-                return httpx.Response(response.status, headers=response.headers)
-            return httpx.Response(response.status, headers=response.headers, json=response.body)
+                return reply(response.status, headers=response.headers, raw=response.raw)
+            return reply(response.status, response.body, response.headers)
 
-        return httpx.MockTransport(handle)
+        return MockTransport(handle)
 
     def _take(self, connector: str, method: str, path: str) -> MockResponse | None:
         for index, response in enumerate(self.pending):
@@ -86,7 +83,7 @@ class MockBackend:
         return None
 
 
-def _decode(content: bytes) -> Any:
+def _decode(content: bytes | None) -> Any:
     if not content:
         return None
     text = content.decode("utf-8", errors="replace")

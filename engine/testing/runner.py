@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config.root import Project, TestEntry
+from engine.errors import MesbridgeError, PipelineError, RequestRejected
 from engine.pipeline.executor import Executor, Outcome
 from engine.pipeline.models import MockResponse, TestCase
-from engine.runtime import offline_connectors
+from engine.pipeline.sources.poll import PolledRecord, PollSource, later, read_changes
 from engine.testing.compare import differences, unified
 from engine.testing.mock import MockBackend, RecordedCall
+from engine.testing.offline import offline_connectors
 
 
 @dataclass
@@ -43,17 +44,72 @@ async def run_pipeline_offline(
     *,
     fallback_status: int = 501,
     variables: dict[str, Any] | None = None,
+    real_auth: bool = False,
 ) -> tuple[Outcome, MockBackend]:
-    """One event through one pipeline with canned responses; nothing leaves the process."""
+    """One event through one pipeline with canned responses; nothing leaves the process.
+
+    The event meets the webhook's payload schema first, as the service's door does: an invalid one is
+    answered 422 naming each field, with no call.
+    """
     backend = MockBackend(responses, fallback_status=fallback_status)
-    connectors = offline_connectors(project, backend)
+    schema = project.payload_schemas.get(pipeline)
+    if schema is not None:
+        try:
+            event = schema.admit(event)
+        except RequestRejected as rejection:
+            error = PipelineError(rejection.message, rejection.status)
+            return Outcome(rejection.status, {"message": rejection.message}, error=error), backend
+    connectors = offline_connectors(project, backend, real_auth=real_auth)
     try:
         entry = project.pipelines[pipeline]
         merged = {**project.variables.get(entry.binding, {}), **(variables or {})}
         outcome = await Executor(entry.pipeline, connectors, merged).run(event)
     finally:
-        await asyncio.gather(*(c.aclose() for c in connectors.values()))
+        await connectors.aclose()
     return outcome, backend
+
+
+@dataclass
+class PollResult:
+    """One offline poll: the records delivered (each with its run), the cursor after, the calls."""
+
+    records: list[PolledRecord]
+    outcomes: list[Outcome]
+    cursor: Any
+    backend: MockBackend
+    error: str | None = None
+
+
+async def run_poll_offline(
+    project: Project,
+    pipeline: str,
+    cursor: Any,
+    responses: list[MockResponse],
+    *,
+    variables: dict[str, Any] | None = None,
+    real_auth: bool = False,
+) -> PollResult:
+    """One round of a poll pipeline with canned pages: read from `cursor`, run each new record through
+    the pipeline, and compute the cursor the service would store; nothing leaves the process."""
+    backend = MockBackend(responses)
+    entry = project.pipelines[pipeline]
+    source = entry.pipeline.source
+    assert isinstance(source, PollSource)
+    merged = {**project.variables.get(entry.binding, {}), **(variables or {})}
+    connectors = offline_connectors(project, backend, real_auth=real_auth)
+    result = PollResult([], [], cursor, backend)
+    try:
+        executor = Executor(entry.pipeline, connectors, merged)
+        async for polled in read_changes(source, connectors, cursor, merged):
+            result.records.append(polled)
+            if polled.cursor is not None:
+                result.cursor = later(result.cursor, polled.cursor)
+            result.outcomes.append(await executor.run(polled.record))
+    except MesbridgeError as exc:
+        result.error = str(exc)
+    finally:
+        await connectors.aclose()
+    return result
 
 
 def load_event(entry: TestEntry) -> Any:
@@ -70,13 +126,22 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
     result = CaseResult(entry)
     started = time.perf_counter()
     case = entry.case
+    polls = isinstance(project.pipelines[case.pipeline].pipeline.source, PollSource)
+    if polls and case.event is None and case.event_file is None:  # a whole poll round, not one record
+        poll = await run_poll_offline(
+            project, case.pipeline, case.cursor, case.responses, variables=case.vars, real_auth=case.real_auth
+        )
+        result.calls = poll.backend.calls
+        result.failures.extend(_check_poll(case, poll))
+        result.duration = time.perf_counter() - started
+        return result
     try:
         event = load_event(entry)
     except (OSError, ValueError) as exc:
         result.failures.append(f"cannot read event_file {case.event_file}: {exc}")
         return result
     outcome, backend = await run_pipeline_offline(
-        project, case.pipeline, event, case.responses, variables=case.vars
+        project, case.pipeline, event, case.responses, variables=case.vars, real_auth=case.real_auth
     )
     result.outcome, result.calls = outcome, backend.calls
     result.failures.extend(_check(case, outcome, backend))
@@ -84,19 +149,47 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
     return result
 
 
-def _check(case: TestCase, outcome: Outcome, backend: MockBackend) -> list[str]:
-    failures: list[str] = []
+def _check_poll(case: TestCase, poll: PollResult) -> list[str]:
+    """Failures of a poll case: records delivered, the cursor after, each record's run, the calls."""
+    failures = _check_backend(poll.backend)
     expect = case.expect
+    errors = [poll.error] if poll.error else []
+    errors += [
+        f"record {r.key}: {o.error.message}"
+        for r, o in zip(poll.records, poll.outcomes, strict=True)
+        if o.error
+    ]
+    if expect.error is not None:
+        if not any(expect.error in error for error in errors):
+            failures.append(f"expected an error containing {expect.error!r}, got {errors or 'none'}")
+    else:
+        failures.extend(f"poll failed: {error}" for error in errors)
+    keys = [r.key for r in poll.records]
+    if expect.records is not None and keys != expect.records:
+        failures.append(f"records delivered: expected {expect.records}, got {keys}")
+    if "cursor" in expect.model_fields_set:
+        failures.extend(f"cursor after: {d}" for d in differences(expect.cursor, poll.cursor, subset=False))
+    if expect.calls is not None:
+        failures.extend(_check_calls(expect, poll.backend.calls))
+    return failures
+
+
+def _check_backend(backend: MockBackend) -> list[str]:
+    failures: list[str] = []
     for call in backend.calls:
         if not call.matched:
             failures.append(
                 f"unexpected call {call.connector} {call.method} {call.path} (no mocked response)"
             )
-    if backend.pending:
-        for response in backend.pending:
-            failures.append(
-                f"mocked response not used: {response.connector} {response.method} {response.path}"
-            )
+    for response in backend.pending:
+        what = f"{response.connector} {response.method} {response.path}"
+        failures.append(f"mocked response not used: {what}")
+    return failures
+
+
+def _check(case: TestCase, outcome: Outcome, backend: MockBackend) -> list[str]:
+    failures = _check_backend(backend)
+    expect = case.expect
     if expect.error is not None:
         if outcome.error is None:
             failures.append(f"expected an error containing {expect.error!r}, but the pipeline succeeded")

@@ -12,13 +12,9 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-from engine.config.diagnostics import (
-    Diagnostic,
-    format_github,
-    format_json,
-    format_text,
-    validate_model,
-)
+from engine.config.diagnostic import Diagnostic
+from engine.config.report import format_github, format_json, format_text
+from engine.config.validation import validate_model
 from engine.config.yamlsource import load_yaml
 from engine.suggest import did_you_mean
 

@@ -18,12 +18,11 @@ import pytest
 
 from engine.config.root import Project, load_project
 from engine.pipeline.executor import Executor, Outcome
-from engine.pipeline.poll import read_changes
-from engine.runtime import live_connectors
-from engine.sandbox import nextplus, nextup, nextx, priority
-from engine.sandbox.serve import serve_in_thread
+from engine.pipeline.sources.poll import later, read_changes
 from engine.service.app import Service, create_app
-from engine.service.generation import Generation
+from engine.service.generation import Generation, live_connectors
+from sandbox import nextplus, nextup, nextx, priority
+from sandbox.serve import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_TOKEN = "e2e-webhook-token-0123456789"
@@ -54,11 +53,9 @@ class Stack:
         outcomes: list[Outcome] = []
         cursor = self.cursors.get(pipeline)
         try:
-            async for polled in read_changes(source, connectors[source.connector], cursor, variables):
+            async for polled in read_changes(source, connectors, cursor, variables):
                 outcomes.append(await executor.run(polled.record))
                 if polled.cursor is not None:
-                    from engine.pipeline.poll import later
-
                     cursor = later(cursor, polled.cursor)
         finally:
             await connectors.aclose()

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from engine.sandbox.emitter import IntegrationBuilder
-from engine.sandbox.shift import Action, play_shift
+from sandbox.emitter import IntegrationBuilder
+from sandbox.shift import Action, play_shift
 from tests.e2e.conftest import Stack
 
 SOURCE = "NEXTX"

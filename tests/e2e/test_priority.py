@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from engine.helpers import iso8601
-from engine.sandbox.emitter import IntegrationBuilder
-from engine.sandbox.priority_data import CLOSED, DRAFT
+from sandbox.emitter import IntegrationBuilder
+from sandbox.priority_data import CLOSED, DRAFT
 from tests.e2e.conftest import Stack
 
 OVER_BALANCE = 'הכמות המדווחת עולה על יתרת הפק"ע'

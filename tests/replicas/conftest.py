@@ -30,8 +30,8 @@ import httpx
 import psycopg
 import pytest
 
-from engine.sandbox import nextplus, nextx
-from engine.sandbox.serve import serve_in_thread
+from sandbox import nextplus, nextx
+from sandbox.serve import serve_in_thread
 
 PG_ADMIN = os.environ.get("MESBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 TOKEN = "replica-test-token-0123456789"
@@ -70,7 +70,8 @@ retry:
   max_attempts: 3
   backoff: {initial: 0.1, multiplier: 2, max: 0.5, jitter: true}
   deadline: 5
-  statuses: [408, 429, 500, 502, 503, 504]
+  unapplied: [408, 429, 503]
+  uncertain: [500, 502, 504]
 pagination: {kind: page, page: page, size: pageLimit, first_page: 0, page_size: 100}
 """
 
@@ -91,7 +92,8 @@ retry:
   max_attempts: 3
   backoff: {initial: 0.1, multiplier: 2, max: 0.5, jitter: true}
   deadline: 5
-  statuses: [408, 429, 500, 502, 503, 504]
+  unapplied: [408, 429, 503]
+  uncertain: [500, 502, 504]
 pagination: {kind: none}
 """
 
@@ -118,6 +120,10 @@ pipelines:
         method: POST
         path: /api/customer/customer
         body: {name: "{{ event.id }}", mobile: "{{ event.key }}", type: customer, branch_id: 1}
+        verify:   # a replica that takes over a dead one's job looks before it creates
+          path: /api/customer/customer
+          query: {sttsearch: "{{ event.id }}"}
+          result: "[0]"
     reply:
       status: 200
       body: {externalId: "{{ event.id }}"}

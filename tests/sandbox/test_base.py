@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from engine.sandbox.base import Faults, Simulator
-from engine.sandbox.serve import serve_in_thread
+from sandbox.base import Faults, Simulator
+from sandbox.serve import serve_in_thread
 
 
 class Echo(Simulator):

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.sandbox.emitter import GENERIC_FAILURE, IntegrationBuilder
-from engine.sandbox.nextplus import seed_workorders
-from engine.sandbox.serve import serve_in_thread
-from engine.sandbox.shift import ACTION_KINDS, Action, play_shift, script_shift
+from sandbox.emitter import GENERIC_FAILURE, IntegrationBuilder
+from sandbox.nextplus import seed_workorders
+from sandbox.serve import serve_in_thread
+from sandbox.shift import ACTION_KINDS, Action, play_shift, script_shift
 
 DEVICE_KEYS = {
     "type",

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from engine.sandbox.nextplus import CREDENTIALS, NextPlusSimulator, create_app
-from engine.sandbox.serve import serve_in_thread
+from sandbox.nextplus import CREDENTIALS, NextPlusSimulator, create_app
+from sandbox.serve import serve_in_thread
 
 VALID = {
     "sku": "FG-1",

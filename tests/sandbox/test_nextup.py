@@ -11,8 +11,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from engine.sandbox.nextup import CREDENTIALS, TOKEN_ERROR, NextUpSimulator, create_app
-from engine.sandbox.serve import serve_in_thread
+from sandbox.nextup import CREDENTIALS, TOKEN_ERROR, NextUpSimulator, create_app
+from sandbox.serve import serve_in_thread
 
 URL = "/NextUpServices/Services/POST/"
 

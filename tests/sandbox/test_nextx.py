@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from engine.sandbox.nextx import CREDENTIALS, NextXSimulator, create_app
-from engine.sandbox.serve import serve_in_thread
+from sandbox.nextx import CREDENTIALS, NextXSimulator, create_app
+from sandbox.serve import serve_in_thread
 
 GRANT = {"grant_type": "client_credentials", **CREDENTIALS, "scope": "public.api"}
 

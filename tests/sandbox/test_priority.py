@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.sandbox.priority import PAT, PrioritySimulator
-from engine.sandbox.serve import serve_in_thread
+from sandbox.priority import PAT, PrioritySimulator
+from sandbox.serve import serve_in_thread
 
 ROOT = "/odata/Priority/tabula.ini/demo/"
 AUTH = ("apiuser", "apipass")
@@ -381,7 +381,7 @@ def _free_port_base(count: int = 4) -> int:
 def test_sandbox_command_prints_urls_and_stops_on_sigint() -> None:
     port_base = _free_port_base()
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.sandbox.command", "--json", "--port-base", str(port_base)],
+        [sys.executable, "-m", "sandbox.command", "--json", "--port-base", str(port_base)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.sandbox import nextplus, nextup, nextx
-from engine.sandbox.serve import serve_in_thread
 from engine.service.server import ServiceHost
+from sandbox import nextplus, nextup, nextx
+from sandbox.serve import serve_in_thread
 
 TOKEN = "service-test-token-0123456789"
 REPO = Path(__file__).resolve().parents[2]
@@ -115,6 +115,10 @@ pipelines:
             path: /api/Workorders/
             body: {workorderNumber: "{{ event.workorderNumber }}", sku: "{{ event.sku }}",
                    quantity: "{{ event.quantity }}"}
+            verify:         # what an uncertain create may have made: the same lookup
+              path: /api/Workorders
+              query: {filter: {where: {workorderNumber: "{{ event.workorderNumber }}"}, limit: 1}}
+              result: "[0]"
     reply: {status: 200, body: {ok: true}}
   - name: wo.sync
     source: {kind: webhook, path: /wo-sync, mode: sync, deadline: 1.5, idempotency_key: requestId,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from engine.store import StoreError, open_store
-from engine.store.postgres import split_url
+from engine.errors import StoreError
+from engine.store import open_store
+from engine.store.backends.postgres import split_url
 
 pytestmark = pytest.mark.postgres
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from engine.store import LeaseLostError, Store, StoreError, open_store
+from engine.errors import LeaseLostError, StoreError
+from engine.store import Store, open_store
 
 if TYPE_CHECKING:
     from tests.store.conftest import FakeClock
@@ -114,6 +115,7 @@ async def test_expired_lease_is_reclaimed_and_the_old_holder_loses(store: Store,
     [second] = await store.claim("w2", lease_seconds=10)
     assert second.event_id == first.event_id
     assert second.attempts == 2 and second.worker_id == "w2"
+    assert second.reclaimed and not first.reclaimed
     assert [a.error for a in second.history] == ["lease of crashed expired"]
     with pytest.raises(LeaseLostError):
         await store.complete(first)
@@ -121,6 +123,21 @@ async def test_expired_lease_is_reclaimed_and_the_old_holder_loses(store: Store,
         await store.retry(first, "late", 1)
     await store.complete(second)
     assert await store.queue_depth() == {}
+
+
+async def test_a_heartbeat_keeps_the_lease_and_a_lost_one_says_so(store: Store, clock: FakeClock) -> None:
+    await store.enqueue("p", "A", {})
+    [job] = await store.claim("alive", lease_seconds=10)
+    for _ in range(5):  # 40 s of work, renewed every 8 s: never claimable by another worker
+        clock.advance(8)
+        await store.renew(job, 10)
+        assert await store.claim("other") == []
+    clock.advance(11)  # the heartbeat stopped: the worker died
+    [taken] = await store.claim("other", lease_seconds=10)
+    assert taken.reclaimed
+    with pytest.raises(LeaseLostError):
+        await store.renew(job, 10)
+    await store.complete(taken)
 
 
 async def test_holder_may_finish_after_expiry_if_nobody_reclaimed(store: Store, clock: FakeClock) -> None:
@@ -158,6 +175,7 @@ async def test_dead_letter_keeps_every_attempt_and_unblocks_the_key(store: Store
 
     [dead] = await store.list_dead()
     assert dead.id == first and dead.pipeline == "p" and dead.key == "A" and dead.payload == {"n": 1}
+    assert dead.kind == "error"
     assert [a.error for a in dead.attempts] == ["timeout", "400 bad part number"]
     assert dead.error == "400 bad part number" and dead.died_at == clock()
     assert await store.get_dead(first) == dead
@@ -186,10 +204,24 @@ async def test_replay_and_drop_dead_letters(store: Store) -> None:
     [replayed] = await store.claim("w", limit=10)
     assert (replayed.event_id, replayed.payload, replayed.attempts, replayed.history) == (
         ids[0],
-        {"n": 0},
+        {"n": 0, "replayed": True},
         1,
         (),
     )
+
+    await store.complete(replayed)
+
+    uncertain = await store.enqueue("p", "K9", {"n": 9})
+    [job] = await store.claim("w", limit=10)
+    await store.dead_letter(job, "outcome unknown after POST /x", kind="uncertain")
+    assert (await store.get_dead(uncertain)).kind == "uncertain"  # type: ignore[union-attr]
+    assert await store.replay_dead(uncertain, verify_first=True) is True
+    [again] = await store.claim("w", limit=10)
+    assert again.payload == {"n": 9, "verify_first": True, "replayed": True}
+    await store.dead_letter(again, "still unknown", kind="uncertain")
+    assert await store.replay_dead(uncertain) is True  # a forced replay drops the mark
+    [forced] = await store.claim("w", limit=10)
+    assert forced.payload == {"n": 9, "replayed": True}
 
     assert await store.drop_dead(ids[1]) is True
     assert await store.drop_dead(ids[1]) is False

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from engine.store import Store, StoreError
+from engine.errors import StoreError
+from engine.store import Store
 
 if TYPE_CHECKING:
     from tests.store.conftest import FakeClock

@@ -1,0 +1,237 @@
+"""`mesbridge traces`: list, show and export the traces of the events the service handled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from engine.commands._common import store_options, store_url, with_store
+from engine.config.root import load_project
+from engine.store import Store, TraceQuery
+from engine.testing.runner import run_case
+from engine.traces.document import OUTCOMES, SOURCES
+from engine.traces.export import as_case, dump_cases, merge_cases
+from engine.traces.render import render
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class _Moment(click.ParamType):
+    """A time: `30m`, `2h`, `7d` ago, or an ISO-8601 date-time (UTC unless it says otherwise)."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        span = _SPAN.match(text)
+        if span:
+            return datetime.now(UTC) - timedelta(**{_UNITS[span.group(2)]: float(span.group(1))})
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is neither a span such as 30m, 2h or 7d nor an ISO-8601 date-time", param, ctx
+            )
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@click.group("traces")
+def traces() -> None:
+    """What the service did with each event: its steps, every ERP call and the reply."""
+
+
+@traces.command("list")
+@store_options
+@click.option("--pipeline", default=None, help="Only this pipeline's traces")
+@click.option("--outcome", type=click.Choice(OUTCOMES), default=None, help="Only runs that ended so")
+@click.option("--source", type=click.Choice(SOURCES), default=None, help="Only events that came so")
+@click.option("--since", type=_Moment(), default=None, help="Received at or after: 30m, 2h, 7d or ISO-8601")
+@click.option("--until", type=_Moment(), default=None, help="Received before: 30m, 2h, 7d or ISO-8601")
+@click.option("--search", "text", default=None, help="Text in the event, its id, the reply or the error")
+@click.option("--event-id", default=None, help="Only this event's runs (every attempt of it)")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON output")
+def list_(
+    root: Path,
+    store: str | None,
+    pipeline: str | None,
+    outcome: str | None,
+    source: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    text: str | None,
+    event_id: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List traces, newest first."""
+    query = TraceQuery(pipeline, outcome, source, event_id, since, until, text, limit)
+    found = with_store(store_url(root, store), lambda s: s.list_traces(query))
+    if as_json:
+        rows = [
+            {
+                "id": t.id,
+                "received": t.received.isoformat(),
+                "pipeline": t.pipeline,
+                "event_id": t.event_id,
+                "source": t.source,
+                "outcome": t.outcome,
+                "status": t.status,
+                "duration": t.duration,
+                "version": t.version,
+            }
+            for t in found
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("no traces match")
+        return
+    table = Table(
+        title=f"{len(found)} trace(s), newest first" + (" (--limit reached)" if len(found) == limit else "")
+    )
+    table.add_column("id", no_wrap=True)
+    for column in ("received", "pipeline", "source", "outcome", "status", "ms", "event id"):
+        table.add_column(column, overflow="fold")
+    colour = {"ok": "green", "skipped": "cyan", "failed": "red", "uncertain": "yellow"}
+    for t in found:
+        table.add_row(
+            t.id,
+            t.received.strftime("%Y-%m-%d %H:%M:%S"),
+            t.pipeline,
+            t.source,
+            f"[{colour[t.outcome]}]{t.outcome}[/]" if t.outcome in colour else t.outcome,
+            str(t.status or ""),
+            f"{t.duration * 1000:.1f}",
+            t.event_id,
+        )
+    Console(width=max(Console().width, 120)).print(table)
+
+
+def _documents(root: Path, store: str | None, ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    async def fetch(s: Store) -> list[dict[str, Any] | None]:
+        return [await s.get_trace(trace_id) for trace_id in ids]
+
+    found = with_store(store_url(root, store), fetch)
+    missing = [trace_id for trace_id, document in zip(ids, found, strict=True) if document is None]
+    if missing:
+        raise click.ClickException(
+            f"no trace {', '.join(missing)} (see `mesbridge traces list`; old traces are pruned)"
+        )
+    return [document for document in found if document is not None]
+
+
+@traces.command("show")
+@store_options
+@click.argument("trace_id")
+@click.option("--json", "as_json", is_flag=True, help="The whole trace as JSON")
+@click.option("--no-bodies", is_flag=True, help="Leave out the event and the bodies")
+def show(root: Path, store: str | None, trace_id: str, as_json: bool, no_bodies: bool) -> None:
+    """Show one trace: its steps, calls and timings as a tree."""
+    [document] = _documents(root, store, (trace_id,))
+    if as_json:
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        return
+    click.echo(render(document, bodies=not no_bodies))
+
+
+@traces.command("export")
+@store_options
+@click.argument("trace_ids", nargs=-1, required=True)
+@click.option(
+    "--as-test",
+    "as_test",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the traces as YAML test cases into this file (cases of the same name are replaced)",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the traces as JSON")
+def export(
+    root: Path, store: str | None, trace_ids: tuple[str, ...], as_test: Path | None, as_json: bool
+) -> None:
+    """Export traces: as test cases (--as-test FILE) or as JSON (--json)."""
+    if (as_test is not None) == as_json:
+        raise click.UsageError("choose one of --as-test FILE or --json")
+    documents = _documents(root, store, tuple(dict.fromkeys(trace_ids)))
+    if as_json:
+        click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
+        return
+    assert as_test is not None
+    exported = [as_case(document) for document in documents]
+    for document, item in zip(documents, exported, strict=True):
+        for note in item.notes:
+            click.echo(f"{document['id']}: {note}", err=True)
+    existing: list[dict[str, Any]] = []
+    if as_test.is_file():
+        try:
+            data = yaml.safe_load(as_test.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise click.ClickException(f"cannot read {as_test}: {exc}") from None
+        if not isinstance(data, dict) or set(data) - {"tests", "description"}:
+            raise click.ClickException(f"{as_test} holds more than test cases; export into a file of its own")
+        existing = list(data.get("tests") or [])
+    cases = merge_cases(existing, [item.case for item in exported])
+    versions = sorted({document["version"] for document in documents})
+    header = (
+        "Test cases recorded from production traces by `mesbridge traces export`.\n"
+        f"Recorded with config version {', '.join(versions)}."
+    )
+    as_test.parent.mkdir(parents=True, exist_ok=True)
+    as_test.write_text(dump_cases(cases, header), encoding="utf-8")
+    click.echo(f"wrote {len(exported)} case(s) to {as_test}")
+    _try(root, as_test, [item.case["name"] for item in exported], versions)
+
+
+def _try(root: Path, file: Path, names: list[str], versions: list[str]) -> None:
+    """Run the exported cases against the config root, and say where `mesbridge test` finds them."""
+    project = load_project(root)
+    if not project.ok:
+        click.echo(f"{root} has config errors: the cases were not tried (see `mesbridge check`)", err=True)
+        return
+    try:
+        relative = file.resolve().relative_to((root / "mappings").resolve())
+    except ValueError:
+        relative = None
+    if relative is None or len(relative.parts) < 2:
+        click.echo(
+            f"mesbridge test reads cases under {root / 'mappings'}/<binding>/: move {file} there, "
+            f"e.g. into mappings/<binding>/tests/, to run it with the others",
+            err=True,
+        )
+        return
+    entries = [
+        entry
+        for entry in project.tests
+        if entry.source.path.resolve() == file.resolve() and entry.case.name in names
+    ]
+    if project.version not in versions:
+        click.echo(
+            f"the root is at config version {project.version}, not the recorded {', '.join(versions)}: "
+            "a failing case may be a change of behaviour",
+            err=True,
+        )
+    results = asyncio.run(_run(project, entries))
+    failed = [result for result in results if not result.passed]
+    for result in failed:
+        click.secho(f"FAIL {result.title}", fg="red", err=True)
+        for failure in result.failures:
+            click.echo("  " + failure.replace("\n", "\n  "), err=True)
+    click.echo(f"{len(results) - len(failed)} of {len(results)} exported case(s) pass against {root}")
+    if failed:
+        raise SystemExit(1)
+
+
+async def _run(project: Any, entries: list[Any]) -> list[Any]:
+    return [await run_case(project, entry) for entry in entries]

@@ -1,0 +1,66 @@
+"""Acting on dead letters: what `mesbridge dlq` and the operator console both do.
+
+A dead letter whose failure was **uncertain** may already have been applied by the ERP. Replaying it
+runs the verify lookup of each write first when every write of its pipeline is protected (a verify
+lookup, an idempotent method or flag, an idempotency key); otherwise the replay is refused unless
+forced, naming the writes that could apply twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.pipeline.executor import step_ids
+from engine.pipeline.steps.call import CallStep
+from engine.store import Store
+
+if TYPE_CHECKING:
+    from engine.config.root import Project
+
+__all__ = ["Replay", "replay_dead", "unprotected_writes"]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What became of one replay request."""
+
+    event_id: str
+    replayed: bool
+    verify_first: bool = False
+    reason: str = ""
+    """Why it was not replayed: no such dead letter, or an uncertain one with unprotected writes."""
+
+
+def unprotected_writes(project: Project, pipeline: str) -> list[str]:
+    """The writes of a pipeline that nothing protects against being applied twice, as `METHOD target`."""
+    entry = project.pipelines.get(pipeline)
+    if entry is None:
+        return []
+    found = []
+    for step, where in step_ids(entry.pipeline.steps):
+        if isinstance(step, CallStep) and step.protection(project.connector_configs) is None:
+            found.append(f"{step.describe(project.connector_configs)} ({where})")
+    return found
+
+
+async def replay_dead(store: Store, project: Project | None, event_id: str, *, force: bool = False) -> Replay:
+    """Queue a dead letter again; an uncertain one runs its verify lookups first, or needs `force`."""
+    dead = await store.get_dead(event_id)
+    if dead is None:
+        return Replay(event_id, False, reason=f"no dead letter {event_id}")
+    if dead.kind != "uncertain" or force:
+        return Replay(event_id, await store.replay_dead(event_id))
+    if project is None:
+        return Replay(event_id, False, reason="it is uncertain and the config root could not be read")
+    unprotected = unprotected_writes(project, dead.pipeline)
+    if unprotected:
+        listed = "; ".join(unprotected)
+        return Replay(
+            event_id,
+            False,
+            reason=f"its outcome is unknown (it may have been applied), and these writes of {dead.pipeline} "
+            f"have no verify lookup and are not idempotent: {listed}. Check the ERP, then replay it with "
+            "--force if it was not applied",
+        )
+    return Replay(event_id, await store.replay_dead(event_id, verify_first=True), verify_first=True)

@@ -1,0 +1,205 @@
+"""The service's traces: each finished run queued in memory, written to the store in batches, and
+old ones pruned, all off the event's path.
+
+A run costs the event only its recording (`engine.recorder`); the document (redaction, size
+caps, JSON) is built and written by a background task, many traces per transaction. Traces are a
+diagnosis, not a delivery: when the buffer is full or the store fails, the oldest waiting traces are
+dropped and counted (`mesbridge_traces_total{result="dropped"}`), and no event waits or fails for it.
+Every replica prunes (by age, then count); the deletes are idempotent, so replicas need no leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from engine.config.settings import Traces
+from engine.errors import StoreError
+from engine.recorder import Recorder
+from engine.redaction import Redactor
+from engine.store import Store, StoredTrace
+from engine.traces.document import Finished, build, new_id, search_text
+
+if TYPE_CHECKING:
+    from engine.pipeline.executor import Outcome
+    from engine.service.metrics import Metrics
+
+log = logging.getLogger("mesbridge.traces")
+
+__all__ = ["Tracer"]
+
+BATCH = 256
+"""Most traces written in one transaction."""
+FLUSH_INTERVAL = 0.25
+"""Seconds a finished trace waits at most before it is written."""
+PRUNE_INTERVAL = 60.0
+
+
+class Tracer:
+    """Records runs for the store when tracing is on (`settings().enabled` and the pipeline's `trace`)."""
+
+    def __init__(
+        self,
+        store: Store | None,
+        settings: Callable[[], Traces],
+        redactors: Callable[[], list[Redactor]],
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.redactors = redactors
+        self.metrics = metrics
+        self._waiting: collections.deque[Finished] = collections.deque()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last_prune: float | None = None
+
+    def recorder(self, pipeline: Any) -> Recorder | None:
+        """A recorder for one run of `pipeline`, or None when it is not traced."""
+        if self.store is None or not pipeline.trace or not self.settings().enabled:
+            return None
+        return Recorder()
+
+    def finish(self, finished: Finished) -> None:
+        """A traced run ended: keep it for the next write (never blocks, never raises)."""
+        waiting = self._waiting
+        if len(waiting) >= self.settings().buffer:
+            waiting.popleft()
+            self.metrics.traces.labels("dropped").inc()
+        waiting.append(finished)
+        if len(waiting) >= BATCH:
+            self._wake.set()
+
+    def record(
+        self,
+        recorder: Recorder,
+        generation: Any,
+        pipeline: str,
+        source: str,
+        event_id: str,
+        received: datetime,
+        event: Any,
+        outcome: Outcome,
+        *,
+        attempt: int | None = None,
+        then: str | None = None,
+    ) -> None:
+        """A traced run of `pipeline` in `generation` ended with `outcome`."""
+        self.finish(
+            Finished(
+                new_id(),
+                pipeline,
+                generation.project.pipelines[pipeline].binding,
+                generation.version,
+                source,
+                event_id,
+                received,
+                event,
+                outcome.status,
+                outcome.body,
+                outcome.error,
+                outcome.skipped,
+                outcome.duration,
+                recorder,
+                attempt,
+                then,
+            )
+        )
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def start(self) -> None:
+        """Start writing and pruning in the background."""
+        if self.store is not None and not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._write_loop(), name="traces-write"),
+                asyncio.create_task(self._prune_loop(), name="traces-prune"),
+            ]
+
+    async def stop(self) -> None:
+        """Write what is waiting, then stop."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        while self._waiting:
+            if not await self.flush():
+                break
+
+    async def flush(self) -> bool:
+        """Write one batch of waiting traces; False when the store failed (that batch is dropped)."""
+        if self.store is None or not self._waiting:
+            return True
+        batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
+        settings = self.settings()
+        redactors = self.redactors()
+        rows = []
+        for finished in batch:
+            try:
+                rows.append(_stored(finished, redactors, settings.max_body_bytes))
+            except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
+                log.exception("cannot record the trace of %s", finished.event_id)
+                self.metrics.traces.labels("dropped").inc()
+        try:
+            await self.store.add_traces(rows)
+        except StoreError as exc:
+            log.warning("cannot write %d trace(s): %s", len(rows), exc)
+            self.metrics.traces.labels("dropped").inc(len(rows))
+            return False
+        self.metrics.traces.labels("written").inc(len(rows))
+        return True
+
+    async def prune(self) -> int:
+        """Delete the traces retention no longer keeps; how many."""
+        if self.store is None:
+            return 0
+        settings = self.settings()
+        removed = await self.store.prune_traces(settings.keep_hours * 3600.0, settings.keep_count)
+        self.last_prune = time.time()
+        if removed:
+            log.info("pruned %d trace(s)", removed)
+        return removed
+
+    async def _write_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
+            self._wake.clear()
+            while self._waiting:
+                await self.flush()
+                if len(self._waiting) < BATCH:
+                    break
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except StoreError as exc:
+                log.warning("cannot prune traces: %s", exc)
+            await asyncio.sleep(PRUNE_INTERVAL)
+
+
+def _stored(finished: Finished, redactors: list[Redactor], max_body_bytes: int) -> StoredTrace:
+    document = build(finished, redactors, max_body_bytes)
+    return StoredTrace(
+        id=finished.id,
+        received=finished.received,
+        pipeline=finished.pipeline,
+        event_id=finished.event_id,
+        source=finished.source,
+        outcome=document["outcome"],
+        status=finished.status,
+        duration=document["duration"],
+        version=finished.version,
+        search=search_text(document),
+        document=json.dumps(document, ensure_ascii=False, default=str),
+    )

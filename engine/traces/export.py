@@ -1,0 +1,199 @@
+"""Traces as YAML test cases: the recorded event, the ERP's recorded replies as mocked responses, and
+the recorded calls and reply as expectations.
+
+A case is stable and diff-friendly: object keys sorted, lists in the order they happened, and
+volatile values left out. A value is volatile when it holds a timestamp or a generated id (a UUID, a
+long hex string) that neither the event nor any recorded reply holds: the engine made it while it
+ran (`now()`, a key), so another run makes another. A body or query that loses a value is matched as
+a subset. Login calls are left out (test cases run without auth), and attempts that got no reply
+cannot be mocked: `notes` says what was left out and why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .document import TRUNCATED
+
+__all__ = ["ExportedCase", "as_case", "dump_cases", "merge_cases"]
+
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_GENERATED = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}|[0-9a-f]{16,}"
+)
+_DROPPED = object()
+
+
+@dataclass
+class ExportedCase:
+    """One trace as a test case, and what could not be kept."""
+
+    case: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _strings(value: Any, found: set[str]) -> set[str]:
+    if isinstance(value, str):
+        found.add(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found.add(str(key))
+            _strings(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, found)
+    return found
+
+
+class _Known:
+    """The strings a run was given (event, replies): a value made of them is not volatile."""
+
+    def __init__(self, sources: list[Any]) -> None:
+        self.strings: set[str] = set()
+        for source in sources:
+            _strings(source, self.strings)
+        self.text = "\n".join(self.strings)
+
+    def volatile(self, value: str) -> bool:
+        for pattern in (_TIMESTAMP, _GENERATED):
+            for match in pattern.finditer(value):
+                if match.group(0) not in self.text:
+                    return True
+        return False
+
+
+def _stable(value: Any, known: _Known) -> tuple[Any, bool]:
+    """`value` without its volatile parts (dropped from objects; a list keeps its length), and whether
+    anything was dropped."""
+    if isinstance(value, str):
+        return (_DROPPED, True) if known.volatile(value) else (value, False)
+    if isinstance(value, dict):
+        kept: dict[str, Any] = {}
+        dropped = False
+        for key in sorted(value, key=str):
+            item, lost = _stable(value[key], known)
+            dropped = dropped or lost
+            if item is not _DROPPED:
+                kept[key] = item
+        return kept, dropped
+    if isinstance(value, list):
+        items = []
+        dropped = False
+        for element in value:
+            item, lost = _stable(element, known)
+            if item is _DROPPED:
+                return _DROPPED, True  # a list cannot lose one element and keep its meaning
+            dropped = dropped or lost
+            items.append(item)
+        return items, dropped
+    return value, False
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def _truncated(value: Any) -> bool:
+    return isinstance(value, dict) and TRUNCATED in value
+
+
+def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
+    """The test case of one trace (its name: `name`, else the pipeline and event id)."""
+    notes: list[str] = []
+    calls = [call for call in trace.get("calls", []) if not call.get("login")]
+    replied = [call for call in calls if call.get("status") is not None]
+    for call in calls:
+        if call.get("status") is None:
+            notes.append(
+                f"{call['method']} {call['path']} (attempt {call['attempt']}) got no reply "
+                f"({call.get('failure') or 'error'}): it cannot be mocked and is left out"
+            )
+    known = _Known([trace.get("event")] + [call.get("reply") for call in replied])
+    responses = []
+    expected = []
+    for call in replied:
+        reply = call.get("reply")
+        response: dict[str, Any] = {
+            "connector": call["connector"],
+            "method": call["method"],
+            "path": call["path"],
+            "status": call["status"],
+        }
+        if _truncated(reply):
+            notes.append(
+                f"the reply to {call['method']} {call['path']} was cut at {len(reply['head'])} of "
+                f"{reply[TRUNCATED]} bytes (traces.max_body_bytes): its mocked response is incomplete"
+            )
+            response["raw"] = reply["head"]
+        elif isinstance(reply, str):
+            response["raw"] = reply
+        elif reply is not None:
+            response["body"] = _sorted(reply)
+        responses.append(response)
+        wanted: dict[str, Any] = {
+            "connector": call["connector"],
+            "method": call["method"],
+            "path": call["path"],
+        }
+        subset = False
+        if call.get("query"):
+            query, lost = _stable(call["query"], known)
+            subset = subset or lost
+            if query:
+                wanted["query"] = query
+        request = call.get("request")
+        if _truncated(request):
+            notes.append(f"the body of {call['method']} {call['path']} was cut in the trace: not expected")
+            subset = True
+        elif request is not None:
+            body, lost = _stable(request, known)
+            subset = subset or lost
+            if body is not _DROPPED:
+                wanted["body"] = body
+        wanted["match"] = "subset" if subset else "exact"
+        expected.append(wanted)
+    reply_body, lost = _stable(trace.get("reply"), known)
+    expect_reply: dict[str, Any] = {"status": trace.get("status")}
+    if reply_body is not _DROPPED and not _truncated(trace.get("reply")):
+        expect_reply["body"] = reply_body
+    expect_reply["match"] = "subset" if lost else "exact"
+    case: dict[str, Any] = {
+        "name": name or f"{trace['pipeline']} {trace['event_id']}",
+        "pipeline": trace["pipeline"],
+        "event": _sorted(trace.get("event")),
+        "responses": responses,
+        "expect": {"calls": expected, "calls_exact": True, "reply": expect_reply},
+    }
+    if _truncated(trace.get("event")):
+        notes.append("the event was cut in the trace (traces.max_body_bytes): the case cannot replay it")
+    return ExportedCase(case, notes)
+
+
+def merge_cases(existing: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`existing` with each new case replacing the one of its name, else appended."""
+    merged = list(existing)
+    index = {case.get("name"): position for position, case in enumerate(merged)}
+    for case in new:
+        if case["name"] in index:
+            merged[index[case["name"]]] = case
+        else:
+            index[case["name"]] = len(merged)
+            merged.append(case)
+    return merged
+
+
+def dump_cases(cases: list[dict[str, Any]], header: str) -> str:
+    """A mapping file of `cases` (`tests:`), with `header` as its opening comment."""
+    comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
+    body = yaml.safe_dump(
+        {"tests": cases}, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+    )
+    return comment + body

@@ -1,0 +1,127 @@
+"""The CLI commands end to end on small config roots: test, dry-run, schema, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+import yaml
+from click.testing import CliRunner
+
+from engine.cli import main
+from tests.config.test_check import MAPPING, make_root
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_test_command_passes_and_writes_junit(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "root")
+    report = tmp_path / "junit.xml"
+    code, output = invoke("test", str(root), "--junit", str(report))
+    assert code == 0, output
+    assert output.strip().endswith("1 passed, 0 failed")
+    suite = ElementTree.parse(report).getroot()
+    assert suite.get("tests") == "1" and suite.get("failures") == "0"
+
+
+def test_a_failing_case_prints_a_readable_diff(tmp_path: Path) -> None:
+    wrong = MAPPING.replace('body: {QUANT: 2, CENTRE: "01"}', 'body: {QUANT: "2", CENTRE: "01"}')
+    root = make_root(tmp_path, wrong)
+    code, output = invoke("test", str(root))
+    assert code == 1
+    assert "FAIL mappings/demo/operation.yaml::reports" in output
+    assert 'QUANT: expected "2", got 2' in output
+    assert output.strip().endswith("0 passed, 1 failed")
+
+
+def test_unexpected_call_and_unused_response_fail_the_case(tmp_path: Path) -> None:
+    wrong = MAPPING.replace("path: /reports, body: {id: 5}}", "path: /other, body: {id: 5}}")
+    code, output = invoke("test", str(make_root(tmp_path, wrong)))
+    assert code == 1
+    assert "unexpected call erp POST /reports (no mocked response)" in output
+    assert "mocked response not used: erp POST /other" in output
+
+
+def test_a_keyword_that_matches_nothing_fails(tmp_path: Path) -> None:
+    """A mistyped -k must not pass CI by testing nothing."""
+    code, output = invoke("test", str(make_root(tmp_path)), "-k", "nothing-matches")
+    assert code == 1
+    assert "no test case matches -k 'nothing-matches': nothing was tested" in output
+
+
+def test_the_config_root_is_an_argument_or_root_and_never_both(tmp_path: Path) -> None:
+    root = str(make_root(tmp_path))
+    assert invoke("check", root)[0] == invoke("check", "--root", root)[0] == 0
+    code, output = invoke("check", root, "--root", str(tmp_path / "elsewhere"))
+    assert code == 2 and "two config roots given" in output
+
+
+def test_dry_run_prints_calls_and_reply_and_redacts_secrets(tmp_path: Path, monkeypatch: object) -> None:
+    root = make_root(tmp_path / "root")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"type": "add", "validQty": 4, "workCenterCode": "sk-live-SECRET-9"}))
+    (root / "mappings" / "demo" / "operation.yaml").write_text(
+        MAPPING.replace("lookup(vars.centres)", "default('x')"), encoding="utf-8"
+    )
+    responses = tmp_path / "responses.yaml"
+    responses.write_text(
+        yaml.safe_dump([{"connector": "erp", "method": "POST", "path": "/reports", "body": {"id": 9}}])
+    )
+    env = {"ERP_API_TOKEN": "sk-live-SECRET-9"}
+    result = CliRunner(env=env).invoke(
+        main,
+        [
+            "dry-run",
+            "demo.operation",
+            "--event",
+            str(event),
+            "--responses",
+            str(responses),
+            "--root",
+            str(root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = yaml.safe_load(result.output)
+    assert report["calls"] == [
+        {"connector": "erp", "method": "POST", "path": "/reports", "body": {"QUANT": 4, "CENTRE": "***"}}
+    ]
+    assert report["reply"] == {"status": 200, "body": {"externalId": 9}}
+    assert "SECRET" not in result.output
+
+
+def test_dry_run_unknown_pipeline_is_a_usage_error(tmp_path: Path) -> None:
+    event = tmp_path / "e.json"
+    event.write_text("{}")
+    code, output = invoke(
+        "dry-run", "demo.operatio", "--event", str(event), "--root", str(make_root(tmp_path / "r"))
+    )
+    assert code == 2
+    assert "did you mean 'demo.operation'?" in output
+
+
+def test_schema_describes_every_file_kind() -> None:
+    code, output = invoke("schema")
+    assert code == 0
+    schemas = json.loads(output)
+    assert set(schemas) == {"connector", "mapping", "settings"}
+    mapping = json.dumps(schemas["mapping"])
+    for step in ("SetStep", "CallStep", "SwitchStep", "IfStep", "ForEachStep", "FailStep"):
+        assert step in mapping
+    assert "oauth2_client_credentials" in json.dumps(schemas["connector"])
+
+
+def test_installed_command_runs_without_traceback(tmp_path: Path) -> None:
+    broken = make_root(tmp_path, MAPPING.replace("kind: webhook", "kind: [oops"))
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "check", str(broken)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "operation.yaml:5:" in done.stdout

@@ -1,0 +1,327 @@
+"""Retry rules by failure class, envelopes and business errors, on both transports, with fake time.
+
+Not sent and refused unapplied attempts are retried for every method; an uncertain one only when the
+call is safe to repeat (an idempotent method, `idempotent`, an idempotency key, or a verify lookup).
+"""
+
+import email.utils
+
+import httpx
+import pytest
+
+from engine.errors import BusinessError, ConnectorError, DeadlineExceeded, TransientError, UncertainError
+from tests.connectors.kit import reply
+
+HEBREW = 'פק"ע WO-9 לא קיימת במערכת'
+ROMANIAN = "Stoc insuficient pentru articolul MP-001 în gestiunea Depozit central."
+RETRY = {
+    "max_attempts": 4,
+    "backoff": {"initial": 1, "multiplier": 2, "max": 5, "jitter": False},
+    "deadline": 60,
+}
+
+
+def flaky(first, then=None):
+    """A handler failing with `first` (a reply or an exception) once, then answering 200."""
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        if len(calls) == 1:
+            if isinstance(first, Exception):
+                raise first
+            return first
+        return then or reply(200, {"ok": True})
+
+    return handler, calls
+
+
+@pytest.mark.parametrize(
+    ("first", "failure"),
+    [
+        pytest.param(reply(408, "timeout"), "unapplied", id="408"),
+        pytest.param(reply(429, {"error": {"message": "too many"}}), "unapplied", id="429"),
+        pytest.param(reply(503, "unavailable"), "unapplied", id="503"),
+        pytest.param(reply(500, "oops"), "uncertain", id="500"),
+        pytest.param(reply(502, ""), "uncertain", id="502"),
+        pytest.param(reply(504, ""), "uncertain", id="504"),
+    ],
+)
+async def test_a_get_is_retried_whatever_the_failure_class(make, fake_time, first, failure):
+    handler, calls = flaky(first)
+    records = []
+    connector = make(handler, retry=RETRY)
+    connector.on_call = records.append
+    response = await connector.request("GET", "/x")
+    assert response.body == {"ok": True} and response.attempts == 2 and len(calls) == 2
+    assert fake_time.sleeps == [1] and [r.failure for r in records] == [failure, None]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(httpx.ConnectError("connection refused"), id="not-sent"),
+        pytest.param(reply(429, "slow down"), id="429"),
+        pytest.param(reply(503, "unavailable"), id="503"),
+        pytest.param(reply(408, "request timeout"), id="408"),
+    ],
+)
+async def test_a_post_not_applied_is_retried(make_mock, fake_time, first):
+    handler, calls = flaky(first)
+    response = await make_mock(handler, retry=RETRY).request("POST", "/ALINE_ONE", body={"QUANT": 1})
+    assert response.attempts == 2 and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "detail"),
+    [
+        pytest.param(
+            httpx.ReadTimeout("read timed out"), "erp did not answer: read timed out", id="no-reply"
+        ),
+        pytest.param(
+            reply(500, {"error": {"message": "saved, then failed"}}), "HTTP 500: saved, then failed", id="500"
+        ),
+        pytest.param(reply(502, "bad gateway"), "HTTP 502: bad gateway", id="502"),
+        pytest.param(reply(504, ""), "HTTP 504", id="504"),
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_an_uncertain_write_is_not_repeated(make_mock, fake_time, first, detail, method):
+    handler, calls = flaky(first)
+    connector = make_mock(handler, retry=RETRY, envelope={"error": ["error.message"]})
+    with pytest.raises(UncertainError) as info:
+        await connector.request(method, "/ALINE_ONE", body={"QUANT": 1})
+    assert len(calls) == 1 and fake_time.sleeps == []
+    assert info.value.status == 502 and info.value.kind == "uncertain"
+    assert (
+        info.value.message.startswith(f"outcome unknown after {method} /ALINE_ONE: ")
+        and detail in info.value.message
+    )
+    assert info.value.message.endswith("erp may have applied it. Check erp before sending the event again")
+
+
+@pytest.mark.parametrize(
+    ("how", "expected_attempts"),
+    [
+        pytest.param({"idempotent": True}, 2, id="marked-idempotent"),
+        pytest.param({"idempotency_key": "evt-1:report"}, 2, id="idempotency-key"),
+    ],
+)
+async def test_an_uncertain_write_safe_to_repeat_is_repeated(make, fake_time, how, expected_attempts):
+    handler, calls = flaky(reply(500, "oops"))
+    connector = make(handler, retry=RETRY, idempotency_key={"header": "Idempotency-Key"})
+    response = await connector.request("POST", "/x", body={}, **how)
+    assert response.attempts == expected_attempts and len(calls) == expected_attempts
+    if "idempotency_key" in how:
+        assert {c.headers["idempotency-key"] for c in calls} == {"evt-1:report"}
+
+
+async def test_an_idempotency_key_without_the_connector_header_is_not_sent_nor_trusted(make_mock):
+    handler, calls = flaky(reply(500, "oops"))
+    with pytest.raises(UncertainError):
+        await make_mock(handler, retry=RETRY).request("POST", "/x", body={}, idempotency_key="k")
+    assert "idempotency-key" not in calls[0].headers and len(calls) == 1
+
+
+async def test_verify_finds_what_the_uncertain_attempt_created(make, fake_time):
+    handler, calls = flaky(reply(500, "saved, then failed"))
+    looked: list[int] = []
+
+    async def verify():
+        looked.append(1)
+        return True, {"FORM": 12}
+
+    response = await make(handler, retry=RETRY).request(
+        "POST", "/ALINE_ONE", body={"QUANT": 1}, verify=verify
+    )
+    assert response.verified and response.result == {"FORM": 12}
+    assert len(calls) == 1 and looked == [1] and fake_time.sleeps == []
+
+
+async def test_verify_that_finds_nothing_lets_the_write_be_sent_again(make, fake_time):
+    handler, calls = flaky(reply(502, "bad gateway"), then=reply(201, {"FORM": 13}))
+
+    async def verify():
+        return False, None
+
+    response = await make(handler, retry=RETRY).request(
+        "POST", "/ALINE_ONE", body={"QUANT": 1}, verify=verify
+    )
+    assert not response.verified and response.result == {"FORM": 13} and len(calls) == 2
+
+
+async def test_a_failing_verify_leaves_the_outcome_unknown(make_mock):
+    handler, calls = flaky(reply(500, "oops"))
+
+    async def verify():
+        raise TransientError("cannot reach erp")
+
+    with pytest.raises(UncertainError, match="the lookup that would tell failed"):
+        await make_mock(handler, retry=RETRY).request("POST", "/x", body={}, verify=verify)
+    assert len(calls) == 1
+
+
+async def test_uncertain_then_out_of_attempts_stays_uncertain(make_mock, fake_time):
+    """An idempotent call that was uncertain once and then not sent: the first may have applied."""
+    answers = iter([reply(500, "oops")])
+
+    def handler(request):
+        answer = next(answers, None)
+        if answer is None:
+            raise httpx.ConnectError("refused")
+        return answer
+
+    with pytest.raises(UncertainError, match="gave up after 4"):
+        await make_mock(handler, retry=RETRY).request("PUT", "/x", body={})
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [pytest.param("7", 7.0, id="seconds"), pytest.param("http-date", 30.0, id="http-date")],
+)
+async def test_retry_after_is_honoured(make, fake_time, monkeypatch, retry_after, expected):
+    now = 1_700_000_000.0
+    monkeypatch.setattr("engine.connectors.retry.time.time", lambda: now)
+    if retry_after == "http-date":
+        retry_after = email.utils.formatdate(now + 30, usegmt=True)
+    handler, _ = flaky(reply(429, "slow down", {"Retry-After": retry_after}))
+    await make(handler, retry=RETRY).request("GET", "/x")
+    assert fake_time.sleeps == [pytest.approx(expected)]
+
+
+async def test_retry_after_past_the_deadline_fails_at_once(make, fake_time):
+    handler, calls = flaky(reply(429, "slow down", {"Retry-After": "120"}))
+    with pytest.raises(DeadlineExceeded, match="Retry-After 120") as info:
+        await make(handler, retry=RETRY).request("GET", "/x")
+    assert fake_time.sleeps == [] and info.value.attempts == 1 and info.value.http_status == 429
+
+
+async def test_backoff_grows_and_attempts_run_out(make, fake_time):
+    calls = []
+    connector = make(
+        lambda r: calls.append(r) or reply(503, {"message": "down"}),
+        retry=RETRY,
+        envelope={"error": ["message"]},
+    )
+    with pytest.raises(TransientError) as info:
+        await connector.request("GET", "/x")
+    assert not isinstance(info.value, DeadlineExceeded)
+    assert len(calls) == 4 and info.value.attempts == 4
+    assert fake_time.sleeps == [1, 2, 4]
+    assert "HTTP 503: down" in str(info.value) and info.value.http_status == 503
+
+
+async def test_full_jitter_stays_within_the_backoff(make, fake_time):
+    connector = make(lambda r: reply(503), retry={**RETRY, "backoff": {**RETRY["backoff"], "jitter": True}})
+    connector.retry.rng = lambda: 0.25
+    with pytest.raises(TransientError):
+        await connector.request("GET", "/x")
+    assert fake_time.sleeps == [0.25, 0.5, 1.0]
+
+
+async def test_deadline(make, fake_time):
+    retry = {
+        "max_attempts": 10,
+        "backoff": {"initial": 4, "multiplier": 2, "max": 100, "jitter": False},
+        "deadline": 10,
+    }
+    with pytest.raises(DeadlineExceeded, match="the deadline passed after 2 attempts") as info:
+        await make(lambda r: reply(503), retry=retry).request("GET", "/x")
+    assert fake_time.sleeps == [4] and info.value.attempts == 2
+
+
+async def test_call_deadline_shortens_the_connector_deadline(make, fake_time):
+    with pytest.raises(DeadlineExceeded):
+        await make(lambda r: reply(503), retry=RETRY).request("GET", "/x", deadline=0.5)
+    assert fake_time.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "envelope", "message"),
+    [
+        pytest.param(
+            reply(400, {"FORM": {"@TYPE": "ALINE_ONE", "InterfaceErrors": {"text": HEBREW}}}),
+            {"error": ["FORM.InterfaceErrors.text", "error.message"]},
+            HEBREW,
+            id="priority-hebrew",
+        ),
+        pytest.param(
+            reply(500, {"error": {"code": "", "message": "שגיאה כללית"}}),
+            {"error": ["FORM.InterfaceErrors.text", "error.message"]},
+            "שגיאה כללית",
+            id="priority-500",
+        ),
+        pytest.param(
+            reply(200, {"Result": False, "Error": ROMANIAN}),
+            {"success": "Error == null", "result": "Result", "error": ["Error"]},
+            ROMANIAN,
+            id="nextup-romanian",
+        ),
+        pytest.param(
+            reply(422, {"meta": {"message": "branch_id là bắt buộc", "status_code": 422}, "data": []}),
+            {"result": "data", "error": ["meta.message"]},
+            "branch_id là bắt buộc",
+            id="nextx",
+        ),
+        pytest.param(
+            reply(422, {"error": {"statusCode": 422, "message": "`sku` can't be blank"}}),
+            {"error": ["error.message"]},
+            "`sku` can't be blank",
+            id="loopback",
+        ),
+        pytest.param(reply(404, "Not Found"), {"error": ["error.message"]}, "Not Found", id="text"),
+    ],
+)
+async def test_business_errors_are_not_retried_and_keep_their_message(make, answer, envelope, message):
+    calls = []
+    connector = make(
+        lambda r: calls.append(r) or answer,
+        envelope=envelope,
+        retry={"unapplied": [429, 503], "uncertain": [502]},
+    )
+    with pytest.raises(BusinessError) as info:
+        await connector.request("POST", "/x", body={})
+    assert str(info.value) == message and info.value.message == message
+    assert len(calls) == 1 and info.value.connector == "erp"
+
+
+async def test_long_messages_are_cut(make):
+    connector = make(lambda r: reply(400, {"Error": "x" * 10_000}), envelope={"error": ["Error"]})
+    with pytest.raises(BusinessError) as info:
+        await connector.request("GET", "/x")
+    assert 1000 < len(str(info.value)) <= 4000
+
+
+async def test_result_path(make):
+    connector = make(
+        lambda r: reply(200, {"meta": {"status_code": 200}, "data": [1, 2]}), envelope={"result": "data"}
+    )
+    assert (await connector.request("GET", "/x")).result == [1, 2]
+
+
+async def test_empty_body_gives_a_clear_error(make):
+    connector = make(lambda r: reply(200, ""), envelope={"success": "Error == null", "result": "Result"})
+    with pytest.raises(ConnectorError, match=r"^empty response from erp \(HTTP 200\)"):
+        await connector.request("POST", "/x", body={})
+
+
+async def test_non_json_body_gives_a_clear_error(make):
+    connector = make(lambda r: reply(200, "<html>proxy error</html>"), envelope={"result": "Result"})
+    with pytest.raises(ConnectorError, match=r"non-JSON response from erp \(HTTP 200\): <html>proxy"):
+        await connector.request("GET", "/x")
+
+
+async def test_empty_body_is_fine_without_an_envelope(make):
+    assert (await make(lambda r: reply(204)).request("DELETE", "/x")).result is None
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
+async def test_body_is_json_in_the_configured_content_type(make, content_type):
+    seen = []
+    connector = make(
+        lambda r: seen.append(r) or reply(200, {"Result": 1, "Error": None}), content_type=content_type
+    )
+    await connector.request("POST", "/NextUpServices/Services/POST/", body={"Method": "Ș", "Params": {}})
+    assert seen[0].headers["content-type"] == content_type
+    assert seen[0].content.decode("utf-8") == '{"Method": "Ș", "Params": {}}'
+    assert seen[0].url.path == "/api/NextUpServices/Services/POST/"

@@ -1,0 +1,166 @@
+"""The production transport's failure classes over real sockets: refused, silent, reset, TLS.
+
+Nothing sent (refused connection) is retried for every method; a request sent with no reply (a read
+timeout, a reset after the body) is uncertain, so a POST is not sent again and a GET is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from engine.connectors import Connector
+from engine.connectors.transports import WireRequest
+from engine.connectors.transports.default import AiohttpTransport, TransportSettings
+from engine.errors import NoReply, NotSent, TransientError, UncertainError
+from sandbox.serve import bind_socket
+from tests.connectors.kit import FakeTime, config
+
+pytestmark = pytest.mark.slow
+SECRET = "s3cr3t-token-value"
+
+
+@contextmanager
+def raw_server(behaviour: str) -> Iterator[tuple[str, list[bytes]]]:
+    """A TCP server that reads one request then misbehaves: `silent` (never answers) or `reset`."""
+    listener = bind_socket()
+    listener.listen()
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                data = b""
+                conn.settimeout(2)
+                try:
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = next(
+                        (
+                            int(line.split(b":")[1])
+                            for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length")
+                        ),
+                        0,
+                    )
+                    while len(body) < length:
+                        body += conn.recv(65536)
+                except (TimeoutError, OSError):
+                    continue
+                received.append(data)
+                if behaviour == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                else:
+                    stop.wait(3)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", received
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def connector(base: str, records: list, **fields) -> Connector:
+    fields.setdefault(
+        "retry", {"max_attempts": 3, "backoff": {"initial": 0.01, "jitter": False}, "deadline": 30}
+    )
+    fields.setdefault("timeout", {"connect": 2, "read": 0.5})
+    fields.setdefault("auth", {"kind": "basic", "username": "${ERP_TOKEN}", "password": "PAT"})
+    fake = FakeTime()
+    return Connector(
+        "erp",
+        config(base_url=f"{base}/api", **fields),
+        environ={"ERP_TOKEN": SECRET},
+        on_call=records.append,
+        sleep=fake.sleep,
+    )
+
+
+async def test_a_refused_connection_is_not_sent_and_retried_even_for_a_post():
+    sock = bind_socket()  # bound, never listening: connections are refused
+    records: list = []
+    erp = connector(f"http://127.0.0.1:{sock.getsockname()[1]}", records)
+    try:
+        with pytest.raises(
+            TransientError, match=r"cannot reach erp: cannot connect.*gave up after 3 attempts"
+        ):
+            await erp.request("POST", f"/x?token={SECRET}", body={"a": 1})
+    finally:
+        await erp.aclose()
+        sock.close()
+    assert [(r.status, r.failure) for r in records] == [(None, "not_sent")] * 3
+    assert all(SECRET not in r.url for r in records)
+
+
+@pytest.mark.parametrize("behaviour", ["silent", "reset"])
+async def test_a_post_without_a_reply_is_uncertain_and_sent_once(behaviour):
+    records: list = []
+    with raw_server(behaviour) as (base, received):
+        erp = connector(base, records)
+        try:
+            with pytest.raises(
+                UncertainError, match="outcome unknown after POST /ALINE_ONE: erp did not answer"
+            ) as info:
+                await erp.request("POST", "/ALINE_ONE", body={"QUANT": 1})
+        finally:
+            await erp.aclose()
+    assert len(received) == 1 and info.value.status == 502
+    assert info.value.message.endswith("erp may have applied it. Check erp before sending the event again")
+    assert [r.failure for r in records] == ["uncertain"]
+
+
+async def test_a_get_without_a_reply_is_repeated():
+    records: list = []
+    with raw_server("reset") as (base, received):
+        erp = connector(base, records)
+        try:
+            with pytest.raises(UncertainError):
+                await erp.request("GET", "/x")
+        finally:
+            await erp.aclose()
+    assert len(received) >= 3 and [r.failure for r in records] == ["uncertain"] * 3
+
+
+async def test_transport_classes_its_own_failures():
+    transport = AiohttpTransport(TransportSettings(connect_timeout=1, read_timeout=0.3))
+    sock = bind_socket()
+    try:
+        with pytest.raises(NotSent):
+            await transport.send(WireRequest("GET", f"http://127.0.0.1:{sock.getsockname()[1]}/"))
+        with raw_server("silent") as (base, _):
+            with pytest.raises(NoReply, match="nothing within 0.3 s after sending"):
+                await transport.send(WireRequest("POST", base + "/", {}, b"{}"))
+        with pytest.raises(NotSent, match="TLS|connect"):
+            await transport.send(WireRequest("GET", f"https://127.0.0.1:{sock.getsockname()[1]}/"))
+    finally:
+        sock.close()
+        await transport.aclose()
+
+
+async def test_the_read_timeout_shrinks_to_the_deadline():
+    records: list = []
+    with raw_server("silent") as (base, _):
+        erp = connector(base, records, timeout={"connect": 2, "read": 30})
+        erp.sleep = asyncio.sleep
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(UncertainError):
+                await erp.request("POST", "/x", body={}, deadline=0.4)
+            assert asyncio.get_running_loop().time() - started < 3
+        finally:
+            await erp.aclose()

@@ -1,0 +1,110 @@
+"""A finished run made into its trace: outcome classes, secrets masked everywhere, bodies capped."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.connectors.connector import CallRecord
+from engine.errors import BusinessError, UncertainError
+from engine.recorder import Recorder
+from engine.redaction import Redactor
+from engine.traces.document import TRUNCATED, Finished, _capped, build, outcome_of, search_text
+
+SECRET = "s3cr3t-token-value"
+
+
+def _finished(recorder: Recorder, **overrides: object) -> Finished:
+    values: dict[str, object] = {
+        "id": "0123456789abcdef",
+        "pipeline": "erp.report",
+        "binding": "erp",
+        "version": "v1",
+        "source": "webhook",
+        "event_id": "erp.report:ev-1",
+        "received": datetime(2030, 1, 1, tzinfo=UTC),
+        "event": {"workorder": "WO-1", "password": "hunter22"},
+        "status": 200,
+        "reply": {"ok": True},
+        "error": None,
+        "skipped": False,
+        "duration": 0.01,
+        "recorder": recorder,
+    }
+    values.update(overrides)
+    return Finished(**values)  # type: ignore[arg-type]
+
+
+def test_outcomes() -> None:
+    assert outcome_of(None, False) == "ok" and outcome_of(None, True) == "skipped"
+    assert outcome_of(BusinessError("no", connector="erp"), False) == "failed"
+    assert outcome_of(UncertainError("maybe", connector="erp"), False) == "uncertain"
+
+
+def test_steps_and_calls_are_recorded_in_order_with_their_step() -> None:
+    recorder = Recorder()
+    redactor = Redactor([SECRET])
+    outer = recorder.enter("steps[0]", "for_each", "lines")
+    inner = recorder.enter("steps[0].steps[0]", "call", None)
+    recorder.call(
+        CallRecord(
+            "erp",
+            "POST",
+            "/reports",
+            500,
+            0.002,
+            1,
+            "erp answered HTTP 500",
+            "uncertain",
+            redactor,
+            f"http://erp/api/reports?key={SECRET}&n=1",
+            {"token": "abc", "note": f"Bearer {SECRET}"},
+            {"message": "boom"},
+            "http://erp/api",
+        )
+    )
+    recorder.leave(inner, "failed", "erp answered HTTP 500")
+    recorder.leave(outer, "failed", "erp answered HTTP 500")
+    recorder.skipped("steps[1]", "call", "after")
+    document = build(_finished(recorder, error=UncertainError("maybe", connector="erp")), [redactor], 4096)
+    assert [(s["id"], s["type"], s["status"]) for s in document["steps"]] == [
+        ("steps[0]", "for_each", "failed"),
+        ("steps[0].steps[0]", "call", "failed"),
+        ("steps[1]", "call", "skipped"),
+    ]
+    [call] = document["calls"]
+    assert call["step"] == "steps[0].steps[0]" and call["path"] == "/reports"
+    assert call["query"] == {"key": "***", "n": "1"}
+    assert call["request"] == {"token": "***", "note": "Bearer ***"}
+    assert (call["status"], call["failure"], call["attempt"]) == (500, "uncertain", 1)
+    assert document["outcome"] == "uncertain" and document["error"]["connector"] == "erp"
+    assert document["event"]["password"] == "***"  # named like a secret: masked whole
+    text = json.dumps(document)
+    assert SECRET not in text and "hunter22" not in text
+    assert "wo-1" in search_text(document) and "hunter22" not in search_text(document)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+    ),
+    st.integers(256, 2048),
+)
+def test_a_capped_value_is_whole_or_its_head_within_the_cap(value: object, limit: int) -> None:
+    capped = _capped(value, limit)
+    if (
+        isinstance(capped, dict)
+        and TRUNCATED in capped
+        and not (isinstance(value, dict) and TRUNCATED in value)
+    ):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        assert capped[TRUNCATED] == len(text.encode("utf-8", "replace")) > limit
+        assert len(capped["head"].encode("utf-8")) <= limit and text.startswith(capped["head"])
+    else:
+        assert capped == value
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        assert len(str(text).encode("utf-8", "replace")) <= limit
