@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -147,11 +148,24 @@ class SQLiteStore(Store):
             )
             conn.row_factory = sqlite3.Row
             if self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode=WAL")
+                self._wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._conn = conn
         return self._conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL. SQLite answers "locked" at once, not after busy_timeout, while another
+        process opening the same new file switches too: wait for it as busy_timeout would."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         """Run `fn(conn)` in one transaction on the store's thread."""
