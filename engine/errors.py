@@ -1,19 +1,28 @@
 """The exceptions mesbridge raises, and what the caller sees of each.
 
     MesbridgeError
-    ├── ConfigError              a config root that does not load; carries Diagnostics
-    ├── MissingVariableError     a ${VAR} needed now and not set
-    ├── ExpressionError          a template or JMESPath failed on this event
-    │   ├── TemplateLimitError   a template would build a value over a documented size limit
-    │   └── PathValueError       a value cannot be put into a URL path as data
-    └── PipelineError            a pipeline run failed; `status` and `message` answer the caller
-        ├── FailStep             a `fail:` step stopped the pipeline on purpose
-        ├── NotFoundError        a lookup found nothing and `missing` said to fail
-        └── ConnectorError       an external system call failed
-            ├── BusinessError    the system answered and refused (never retried)
-            ├── TransientError   connect error, timeout, 408, 429, 5xx: retried, then raised
-            │   └── DeadlineExceeded  the retry deadline or the pipeline deadline passed
-            └── AuthError        the login itself failed
+    ├── ConfigError               a config root that does not load; carries Diagnostics
+    ├── SchemaFileError           a payload schema file that is missing, not JSON or outside the subset
+    ├── MissingVariableError      a ${VAR} needed now and not set
+    ├── ExpressionError           a template or JMESPath failed on this event
+    │   ├── TemplateLimitError    a template would build a value over a documented size limit
+    │   └── PathValueError        a value cannot be put into a URL path as data
+    ├── StartupError              `mesbridge run` cannot start; the message says what to do
+    ├── StoreError                the state store failed (also: unreachable, locked too long)
+    │   └── LeaseLostError        another worker took the job; this outcome was not recorded
+    ├── RequestRejected           an inbound request refused with a 4xx before any pipeline ran
+    ├── TransportError            one HTTP attempt failed below the request path (internal)
+    │   ├── NotSent               nothing reached the system: connect refused, DNS, TLS, pool wait
+    │   └── NoReply               the request went out and no reply came: read timeout, reset
+    └── PipelineError             a pipeline run failed; `status` and `message` answer the caller
+        ├── DeliberateFailure     a `fail:` step stopped the pipeline on purpose
+        ├── NotFoundError         a lookup found nothing and `missing` said to fail
+        └── ConnectorError        an external system call failed
+            ├── BusinessError     the system answered and refused (never retried)
+            ├── TransientError    not applied: not sent, or refused unapplied (429, 503); retried, then raised
+            │   └── DeadlineExceeded  the deadline passed between attempts
+            ├── UncertainError    the system may have applied it (500, 502, 504, a lost reply): not repeated
+            └── AuthError         the login itself failed
 
 The CLI turns every one into a message and an exit code; the service into a reply. None becomes a
 traceback for a user.
