@@ -7,6 +7,21 @@ app usable in-process (`httpx.ASGITransport`) or on a real port (`sandbox.serve`
 Faults are applied by an ASGI wrapper before a route runs, in this order: outage (`down` or a
 window of `outages`), throttle, error rate, latency. Admin routes are never faulted nor logged.
 
+Three faults act after the route instead, the way an ERP fails when it is hardest to recover from:
+the request is handled normally (the record is saved, the call is logged with the route's status)
+and then, whatever the route answered,
+
+- `apply_then_error`: the reply is replaced by the system's own 500 (`error_response`);
+- `apply_then_timeout`: no reply comes; the connection is held until the client gives up, and
+  dropped after `timeout_hold` seconds or when the server stops;
+- `reset_after_body`: the connection is reset at once, with no reply.
+
+Each is a rate (0..1) drawn from the seeded RNG, one draw per eligible request; with `writes_only`
+(the default) only writes are eligible (`Simulator.is_write`: POST, PUT, PATCH, DELETE, less a
+system's sign-in). Dropping a connection needs the server's `sandbox.abort` ASGI extension, which
+`sandbox.serve` provides; without it (`httpx.ASGITransport`, another server) the wrapper raises
+ConnectionResetError instead, and the client sees what that transport makes of it.
+
 Every simulator module exposes the same contract, which the `mesbridge sandbox` registry relies on::
 
     NAME: str
@@ -19,6 +34,7 @@ Every simulator module exposes the same contract, which the `mesbridge sandbox` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import random
@@ -34,9 +50,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ADMIN_PREFIX", "Faults", "Simulator", "seeded"]
+__all__ = ["ABORT_EXTENSION", "ADMIN_PREFIX", "HARD_FAULTS", "WRITE_METHODS", "Faults", "Simulator", "seeded"]
 
 ADMIN_PREFIX = "/_admin"
+ABORT_EXTENSION = "sandbox.abort"
+"""ASGI scope extension `{"abort": callable, "closing": asyncio.Event}`: `abort()` resets the
+request's connection with no reply; `closing` is set when the server starts shutting down."""
+HARD_FAULTS = ("apply_then_error", "apply_then_timeout", "reset_after_body")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECRET_HEADERS = frozenset({"authorization", "cookie", "x-app-key", "x-api-key", "proxy-authorization"})
 CALL_LOG_LIMIT = 10_000
 
@@ -49,6 +70,10 @@ class Faults:
     switch. `error_rate` draws from `random.Random(seed)`, so a run is reproducible. `throttle` is
     a request limit per client per `throttle_window` seconds (60: Priority Cloud's per-minute
     limit). `token_ttl` is read by simulators that issue tokens (None: the system's own default).
+
+    `apply_then_error`, `apply_then_timeout` and `reset_after_body` are rates of requests that are
+    applied and then answered with a 500, never answered (for at most `timeout_hold` seconds), or
+    reset; together at most 1. With `writes_only` they hit only writes.
     """
 
     latency: float = 0.0
@@ -58,12 +83,23 @@ class Faults:
     token_ttl: float | None = None
     throttle: int | None = None
     throttle_window: float = 60.0
+    apply_then_error: float = 0.0
+    apply_then_timeout: float = 0.0
+    reset_after_body: float = 0.0
+    writes_only: bool = True
+    timeout_hold: float = 120.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.outages = [(float(a), float(b)) for a, b in self.outages]
-        if not 0.0 <= self.error_rate <= 1.0:
-            raise ValueError(f"error_rate must be within 0..1, got {self.error_rate}")
+        for name in ("error_rate", *HARD_FAULTS):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {rate}")
+        if sum(self.hard_rates()) > 1.0:
+            raise ValueError(f"{' + '.join(HARD_FAULTS)} must be at most 1, got {sum(self.hard_rates()):g}")
+        if self.timeout_hold < 0:
+            raise ValueError(f"timeout_hold must be >= 0 seconds, got {self.timeout_hold}")
         if self.latency < 0:
             raise ValueError(f"latency must be >= 0, got {self.latency}")
         if self.throttle is not None and self.throttle < 1:
@@ -71,9 +107,14 @@ class Faults:
         if self.throttle_window <= 0:
             raise ValueError(f"throttle_window must be > 0 seconds, got {self.throttle_window}")
 
+    def hard_rates(self) -> tuple[float, float, float]:
+        """The rates of `HARD_FAULTS`, in that order."""
+        return self.apply_then_error, self.apply_then_timeout, self.reset_after_body
+
     @classmethod
     def parse(cls, spec: str) -> Faults:
-        """Parse `latency=0.2,error_rate=0.1,down=1,throttle=100,token_ttl=5,outage=10-20`.
+        """Parse `latency=0.2,error_rate=0.1,down=1,throttle=100,token_ttl=5,outage=10-20`, also
+        `apply_then_error=0.2,apply_then_timeout=0.1,reset_after_body=0.1,writes_only=0,timeout_hold=30`.
 
         `outage=START-END` may repeat; `outages=10-20;30-40` gives several at once.
         """
@@ -120,7 +161,7 @@ def _coerce(key: str, raw: Any) -> Any:
         if isinstance(raw, str):
             return [_window(w) for w in raw.split(";") if w.strip()]
         return [tuple(w) for w in raw]
-    if key == "down":
+    if key in ("down", "writes_only"):
         if isinstance(raw, str):
             return raw.strip().lower() in ("1", "true", "yes", "on")
         return bool(raw)
@@ -187,6 +228,23 @@ class Simulator:
     def draws_error(self) -> bool:
         rate = self.faults.error_rate
         return rate > 0 and self._rng.random() < rate
+
+    def draws_hard_fault(self, scope: Scope, body: bytes) -> str | None:
+        """Which of `HARD_FAULTS` this request meets after it is applied, if any (one seeded draw)."""
+        rates = self.faults.hard_rates()
+        if not any(rates) or (self.faults.writes_only and not self.is_write(scope, body)):
+            return None
+        draw = self._rng.random()
+        for kind, rate in zip(HARD_FAULTS, rates, strict=True):
+            if draw < rate:
+                return kind
+            draw -= rate
+        return None
+
+    def is_write(self, scope: Scope, body: bytes) -> bool:
+        """True for a request that may change records; a system's sign-in is not one (it only
+        issues a token, and failing it would keep a client from reaching any write)."""
+        return scope["method"] in WRITE_METHODS
 
     # -- hooks a simulator overrides ------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -276,23 +334,25 @@ class Simulator:
         self.reset()
         return Response(status_code=204)
 
-    def record(self, scope: Scope, body: bytes, status: int) -> None:
+    def record(self, scope: Scope, body: bytes, status: int, fault: str | None = None) -> None:
+        """Log a call; `status` is the route's own, `fault` the kind that replaced its reply."""
         headers = {
             k.decode("latin-1"): v.decode("latin-1")
             for k, v in scope.get("headers", [])
             if k.decode("latin-1").lower() not in SECRET_HEADERS
         }
-        self.calls.append(
-            {
-                "method": scope["method"],
-                "path": scope["path"],
-                "query": scope.get("query_string", b"").decode("latin-1"),
-                "headers": headers,
-                "body": _decode_body(body),
-                "status": status,
-                "time": round(self.clock() - self.started, 6),
-            }
-        )
+        call = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode("latin-1"),
+            "headers": headers,
+            "body": _decode_body(body),
+            "status": status,
+            "time": round(self.clock() - self.started, 6),
+        }
+        if fault is not None:
+            call["fault"] = fault
+        self.calls.append(call)
 
 
 def _decode_body(body: bytes) -> Any:
@@ -306,7 +366,7 @@ def _decode_body(body: bytes) -> Any:
 
 
 class _FaultMiddleware:
-    """Reads the body once, applies faults, runs the route and records the call."""
+    """Reads the body once, applies faults, runs the route, records the call, then fails it if drawn."""
 
     def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
         self.app = app
@@ -334,14 +394,44 @@ class _FaultMiddleware:
                 status = message["status"]
             await send(message)
 
+        async def withhold(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
         fault = self._fault(scope, replay)
         if fault is not None:
             await fault(scope, replay, capture)
-        else:
-            if sim.faults.latency > 0:
-                await asyncio.sleep(sim.faults.latency)
+            sim.record(scope, body, status)
+            return
+        hard = sim.draws_hard_fault(scope, body)
+        if sim.faults.latency > 0:
+            await asyncio.sleep(sim.faults.latency)
+        if hard is None:
             await self.app(scope, replay, capture)
-        sim.record(scope, body, status)
+            sim.record(scope, body, status)
+            return
+        await self.app(scope, replay, withhold)
+        sim.record(scope, body, status, fault=hard)
+        await self._fail_applied(hard, scope, receive, send)
+
+    async def _fail_applied(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """After the route ran: a 500 of the system's own, or no reply at all."""
+        if kind == "apply_then_error":
+            await self.sim.error_response(Request(scope, receive))(scope, receive, send)
+            return
+        server = scope.get("extensions", {}).get(ABORT_EXTENSION)
+        if kind == "apply_then_timeout":
+            closing = server["closing"] if server is not None else None
+            if await _hold(receive, closing, self.sim.faults.timeout_hold):
+                return  # the client gave up first
+        if server is None:
+            raise ConnectionResetError(f"{kind}: the server has no {ABORT_EXTENSION} to drop the connection")
+        server["abort"]()
+        # The server learns of the closed connection on its next loop turn; returning before then
+        # would have it log an app that "returned without starting response".
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_disconnected(receive), 1.0)
 
     def _fault(self, scope: Scope, receive: Receive) -> Response | None:
         sim = self.sim
@@ -354,6 +444,26 @@ class _FaultMiddleware:
         if sim.draws_error():
             return sim.error_response(request)
         return None
+
+
+async def _hold(receive: Receive, closing: asyncio.Event | None, seconds: float) -> bool:
+    """Hold a request unanswered: True when the client disconnects first, False when the server
+    starts closing or `seconds` pass."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(_disconnected(receive))]
+    if closing is not None:
+        waits.append(asyncio.ensure_future(closing.wait()))
+    try:
+        done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return waits[0] in done
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Wait until the client has closed the connection."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _read_body(receive: Receive) -> bytes:
