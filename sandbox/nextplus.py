@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from sandbox.base import ADMIN_PREFIX, Faults, Simulator, seeded
 from sandbox.emitter import IntegrationBuilder
@@ -334,6 +335,9 @@ class NextPlusSimulator(Simulator):
             Route("/api/Workorders/{id}", self.find_by_id, methods=["GET"]),
             Route("/api/Workorders/{id}", self.patch, methods=["PATCH"]),
         ]
+
+    def is_write(self, scope: Scope, body: bytes) -> bool:
+        return super().is_write(scope, body) and scope["path"] != self.login_path
 
     def error_response(self, request: Request) -> Response:
         return error_response(500, "Internal Server Error", "INTERNAL_ERROR")

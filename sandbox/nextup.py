@@ -39,6 +39,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from sandbox.base import Faults, Simulator
 from sandbox.nextup_data import DATABASE, Company, NextUpError, seed_company
@@ -55,6 +56,10 @@ TOKEN_ERROR = "AuthenticationToken lipseste, este invalid sau a expirat."
 LOGIN_ERROR = "Invalid credentials."
 BASE = "/NextUpServices/Services"
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SERVER_ERROR_PAGE = (
+    "<html><head><title>Runtime Error</title></head><body>"
+    "<h1>Server Error in '/NextUpServices' Application.</h1><h2><i>Runtime Error</i></h2></body></html>"
+)
 
 Handler = Callable[[Company, dict[str, Any]], Any]
 
@@ -382,6 +387,20 @@ class NextUpSimulator(Simulator):
         if envelope is None:
             return _fail("Cererea nu este un JSON valid.")
         return self.call(envelope)
+
+    def is_write(self, scope: Scope, body: bytes) -> bool:
+        """Every call is a POST (or a GET carrying the same envelope): the `Method` decides. The
+        `Get...` methods and `Logout` change no record; an unreadable envelope is refused unapplied."""
+        path = scope["path"]
+        text = path[len(BASE) + 5 :] if path.startswith(BASE + "/GET/") else body.decode("utf-8", "replace")
+        envelope = self.parse(text)
+        method = envelope.get("Method") if isinstance(envelope, dict) else None
+        return isinstance(method, str) and not method.startswith("Get") and method != "Logout"
+
+    def error_response(self, request: Request) -> Response:
+        # ASSUMPTION: the services run on ASP.NET under IIS, whose answer to an unhandled exception is
+        # HTTP 500 with its HTML error page, not the {"Result", "Error"} envelope of business errors.
+        return Response(SERVER_ERROR_PAGE, status_code=500, media_type="text/html")
 
     def routes(self) -> list[BaseRoute]:
         return [

@@ -39,6 +39,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from sandbox.base import Faults, Simulator, seeded
 from sandbox.nextx_data import Invalid, NextXStore, seed_store
@@ -50,6 +51,7 @@ DEFAULT_PORT = 8604
 CREDENTIALS = {"client_id": "mesbridge-demo", "client_secret": "nextx-demo-secret"}
 DEFAULT_TTL = 3600
 MAX_PAGE_LIMIT = 100
+TOKEN_PATH = "/api/auth/token"
 
 
 def envelope(data: Any, message: str = "Success", status: int = 200) -> JSONResponse:
@@ -257,10 +259,17 @@ class NextXSimulator(Simulator):
             "Consumption reversed successfully",
         )
 
+    def is_write(self, scope: Scope, body: bytes) -> bool:
+        return super().is_write(scope, body) and scope["path"] != TOKEN_PATH
+
+    def error_response(self, request: Request) -> Response:
+        # ASSUMPTION: Laravel's answer to an unhandled exception ("Server Error"), in the envelope.
+        return envelope([], "Server Error", 500)
+
     def routes(self) -> list[BaseRoute]:
         h = self.handler
         return [
-            Route("/api/auth/token", self.token, methods=["POST", "GET"]),
+            Route(TOKEN_PATH, self.token, methods=["POST", "GET"]),
             Route("/api/branch/branch", h(self.branches), methods=["GET"]),
             Route("/api/product/product", h(self.products), methods=["GET", "POST"]),
             Route("/api/product/product-detail", h(self.product_detail), methods=["GET"]),
