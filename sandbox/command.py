@@ -3,6 +3,11 @@
 Every simulator module in `SIMULATORS` exposes `NAME`, `DEFAULT_PORT`, `CREDENTIALS` and
 `create_app(*, size, seed, faults) -> Starlette`. All servers share one asyncio loop; SIGINT and
 SIGTERM stop them all and the command exits 0.
+
+`--fault NAME:SPEC` (or `--faults`, repeatable; several for one simulator add up) sets the faults of
+one simulator at start, in `sandbox.base.Faults.parse` syntax, e.g.
+`--fault priority:apply_then_error=0.2 --fault nextplus:latency=0.1,reset_after_body=0.05`. They can
+be changed at run time with `PUT` or `PATCH /_admin/faults` on each simulator.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import click
 from sandbox.base import Faults
 from sandbox.serve import QuietServer, bind_socket, make_server
 
-__all__ = ["SIMULATORS", "load_simulators", "sandbox"]
+__all__ = ["SIMULATORS", "load_simulators", "parse_faults", "sandbox"]
 
 SIMULATORS = ("nextplus", "priority", "nextup", "nextx")
 
@@ -41,19 +46,24 @@ class _Running:
     sock: socket.socket
 
 
-def _parse_faults(specs: tuple[str, ...], names: list[str]) -> dict[str, Faults]:
-    faults: dict[str, Faults] = {}
+def parse_faults(specs: tuple[str, ...], names: list[str]) -> dict[str, Faults]:
+    """`NAME:SPEC` options by simulator; the specs of one simulator are joined, a later key wins."""
+    texts: dict[str, list[str]] = {}
     for spec in specs:
         name, sep, text = spec.partition(":")
         if not sep or name not in names:
             raise click.BadParameter(
-                f"{spec!r}: expected NAME:spec with NAME one of {', '.join(names)}", param_hint="--faults"
+                f"{spec!r}: expected NAME:spec with NAME one of {', '.join(names)}", param_hint="--fault"
             )
         try:
-            faults[name] = Faults.parse(text)
+            Faults.parse(text)
         except ValueError as exc:
-            raise click.BadParameter(f"{spec!r}: {exc}", param_hint="--faults") from exc
-    return faults
+            raise click.BadParameter(f"{spec!r}: {exc}", param_hint="--fault") from exc
+        texts.setdefault(name, []).append(text)
+    try:
+        return {name: Faults.parse(",".join(parts)) for name, parts in texts.items()}
+    except ValueError as exc:  # each spec is valid alone, not together (e.g. rates above 1 in sum)
+        raise click.BadParameter(str(exc), param_hint="--fault") from exc
 
 
 async def _serve(running: list[_Running], as_json: bool) -> None:
@@ -95,11 +105,13 @@ async def _serve(running: list[_Running], as_json: bool) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated data.")
 @click.option(
+    "--fault",
     "--faults",
     "fault_specs",
     multiple=True,
     metavar="NAME:SPEC",
-    help="Faults of one simulator, e.g. priority:latency=0.2,error_rate=0.1,throttle=100.",
+    help="Faults of one simulator, repeatable, e.g. priority:latency=0.2,error_rate=0.1,throttle=100 "
+    "or priority:apply_then_error=0.2,apply_then_timeout=0.1,reset_after_body=0.1 (see sandbox/base.py).",
 )
 def sandbox(
     only: str,
@@ -117,7 +129,7 @@ def sandbox(
         raise click.BadParameter(
             f"unknown simulator(s) {', '.join(unknown)}; valid: {', '.join(SIMULATORS)}", param_hint="--only"
         )
-    faults = _parse_faults(fault_specs, wanted)
+    faults = parse_faults(fault_specs, wanted)
     running: list[_Running] = []
     try:
         modules = load_simulators(tuple(n for n in SIMULATORS if n in wanted))
