@@ -38,6 +38,17 @@ class Echo(Simulator):
         ),
         pytest.param("outage=10-20,outage=30-40", Faults(outages=[(10, 20), (30, 40)]), id="outages"),
         pytest.param("outages=1-2;3-4,down=0", Faults(outages=[(1, 2), (3, 4)]), id="outage-list"),
+        pytest.param(
+            "apply_then_error=0.2,apply_then_timeout=0.1,reset_after_body=0.05,writes_only=0,timeout_hold=5",
+            Faults(
+                apply_then_error=0.2,
+                apply_then_timeout=0.1,
+                reset_after_body=0.05,
+                writes_only=False,
+                timeout_hold=5,
+            ),
+            id="hard",
+        ),
     ],
 )
 def test_faults_parse(spec: str, expected: Faults) -> None:
@@ -51,6 +62,15 @@ def test_faults_parse(spec: str, expected: Faults) -> None:
         pytest.param("error_rate=2", "error_rate must be within 0..1", id="rate"),
         pytest.param("latency", "is not NAME=VALUE", id="no-value"),
         pytest.param("outage=5", "is not START-END", id="window"),
+        pytest.param(
+            "apply_then_error=1.5", r"apply_then_error must be within 0\.\.1, got 1\.5", id="hard-rate"
+        ),
+        pytest.param(
+            "apply_then_error=0.6,reset_after_body=0.6",
+            r"apply_then_error \+ apply_then_timeout \+ reset_after_body must be at most 1, got 1\.2",
+            id="hard-sum",
+        ),
+        pytest.param("timeout_hold=-1", "timeout_hold must be >= 0 seconds", id="hold"),
     ],
 )
 def test_faults_parse_errors(spec: str, message: str) -> None:
@@ -120,3 +140,22 @@ async def test_outage_window_and_seeded_error_rate() -> None:
 async def _statuses(sim: Simulator, n: int) -> list[int]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(sim.app), base_url="http://sim") as client:
         return [(await client.get("/echo")).status_code for _ in range(n)]
+
+
+async def test_hard_faults_spare_reads_unless_told_and_need_a_server_to_drop() -> None:
+    sim = Echo(faults=Faults(apply_then_error=1.0))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(sim.app), base_url="http://sim") as client:
+        assert (await client.get("/echo")).status_code == 200
+        assert (await client.post("/echo", content=b"x")).status_code == 500
+        sim.faults = Faults(apply_then_error=1.0, writes_only=False)
+        assert (await client.get("/echo")).status_code == 500
+        # In-process there is no connection to drop: the client sees the reset as an exception.
+        sim.faults = Faults(reset_after_body=1.0)
+        with pytest.raises(ConnectionResetError, match="sandbox.abort"):
+            await client.post("/echo", content=b"y")
+    assert [(c["method"], c["status"], c.get("fault")) for c in sim.calls] == [
+        ("GET", 200, None),
+        ("POST", 200, "apply_then_error"),
+        ("GET", 200, "apply_then_error"),
+        ("POST", 200, "reset_after_body"),
+    ]

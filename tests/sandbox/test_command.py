@@ -1,0 +1,58 @@
+"""`mesbridge sandbox --fault`: the specs of each simulator, and the messages for bad ones."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from sandbox.base import Faults
+from sandbox.command import SIMULATORS, parse_faults, sandbox
+
+
+@pytest.mark.parametrize(
+    ("specs", "expected"),
+    [
+        pytest.param((), {}, id="none"),
+        pytest.param(
+            ("priority:apply_then_error=0.2",), {"priority": Faults(apply_then_error=0.2)}, id="one"
+        ),
+        pytest.param(
+            (
+                "nextplus:latency=0.1",
+                "nextplus:reset_after_body=0.05,latency=0.3",
+                "nextx:apply_then_timeout=1",
+            ),
+            {"nextplus": Faults(latency=0.3, reset_after_body=0.05), "nextx": Faults(apply_then_timeout=1)},
+            id="repeated-add-up",
+        ),
+    ],
+)
+def test_parse_faults(specs: tuple[str, ...], expected: dict[str, Faults]) -> None:
+    assert parse_faults(specs, list(SIMULATORS)) == expected
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        pytest.param(
+            ("erp:down=1",), "'erp:down=1': expected NAME:spec with NAME one of nextplus", id="name"
+        ),
+        pytest.param(("nextup:apply_then_error=2",), "apply_then_error must be within 0..1", id="rate"),
+        pytest.param(
+            ("nextup:apply_then_error=0.7", "nextup:apply_then_timeout=0.7"),
+            "apply_then_error + apply_then_timeout + reset_after_body must be at most 1, got 1.4",
+            id="sum",
+        ),
+    ],
+)
+def test_parse_faults_errors(specs: tuple[str, ...], message: str) -> None:
+    with pytest.raises(click.BadParameter) as caught:
+        parse_faults(specs, list(SIMULATORS))
+    assert message in caught.value.message
+
+
+def test_a_bad_fault_stops_the_command_before_any_server() -> None:
+    result = CliRunner().invoke(sandbox, ["--fault", "priority:apply_then_timeout=yes"])
+    assert result.exit_code == 2
+    assert "Invalid value for --fault" in result.output
