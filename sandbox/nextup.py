@@ -25,6 +25,10 @@ HTTP 200 as `{"Result": false, "Error": "..."}`. Operations (documented names, p
 plus the invented production operations of `nextup_production` (GetProductionOrders,
 AddProductionReport, AddConsumptionNote, Add/Update/Delete/GetSerialNumber(s)).
 Series: COM orders, FCT invoices, AVZ delivery notes, TRF transfers, RP reports, BC consumption.
+
+Faults (`sandbox.base`): a 500 (`error_rate`, `apply_then_error`) is HTTP 500 with an ASP.NET error
+page (ASSUMPTION), not the HTTP 200 error envelope; only methods other than `Get...` and `Logout` are
+writes for the apply-then faults.
 """
 
 from __future__ import annotations

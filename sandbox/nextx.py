@@ -26,7 +26,8 @@ goods as bought from a supplier, so the simulator adds, in the same REST style (
          when unknown, 422 when already reversed
 
 Envelope `{"meta": {"message", "status_code"}, "data": ...}`. No token: 401 `{"message":
-"Unauthenticated."}` (seed); expired or unknown token: 401 meta "Token expired" (seed).
+"Unauthenticated."}` (seed); expired or unknown token: 401 meta "Token expired" (seed). A 500
+(faults `error_rate`, `apply_then_error`): meta "Server Error", status_code 500 (ASSUMPTION).
 """
 
 from __future__ import annotations
