@@ -73,6 +73,24 @@ class Settings(BaseModel):
         None, description="Caller authentication for webhook routes that set none of their own"
     )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Largest webhook body accepted")
+    max_json_depth: int = Field(
+        64, ge=1, le=500, description="Deepest nesting of objects and arrays in a webhook body"
+    )
+    max_integer_digits: int = Field(
+        100, ge=1, le=4300, description="Most digits of an integer in a webhook body"
+    )
+    max_string_chars: int = Field(
+        100_000, ge=1, description="Most characters of a string (or key) in a webhook body"
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, from connecting or from the "
+        "first byte of the request; then 408 and the connection is closed",
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a webhook request has to send its whole body; then 408"
+    )
     workers: int = Field(4, ge=1, le=256, description="Queue workers per replica")
     shutdown_grace: float = Field(20.0, ge=0, description="Seconds SIGTERM waits for in-flight work")
     delivery: Delivery = Field(default_factory=Delivery, description="Queue delivery and retries")
@@ -107,6 +125,11 @@ _ENV_FIELDS = {
     "MESBRIDGE_LOG_LEVEL": "log_level",
     "MESBRIDGE_LOG_FORMAT": "log_format",
     "MESBRIDGE_MAX_BODY_BYTES": "max_body_bytes",
+    "MESBRIDGE_MAX_JSON_DEPTH": "max_json_depth",
+    "MESBRIDGE_MAX_INTEGER_DIGITS": "max_integer_digits",
+    "MESBRIDGE_MAX_STRING_CHARS": "max_string_chars",
+    "MESBRIDGE_HEADER_TIMEOUT": "header_timeout",
+    "MESBRIDGE_BODY_TIMEOUT": "body_timeout",
     "MESBRIDGE_WORKERS": "workers",
     "MESBRIDGE_TRACES": "traces.enabled",
 }

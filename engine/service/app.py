@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -42,7 +42,7 @@ from engine.pipeline.executor import Outcome
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.redaction import Redactor, environment_redactor
 from engine.service.generation import Generation
-from engine.service.inbound import authenticate, parse_json, read_body
+from engine.service.inbound import JsonLimits, authenticate, check_content_type, parse_json, read_body
 from engine.service.logging import event_context
 from engine.service.metrics import CONTENT_TYPE_LATEST, Metrics
 from engine.service.tracer import Tracer
@@ -140,8 +140,28 @@ class Service:
         }
 
 
-def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+class JsonReply(Response):
+    """A JSON reply that always encodes: a lone surrogate in what it quotes is written as its JSON
+    escape (`\\ud800`), never an encoding error; a number JSON cannot carry (NaN, Infinity), which only
+    an external system's data can hold here, makes the reply a 502 saying so."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            log.error("a reply holds a non-finite number; answered 502 instead: %r", content)
+            self.status_code = 502
+            text = json.dumps({"message": _NON_FINITE})
+        return text.encode("utf-8", "backslashreplace")
+
+
+_NON_FINITE = "the reply holds a number JSON cannot carry (NaN or Infinity); see the mesbridge log"
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> JsonReply:
+    return JsonReply(body, status_code=status, headers=headers)
 
 
 def _key_value(expression: Any, event: Any, variables: Mapping[str, Any]) -> str | None:
@@ -187,11 +207,13 @@ async def handle_webhook(service: Service, request: Request) -> Response:
         return _json(405, {"message": "webhooks accept POST only"}, {"Allow": "POST"})
     source = entry.pipeline.source
     assert isinstance(source, WebhookSource)
+    settings = generation.project.settings
     with event_context(name):
         try:
-            body = await read_body(request, service.settings.max_body_bytes)
-            authenticate(source.auth or service.settings.webhook_auth, request, body, service.environ)
-            event = parse_json(request, body)
+            body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
+            authenticate(source.auth or settings.webhook_auth, request, body, service.environ)
+            check_content_type(request.headers.get("content-type"))
+            event = parse_json(body, JsonLimits.of(settings))
             schema = generation.schemas.get(name)
             if schema is not None:
                 event = schema.admit(event)
@@ -199,6 +221,9 @@ async def handle_webhook(service: Service, request: Request) -> Response:
             service.metrics.event(name, "rejected")
             log.info("refused: %s", rejection.message, extra={"status": rejection.status})
             return _json(rejection.status, {"message": rejection.message}, rejection.headers)
+        except ClientDisconnect:
+            log.info("client disconnected before sending the whole body")
+            return Response(status_code=400)  # never sent: the connection is gone
         except MissingVariableError as exc:
             log.error("webhook %s misconfigured: %s", path, exc)
             return _json(500, {"message": "webhook authentication is not configured on the server"})

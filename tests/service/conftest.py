@@ -210,13 +210,21 @@ def sims() -> Iterator[Sims]:
         yield Sims(urls, {name: app.state.simulator for name, app in apps.items()})
 
 
-def write_root(path: Path, *, poll: bool = False, log_level: str = "info") -> Path:
-    """A config root in `path`: settings, three connectors, the test pipelines and their schema."""
+def write_root(
+    path: Path, *, poll: bool = False, log_level: str = "info", settings: dict[str, Any] | None = None
+) -> Path:
+    """A config root in `path`: settings, three connectors, the test pipelines and their schema.
+
+    `settings` replaces or adds top-level keys of `mesbridge.yaml` (values written as JSON, which is YAML).
+    """
     root = path / "root"
     (root / "connectors").mkdir(parents=True)
     (root / "mappings" / "test").mkdir(parents=True)
     (root / "schemas").mkdir()
-    (root / "mesbridge.yaml").write_text(SETTINGS.format(store=path / "state.db", log_level=log_level))
+    lines = SETTINGS.format(store=path / "state.db", log_level=log_level).splitlines()
+    for key, value in (settings or {}).items():
+        lines = [line for line in lines if not line.startswith(f"{key}:")] + [f"{key}: {json.dumps(value)}"]
+    (root / "mesbridge.yaml").write_text("\n".join(lines) + "\n")
     for name, text in CONNECTORS.items():
         (root / "connectors" / f"{name}.yaml").write_text(text)
     (root / "mappings" / "test" / "workorders.yaml").write_text(WORKORDERS)
