@@ -35,6 +35,7 @@ from engine.service.generation import Generation
 from engine.service.logging import setup_logging
 from engine.service.metrics import Metrics
 from engine.service.poller import Pollers
+from engine.service.protocol import protocol_class
 from engine.service.queue import WorkerPool
 from engine.service.reload import Reloader
 from engine.store import Store, open_store
@@ -65,7 +66,7 @@ def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
 
 
 def _loop_options() -> dict[str, str]:
-    """uvloop and httptools when installed, else asyncio and h11."""
+    """uvloop and httptools when installed, else asyncio and h11 (the HTTP protocol by name)."""
     options = {"loop": "asyncio", "http": "h11"}
     try:
         import uvloop  # noqa: F401
@@ -173,6 +174,7 @@ class ServiceHost:
                 service, self.root, environ=dict(self.environ), on_swap=self.pollers.sync
             )
             self.reloader.start()
+        options = _loop_options()
         config = uvicorn.Config(
             create_app(service),
             host=host,
@@ -181,7 +183,8 @@ class ServiceHost:
             access_log=False,
             log_config=None,
             timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace), 1),
-            **_loop_options(),  # type: ignore[arg-type]
+            loop=options["loop"],
+            http=protocol_class(options["http"], settings.header_timeout),
         )
         self.server = _Server(config)
         sock = self._sock
