@@ -1,15 +1,21 @@
 """Hot reload: watch the config root, build and validate each edit beside the running config, swap.
 
 A valid edit becomes a new generation swapped in atomically: requests in flight finish on the old one,
-workers and pollers take the new executors for their next job. An invalid edit is logged with every
-located finding and the old generation keeps serving. Results are counted as `applied`, `invalid`,
+workers and pollers take the new executors for their next job. An edit is held to the rules of startup:
+one with config errors, or that the startup check refuses (a webhook secret variable that is not set),
+is logged and the old generation keeps serving. Results are counted as `applied`, `invalid`,
 `unchanged` (same content hash) and `failed` (the new generation could not be built).
+
+The watcher does not die: any failure in it is logged, and it watches again a second later, then
+reloads once for what changed meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 from watchfiles import Change, awatch
 
 from engine.config.root import load_project
-from engine.errors import SchemaFileError
+from engine.errors import SchemaFileError, StartupError
 
 if TYPE_CHECKING:
+    from engine.config.root import Project
     from engine.service.app import Service
 
 log = logging.getLogger("mesbridge.reload")
@@ -46,12 +53,16 @@ class Reloader:
         *,
         environ: Mapping[str, str] | None = None,
         on_swap: Callable[[], Any] | None = None,
+        check: Callable[[Project, Mapping[str, str]], None] | None = None,
         debounce_ms: int = 200,
     ) -> None:
         self.service = service
-        self.root = root
+        self.root = root.resolve()
+        """Absolute: watchfiles reports paths as it was given them."""
         self.environ = environ
         self.on_swap = on_swap
+        self.check = check
+        """The startup check (raises StartupError) each new config must also pass."""
         self.debounce_ms = debounce_ms
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,21 +79,45 @@ class Reloader:
             self._task = None
 
     async def _watch(self) -> None:
-        async for changes in awatch(
-            self.root,
-            watch_filter=config_file_filter,
-            stop_event=self._stop,
-            debounce=self.debounce_ms,
-            step=50,
-            recursive=True,
-        ):
-            files = sorted({Path(p).relative_to(self.root).as_posix() for _, p in changes})
-            log.info("config changed: %s", ", ".join(files), extra={"files": files})
+        """Reload on each change of a config file until stopped. A failure here is logged and the
+        watch starts again a second later; once it watches (its first tick), one reload catches up
+        with what changed while it did not."""
+        catch_up = False
+        while not self._stop.is_set():
             try:
-                await self.reload()
-            except Exception:  # noqa: BLE001 - a failed reload must not stop the watcher
-                log.exception("reload failed; the running config keeps serving")
-                self.service.metrics.reloads.labels("failed").inc()
+                async for changes in awatch(
+                    self.root,
+                    watch_filter=config_file_filter,
+                    stop_event=self._stop,
+                    debounce=self.debounce_ms,
+                    step=50,
+                    rust_timeout=1000,
+                    yield_on_timeout=True,  # an empty tick each second: the watch is running
+                    recursive=True,
+                ):
+                    if changes or catch_up:
+                        catch_up = False
+                        await self._changed(changes)
+            except Exception:  # noqa: BLE001 - the watcher must outlive any failure
+                log.exception("the config watcher failed; watching again in 1 s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+                catch_up = True
+
+    def _relative(self, path: str) -> str:
+        absolute = Path(os.path.abspath(path))
+        return absolute.relative_to(self.root).as_posix() if absolute.is_relative_to(self.root) else path
+
+    async def _changed(self, changes: set[tuple[Change, str]]) -> None:
+        """Reload for `changes` (none after the watcher restarted); never raises."""
+        try:
+            files = sorted({self._relative(path) for _, path in changes})
+            if files:
+                log.info("config changed: %s", ", ".join(files), extra={"files": files})
+            await self.reload()
+        except Exception:  # noqa: BLE001 - a failed reload must not stop the watcher
+            log.exception("reload failed; the running config keeps serving")
+            self.service.metrics.reloads.labels("failed").inc()
 
     async def reload(self) -> str:
         """Load, validate and swap; return the result (`applied`, `invalid`, `unchanged`, `failed`).
@@ -118,6 +153,15 @@ class Reloader:
             )
             metrics.reloads.labels("invalid").inc()
             return "invalid"
+        if self.check is not None:
+            try:
+                self.check(project, os.environ if self.environ is None else self.environ)
+            except StartupError as exc:
+                log.error(
+                    "config version %s cannot be served: %s; still serving %s", project.version, exc, current
+                )
+                metrics.reloads.labels("invalid").inc()
+                return "invalid"
         try:
             generation = self.service.build_generation(project)
         except (SchemaFileError, ValueError) as exc:

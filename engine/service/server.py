@@ -107,7 +107,8 @@ class ServiceHost:
         configure_logging: bool = False,
         sock: socket.socket | None = None,
     ) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()
+        """Absolute, resolved once: `mesbridge run .` and the watcher's paths agree whatever the cwd."""
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self._host, self._port, self._store_url = host, port, store_url
         self.transport = transport
@@ -171,7 +172,11 @@ class ServiceHost:
         await self.pollers.sync()
         if self._reload if self._reload is not None else settings.reload:
             self.reloader = Reloader(
-                service, self.root, environ=dict(self.environ), on_swap=self.pollers.sync
+                service,
+                self.root,
+                environ=dict(self.environ),
+                on_swap=self.pollers.sync,
+                check=check_caller_secrets,
             )
             self.reloader.start()
         options = _loop_options()

@@ -34,6 +34,8 @@ from sandbox.serve import serve_in_thread
 
 TOKEN = "service-test-token-0123456789"
 REPO = Path(__file__).resolve().parents[2]
+MESBRIDGE = Path(sys.executable).with_name("mesbridge")
+"""The `mesbridge` command of this interpreter's environment, as users run it."""
 
 SETTINGS = """\
 store: sqlite:///{store}
@@ -269,10 +271,26 @@ def free_port() -> int:
 
 
 class Subprocess:
-    """`mesbridge run ROOT` as a child process on a chosen loopback port."""
+    """`mesbridge run ROOT` as a child process on a chosen loopback port.
 
-    def __init__(self, root: Path, environ: dict[str, str], log: Path) -> None:
+    `root_arg` is the ROOT argument as typed (None: omitted) and `cwd` the folder it runs in, so
+    `Subprocess(root, env, log, cwd=root, root_arg=".")` is `cd root && mesbridge run .`.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        environ: dict[str, str],
+        log: Path,
+        *,
+        cwd: Path = REPO,
+        root_arg: str | None = "",
+        reload: bool = False,
+    ) -> None:
         self.root, self.environ, self.log = root, environ, log
+        self.cwd = cwd
+        self.root_arg = str(root) if root_arg == "" else root_arg
+        self.reload = reload
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -291,24 +309,24 @@ class Subprocess:
         raise RuntimeError(f"mesbridge run did not become ready: {self.log.read_text()[-2000:]}")
 
     def _spawn(self, out: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "engine.cli",
-                "run",
-                str(self.root),
-                "--port",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--no-reload",
-            ],
-            cwd=REPO,
-            env=self.environ,
-            stdout=out,
-            stderr=out,
+        command = (
+            [str(MESBRIDGE), "run"] if MESBRIDGE.exists() else [sys.executable, "-m", "engine.cli", "run"]
         )
+        command += [] if self.root_arg is None else [self.root_arg]
+        command += ["--port", str(self.port), "--host", "127.0.0.1"]
+        command += [] if self.reload else ["--no-reload"]
+        environ = {**self.environ, "PYTHONPATH": str(REPO)}  # `python -m engine.cli` from any cwd
+        return subprocess.Popen(command, cwd=self.cwd, env=environ, stdout=out, stderr=out)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (other lines skipped)."""
+        records = []
+        for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

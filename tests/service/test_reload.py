@@ -1,14 +1,25 @@
-"""Hot reload under load: an invalid edit is reported and the old config keeps serving."""
+"""Hot reload: an invalid edit, or one that startup would refuse, is reported and the old config keeps
+serving; the watcher outlives any failure; and it works under the README's own `mesbridge run .`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+import watchfiles
 
-from .conftest import Sims, running, url, wait_for, write_root
+from engine.service.reload import Reloader
+from sandbox import priority
+from sandbox.serve import serve_in_thread
+
+from .conftest import REPO, Sims, Subprocess, running, url, wait_for, write_root
 
 
 async def test_invalid_reload_under_load_keeps_serving(tmp_path: Path, sims: Sims) -> None:
@@ -73,3 +84,145 @@ async def test_schema_only_edit_is_applied(tmp_path: Path, sims: Sims) -> None:
         assert await wait_for(lambda: service.generation.version != version, 10)
         refused = await client.post(url(host.url, "/wo-sync"), json=event)
         assert refused.status_code == 422 and "sku is shorter than 3" in refused.json()["message"]
+
+
+async def test_a_reload_leaving_a_route_without_its_secret_is_refused(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims, reload=True) as host, httpx.AsyncClient(timeout=10) as client:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        (root / "mappings" / "test" / "secret.yaml").write_text(
+            "pipelines:\n  - name: extra.secret\n    source:\n      kind: webhook\n      path: /secret\n"
+            '      auth: {kind: shared_secret, secret: "${RELOAD_TEST_UNSET_SECRET}"}\n'
+            "    reply: {status: 200, body: {ok: true}}\n"
+        )
+        assert await wait_for(lambda: service.metrics.reload_counts().get("invalid", 0) >= 1, 10)
+        assert service.generation.version == version
+        assert (await client.post(url(host.url, "/secret"), json={})).status_code == 404
+        event = {"workorderNumber": "SECRET-1", "sku": "S", "quantity": 1}
+        assert (await client.post(url(host.url, "/wo-sync"), json=event)).status_code == 201
+        status = (await client.get(f"{host.url}/status")).json()
+        assert status["last_reload"]["result"] == "invalid" and status["version"] == version
+    refused = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(refused) == 1 and "environment variable RELOAD_TEST_UNSET_SECRET is not set" in refused[0]
+    assert refused[0].startswith("config version ") and f"still serving {version}" in refused[0]
+
+
+async def test_the_watcher_outlives_a_failed_reload(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_root(tmp_path)
+    real = Reloader.reload
+    failures = []
+
+    async def failing_once(self: Reloader) -> str:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("injected reload failure")
+        return await real(self)
+
+    monkeypatch.setattr(Reloader, "reload", failing_once)
+    async with running(root, sims, reload=True) as host:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        (root / "mappings" / "test" / "a.yaml").write_text(PING.format(n=1))
+        assert await wait_for(lambda: service.metrics.reload_counts().get("failed", 0) == 1, 10)
+        assert service.generation.version == version
+        (root / "mappings" / "test" / "b.yaml").write_text(PING.format(n=2))
+        assert await wait_for(lambda: service.generation.version != version, 10)
+        assert {"extra.ping1", "extra.ping2"} <= set(service.generation.project.pipelines)
+    failed = [
+        r for r in caplog.records if r.getMessage() == "reload failed; the running config keeps serving"
+    ]
+    assert len(failed) == 1 and failed[0].exc_info is not None
+
+
+async def test_the_watcher_outlives_a_failure_of_watching_itself(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_root(tmp_path)
+    calls = []
+
+    def awatch_failing_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("injected watcher failure")
+        return watchfiles.awatch(*args, **kwargs)
+
+    monkeypatch.setattr("engine.service.reload.awatch", awatch_failing_once)
+    async with running(root, sims, reload=True) as host:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        # written while the watcher is down: the reload after its restart picks it up
+        (root / "mappings" / "test" / "a.yaml").write_text(PING.format(n=1))
+        assert await wait_for(lambda: service.generation.version != version, 10)
+        assert len(calls) == 2
+    failed = [
+        r for r in caplog.records if r.getMessage() == "the config watcher failed; watching again in 1 s"
+    ]
+    assert len(failed) == 1 and failed[0].exc_info is not None
+
+
+PING = (
+    "pipelines:\n  - name: extra.ping{n}\n    source: {{kind: webhook, path: /ping{n}}}\n"
+    "    reply: {{status: 200, body: {{pong: {n}}}}}\n"
+)
+
+
+def _config_root_copy(path: Path) -> Path:
+    """The repository's own config root, as a user who cloned it has it."""
+    root = path / "config"
+    root.mkdir()
+    shutil.copy(REPO / "mesbridge.yaml", root / "mesbridge.yaml")
+    for folder in ("connectors", "mappings", "schemas"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
+@pytest.mark.parametrize("root_arg", [".", None], ids=["mesbridge-run-dot", "mesbridge-run-no-root"])
+def test_hot_reload_under_the_readme_command(tmp_path: Path, sims: Sims, root_arg: str | None) -> None:
+    """`cd root && mesbridge run .` (and bare `mesbridge run`) against the simulators, as the README runs it."""
+    root = _config_root_copy(tmp_path)
+    with serve_in_thread(priority.create_app(size=3, seed=2)) as priority_url:
+        environ = {**sims.environ, "PRIORITY_URL": f"{priority_url}/odata/Priority/tabula.ini/demo"}
+        service = Subprocess(root, environ, tmp_path / "run.log", cwd=root, root_arg=root_arg, reload=True)
+        _edit_shows_in_status_within_a_second(root, service)
+
+
+def _edit_shows_in_status_within_a_second(root: Path, service: Subprocess) -> None:
+    service.start()
+    try:
+        before = httpx.get(f"{service.url}/status", timeout=5).json()
+        mapping = root / "mappings" / "priority" / "workorders.yaml"
+        text = mapping.read_text(encoding="utf-8")
+        assert "description: New and changed" in text
+        mapping.write_text(
+            text.replace("description: New and changed", "description: Edited, new and changed")
+        )
+        written = time.monotonic()
+
+        def reloaded() -> dict[str, Any] | None:
+            status = httpx.get(f"{service.url}/status", timeout=5).json()
+            return status if status["version"] != before["version"] else None
+
+        while (status := reloaded()) is None and time.monotonic() - written < 10:
+            time.sleep(0.02)
+        seen = time.monotonic() - written
+        assert status is not None, service.log.read_text()[-2000:]
+        last = status["last_reload"]
+        assert (last["result"], last["version"]) == ("applied", status["version"])
+        assert seen < 1.0, f"the edit took {seen:.2f} s to show in /status"
+        changed = [r for r in service.log_records() if r.get("message", "").startswith("config changed: ")]
+        assert [r["files"] for r in changed] == [["mappings/priority/workorders.yaml"]]
+        assert [
+            r
+            for r in service.log_records()
+            if r.get("logger") == "mesbridge.reload" and r["level"] == "error"
+        ] == []
+    finally:
+        service.stop()
