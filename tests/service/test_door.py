@@ -209,15 +209,25 @@ async def test_basic_auth_with_bytes_it_cannot_read_is_401(
     assert good.status_code == 200
 
 
-async def test_a_header_the_server_cannot_parse_is_a_4xx(door: Door) -> None:
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        pytest.param(
+            b"POST /basic HTTP/1.1\r\nAuthorization: Basic \x01\x7f\r\n", 400, id="control-bytes-in-header"
+        ),
+        pytest.param(b"POST /wo-sync\xff\xfe HTTP/1.1\r\n", 400, id="raw-bytes-in-path"),
+        pytest.param(b"POST /wo-sync?token=\xff HTTP/1.1\r\n", 400, id="raw-bytes-in-query"),
+        pytest.param(b"POST /wo%ff%ed%a0%80 HTTP/1.1\r\n", 404, id="escaped-bytes-in-path"),
+        pytest.param(b"POST /wo-sync?token=%ff%ed%a0%80 HTTP/1.1\r\n", 401, id="escaped-bytes-in-query"),
+    ],
+)
+async def test_bytes_the_server_cannot_read_are_a_4xx(door: Door, request_head: bytes, status: int) -> None:
     port = int(door.host.url.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        b"POST /basic HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \x01\x7f\r\nContent-Length: 2\r\n\r\n{}"
-    )
-    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.write(request_head + b"Host: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    line = await asyncio.wait_for(reader.readline(), 5)
     writer.close()
-    assert status.startswith(b"HTTP/1.1 400 "), status
+    assert line.startswith(b"HTTP/1.1 %d " % status), line
 
 
 async def test_a_422_quoting_any_value_encodes(door: Door) -> None:
