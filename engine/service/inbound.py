@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import json
 import math
 import re
@@ -182,8 +183,10 @@ class _Decoder:
 def parse_json(body: bytes, limits: JsonLimits) -> dict[str, Any]:
     """The JSON event: strict JSON within `limits` (400), and an object (422).
 
-    The body is decoded and parsed once; the parsed value is walked only when it may hold what
-    strict JSON refuses (a hook saw it, or the text is long, deep or escaped enough to hide it).
+    The body is decoded and parsed once, with hooks for keys and numbers. The parsed value is walked
+    whole only when a scan of the text at C speed finds it may hide a problem (a hook's marker, a
+    `\\ud` escape, a string that may be over the limit); else only its containers, and only when there
+    are more of them than the depth limit.
     """
     if not body.strip():
         raise RequestRejected(400, "empty request body; expected a JSON object")
@@ -204,18 +207,29 @@ def parse_json(body: bytes, limits: JsonLimits) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise _too_deep(text, limits.depth) from None
-    long = len(text) > limits.string_chars
+    long = len(text) > limits.string_chars and (
+        '\\"' in text or _long_run(limits.string_chars).search(text) is not None
+    )
     escaped = "\\ud" in text or "\\uD" in text
-    if decoder.refused or long or escaped or text.count("[") + text.count("{") > limits.depth:
+    if decoder.refused or long or escaped:
         found = _find(event, 1, limits, long, escaped)
         if found is not None:
             where, problem = found
             if problem is _DEEP:
                 raise _too_deep(text, limits.depth)
             raise RequestRejected(400, f"{problem} at {_where(where)}")
+    elif text.count("[") + text.count("{") > limits.depth and _deeper(event, 1, limits.depth):
+        raise _too_deep(text, limits.depth)
     if not isinstance(event, dict):
         raise RequestRejected(422, f"expected a JSON object, got {_kind(event)}")
     return event
+
+
+@functools.lru_cache(maxsize=8)
+def _long_run(string_chars: int) -> re.Pattern[str]:
+    """A quote and then more than `string_chars` characters that are not quotes: every string over the
+    limit matches, when the text holds no escaped quote (and so may other text; then the walk decides)."""
+    return re.compile(f'"[^"]{{{string_chars + 1}}}')
 
 
 _DEEP = "too deep"
@@ -258,6 +272,22 @@ def _find(
             found[0].insert(0, list(value)[index] if kind is dict else index)
             return found
     return None
+
+
+_NESTED = frozenset({dict, list})
+
+
+def _deeper(value: Any, depth: int, limit: int) -> bool:
+    """Whether the container `value`, at `depth`, nests deeper than `limit` (containers only)."""
+    if depth > limit:
+        return True
+    items = value.values() if type(value) is dict else value
+    if _NESTED.isdisjoint(map(type, items)):
+        return False
+    for item in items:
+        if type(item) in _NESTED and _deeper(item, depth + 1, limit):
+            return True
+    return False
 
 
 def _problem(value: Any, limits: JsonLimits, what: str) -> str | None:
