@@ -344,6 +344,7 @@ class Simulator:
         call = {
             "method": scope["method"],
             "path": scope["path"],
+            "raw_path": (scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
             "query": scope.get("query_string", b"").decode("latin-1"),
             "headers": headers,
             "body": _decode_body(body),

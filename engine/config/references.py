@@ -8,10 +8,11 @@ pipeline whose file did not load was reported there once; references to it are n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.config.diagnostic import Diagnostic
-from engine.expressions import Template
+from engine.expressions import PathTemplate, Template
 from engine.pipeline.sources.poll import PollSource
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.suggest import did_you_mean
@@ -19,7 +20,7 @@ from engine.suggest import did_you_mean
 if TYPE_CHECKING:
     from engine.config.root import PipelineEntry, Project
 
-__all__ = ["check_references"]
+__all__ = ["check_references", "path_templates"]
 
 _BASE_SCOPE = frozenset({"event", "vars"})
 Loc = tuple[Any, ...]
@@ -139,3 +140,38 @@ def check_references(project: Project) -> list[Diagnostic]:
                 test.source.diagnostic(test.loc + ("event_file",), f"event file not found: {case.event_file}")
             )
     return found
+
+
+def path_templates(project: Project) -> Iterator[tuple[Any, Loc, PathTemplate]]:
+    """Every URL path template of a loaded project, with its file (`source`) and YAML location: poll
+    sources, call steps and their verify lookups, connector operations and theirs."""
+    from engine.pipeline.executor import step_ids
+
+    for entry in project.pipelines.values():
+        source = entry.pipeline.source
+        if isinstance(getattr(source, "path", None), PathTemplate):
+            yield entry.source, entry.loc + ("source", "path"), source.path
+        for step, where in step_ids(entry.pipeline.steps):
+            loc = entry.loc + _loc_of(where)
+            path = getattr(step, "path", None)
+            if isinstance(path, PathTemplate):
+                yield entry.source, loc + ("path",), path
+            verify = getattr(step, "verify", None)
+            if verify is not None and isinstance(verify.path, PathTemplate):
+                yield entry.source, loc + ("verify", "path"), verify.path
+    for connector in project.connectors.values():
+        for name, operation in connector.config.operations.items():
+            yield connector.source, ("operations", name, "path"), operation.path
+            if operation.verify is not None and operation.verify.path is not None:
+                yield connector.source, ("operations", name, "verify", "path"), operation.verify.path
+
+
+def _loc_of(step_id: str) -> Loc:
+    """`steps[0].cases.add[2]` as a YAML location: ("steps", 0, "cases", "add", 2)."""
+    loc: list[Any] = []
+    for part in step_id.split("."):
+        name, _, rest = part.partition("[")
+        loc.append(name)
+        if rest:
+            loc.append(int(rest.rstrip("]")))
+    return tuple(loc)

@@ -57,6 +57,10 @@ log = logging.getLogger("mesbridge.connectors")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """Methods whose repetition changes nothing more than the first request did (RFC 9110 §9.2.2)."""
 
+VERIFY_SHARE = 1 / 3
+"""The share of what is left of a call's budget that an attempt of a write with a `verify` leaves
+unused for its lookup: a reply that never comes still leaves time to look before giving up."""
+
 Verify = Callable[[], Awaitable[tuple[bool, Any]]]
 """A verify lookup: (found, result) for what an uncertain attempt may have created."""
 
@@ -360,6 +364,8 @@ class Connector:
                 late: type[ConnectorError] = UncertainError if maybe_applied else DeadlineExceeded
                 raise self._gave_up(late, last, attempt - 1, method, path)
             read_timeout = min(self.config.timeout.read, remaining)
+            if verify is not None:  # keep time for the lookup that tells whether a lost write applied
+                read_timeout = min(read_timeout, remaining * (1 - VERIFY_SHARE))
             try:
                 reply = await self._authorized(
                     method, path, query, headers, body, content, attempt, read_timeout

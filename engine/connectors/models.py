@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.expressions import SelectionField, TemplateField
+from engine.expressions import PathTemplateField, SelectionField, TemplateField
 
 from .auth import AuthConfig
 from .auth.none import NoAuthConfig
@@ -65,7 +65,7 @@ class VerifyConfig(BaseModel):
         None, description="Connector or connector.operation; default: the step's connector"
     )
     method: Method = "GET"
-    path: TemplateField | None = None
+    path: PathTemplateField | None = None
     query: TemplateField | None = None
     headers: TemplateField | None = None
     body: TemplateField | None = None
@@ -86,7 +86,9 @@ class OperationConfig(BaseModel):
 
     description: str = Field("", description="What the operation does.")
     method: Method = Field("GET", description="HTTP method.")
-    path: TemplateField = Field(description="Path under base_url; may be a template.")
+    path: PathTemplateField = Field(
+        description="Path under base_url; each {{ value }} is one segment's data (`| path_raw`: as written)"
+    )
     query: TemplateField | None = Field(None, description="Query parameters; templates allowed in values.")
     headers: TemplateField | None = Field(None, description="Extra headers; templates allowed in values.")
     body: TemplateField | None = Field(None, description="JSON body; templates allowed in leaves.")

@@ -28,7 +28,7 @@ from engine.errors import ExpressionError, PathValueError
 from engine.expressions import limits
 from engine.expressions.compiler import Closures, Evaluator, Unsupported
 from engine.expressions.sandbox import Environment, environment
-from engine.expressions.templates import Renderer, compile_jinja, describe, outputs, parse
+from engine.expressions.templates import Leaf, Renderer, compile_jinja, describe, outputs, parse
 from engine.helpers import RawPath
 
 __all__ = ["PathTemplate", "PathTemplateField", "compile_path_template", "encode_segment"]
@@ -109,7 +109,7 @@ def path_environment() -> Environment:
 class PathTemplate:
     """A URL path template, compiled once: its literal text as written, each value one segment's data."""
 
-    __slots__ = ("source", "names", "raw_lines", "_ast", "_render")
+    __slots__ = ("source", "names", "leaves", "raw_lines", "_ast", "_render")
 
     def __init__(self, source: str) -> None:
         env = path_environment()
@@ -122,6 +122,8 @@ class PathTemplate:
             ) from None
         self._ast = ast = parse(source, environment())
         self.names = frozenset(meta.find_undeclared_variables(ast)) - frozenset(env.globals)
+        self.leaves = (Leaf(source, (), environment()),)
+        """What `check` reads of it, as of any template: the names and `vars` keys it uses."""
         self.raw_lines = tuple(node.lineno for node in ast.find_all(nodes.Filter) if node.name == "path_raw")
         parts = outputs(ast)
         try:

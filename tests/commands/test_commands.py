@@ -125,3 +125,16 @@ def test_installed_command_runs_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     assert "operation.yaml:5:" in done.stdout
+
+
+def test_check_lists_the_paths_that_insert_values_as_written(tmp_path: Path) -> None:
+    root = str(make_root(tmp_path))
+    code, output = invoke("check", root, "--raw-paths")
+    assert code == 0 and "0 path(s) insert a value as written" in output
+    raw = MAPPING.replace("path: /reports", 'path: "{{ vars.prefix | path_raw }}/reports"', 1)
+    raw = raw.replace("vars:\n", "vars:\n  prefix: /v2\n", 1)
+    code, output = invoke("check", str(make_root(tmp_path / "raw", raw)), "--raw-paths")
+    assert code == 0, output
+    [line] = [line for line in output.splitlines() if "inserts a value as written" in line]
+    assert line.startswith("mappings/demo/operation.yaml:") and "{{ vars.prefix | path_raw }}/reports" in line
+    assert "1 path(s) insert a value as written" in output

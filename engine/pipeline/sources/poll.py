@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from engine.errors import ExpressionError
-from engine.expressions import SelectionField, TemplateField
+from engine.expressions import PathTemplateField, SelectionField, TemplateField
 from engine.helpers import _parse_datetime
 
 from ._base import SOURCES, SourceModel
@@ -59,7 +59,9 @@ class PollSource(SourceModel):
     connector: str
     operation: str | None = None
     method: str = "GET"
-    path: TemplateField | None = Field(default=None, description="Path template; `cursor` is in scope")
+    path: PathTemplateField | None = Field(
+        default=None, description="Path template (each {{ value }} one segment's data); `cursor` is in scope"
+    )
     query: TemplateField | None = Field(default=None, description="Query template; `cursor` is in scope")
     body: TemplateField | None = Field(default=None, description="Body template; `cursor` is in scope")
     args: TemplateField | None = Field(default=None, description="Arguments for a named operation")

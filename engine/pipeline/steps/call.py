@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.connectors.models import VerifyConfig
 from engine.errors import BusinessError, NotFoundError, UncertainError
-from engine.expressions import SelectionField, Template, TemplateField
+from engine.expressions import PathTemplate, PathTemplateField, SelectionField, Template, TemplateField
 
 from ._base import STEPS, Checker, Loc, Run, StepModel, truthy
 from .fail import as_text
@@ -64,7 +64,7 @@ class _Request:
         return as_text(self.render("path") or "")
 
 
-def _render(template: Template | None, context: Mapping[str, Any]) -> Any:
+def _render(template: Template | PathTemplate | None, context: Mapping[str, Any]) -> Any:
     return None if template is None else template.render(context)
 
 
@@ -81,7 +81,10 @@ class CallStep(StepModel):
 
     call: str = Field(description="Connector name, or connector.operation")
     method: Method | None = None
-    path: TemplateField | None = None
+    path: PathTemplateField | None = Field(
+        None,
+        description="Path under base_url; each {{ value }} is one segment's data (`| path_raw`: as written)",
+    )
     query: TemplateField | None = None
     headers: TemplateField | None = None
     body: TemplateField | None = None
