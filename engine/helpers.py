@@ -68,9 +68,24 @@ def format_date(value: Any, fmt: str = "%Y-%m-%d") -> str | None:
     return _parse_datetime(value).strftime(fmt)
 
 
+Clock = Callable[[], datetime]
+"""Where templates read the time from: the system clock unless a run is given another."""
+
+
 def now() -> str:
     """The current UTC time in ISO 8601."""
     return iso8601(datetime.now(UTC)) or ""
+
+
+def clock_names(clock: Clock | None) -> dict[str, Callable[[], str]]:
+    """Context entries that make `now()` read `clock` instead of the system clock (none for None).
+
+    A run puts them in its template context, where they shadow the global of the same name; `now`
+    is a reserved name, so no step result can collide with it.
+    """
+    if clock is None:
+        return {}
+    return {"now": lambda: iso8601(clock()) or ""}
 
 
 def lookup(key: Any, table: Mapping[str, Any], default: Any = _MISSING) -> Any:

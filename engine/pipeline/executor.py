@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import helpers
 from engine.errors import (
     ConnectorError,
     DeadlineExceeded,
@@ -176,11 +177,15 @@ class Executor:
         pipeline: m.Pipeline,
         connectors: Mapping[str, Any],
         variables: Mapping[str, Any] | None = None,
+        *,
+        clock: helpers.Clock | None = None,
     ) -> None:
+        """`clock` is the time templates read with `now()` (default: the system clock)."""
         self.pipeline = pipeline
         self.connectors = connectors
         self.variables = dict(variables or {})
         self.scope = StepScope.of(pipeline.name, pipeline.steps, connectors)
+        self._clock_names = helpers.clock_names(clock)
 
     async def run(
         self,
@@ -226,7 +231,7 @@ class Executor:
         recorder: Recorder | None,
     ) -> Outcome:
         started = time.perf_counter()
-        context: dict[str, Any] = {"event": event, "vars": self.variables}
+        context: dict[str, Any] = {"event": event, "vars": self.variables, **self._clock_names}
         run = _Run(
             self.scope,
             context,

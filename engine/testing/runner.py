@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.config.root import Project, TestEntry
 from engine.errors import MesbridgeError, PipelineError, RequestRejected
+from engine.helpers import Clock
 from engine.pipeline.executor import Executor, Outcome
 from engine.pipeline.models import MockResponse, TestCase
 from engine.pipeline.sources.poll import PolledRecord, PollSource, later, read_changes
@@ -45,11 +46,14 @@ async def run_pipeline_offline(
     fallback_status: int = 501,
     variables: dict[str, Any] | None = None,
     real_auth: bool = False,
+    event_id: str | None = None,
+    clock: Clock | None = None,
 ) -> tuple[Outcome, MockBackend]:
     """One event through one pipeline with canned responses; nothing leaves the process.
 
     The event meets the webhook's payload schema first, as the service's door does: an invalid one is
-    answered 422 naming each field, with no call.
+    answered 422 naming each field, with no call. `event_id` (the calls' idempotency keys) and
+    `clock` (what `now()` reads) default to a fresh id and the system clock.
     """
     backend = MockBackend(responses, fallback_status=fallback_status)
     schema = project.payload_schemas.get(pipeline)
@@ -63,7 +67,8 @@ async def run_pipeline_offline(
     try:
         entry = project.pipelines[pipeline]
         merged = {**project.variables.get(entry.binding, {}), **(variables or {})}
-        outcome = await Executor(entry.pipeline, connectors, merged).run(event)
+        executor = Executor(entry.pipeline, connectors, merged, clock=clock)
+        outcome = await executor.run(event, event_id=event_id)
     finally:
         await connectors.aclose()
     return outcome, backend
@@ -86,12 +91,17 @@ async def run_poll_offline(
     cursor: Any,
     responses: list[MockResponse],
     *,
+    fallback_status: int = 501,
     variables: dict[str, Any] | None = None,
     real_auth: bool = False,
+    event_id: str | None = None,
+    clock: Clock | None = None,
 ) -> PollResult:
     """One round of a poll pipeline with canned pages: read from `cursor`, run each new record through
-    the pipeline, and compute the cursor the service would store; nothing leaves the process."""
-    backend = MockBackend(responses)
+    the pipeline, and compute the cursor the service would store; nothing leaves the process.
+
+    With `event_id`, a record's run has the id `<event_id>:<key>`; `clock` is what `now()` reads."""
+    backend = MockBackend(responses, fallback_status=fallback_status)
     entry = project.pipelines[pipeline]
     source = entry.pipeline.source
     assert isinstance(source, PollSource)
@@ -99,12 +109,13 @@ async def run_poll_offline(
     connectors = offline_connectors(project, backend, real_auth=real_auth)
     result = PollResult([], [], cursor, backend)
     try:
-        executor = Executor(entry.pipeline, connectors, merged)
-        async for polled in read_changes(source, connectors, cursor, merged):
+        executor = Executor(entry.pipeline, connectors, merged, clock=clock)
+        async for polled in read_changes(source, connectors, cursor, merged, clock=clock):
             result.records.append(polled)
             if polled.cursor is not None:
                 result.cursor = later(result.cursor, polled.cursor)
-            result.outcomes.append(await executor.run(polled.record))
+            record_id = None if event_id is None else f"{event_id}:{polled.key}"
+            result.outcomes.append(await executor.run(polled.record, event_id=record_id))
     except MesbridgeError as exc:
         result.error = str(exc)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -210,6 +211,35 @@ async def test_pipeline_condition_skips() -> None:
     p = pipeline([{"fail": "never"}], when="event.type == 'add'")
     outcome, _ = await run(p, {"type": "remove"})
     assert outcome.skipped and outcome.status == 200
+
+
+async def test_now_reads_the_given_clock_everywhere_in_the_run() -> None:
+    """Two runs given one clock render the same times: dry runs compare without volatile values."""
+    p = pipeline(
+        [
+            {"set": {"at": "{{ now() }}"}},
+            {
+                "for_each": "event.lines",
+                "steps": [
+                    {
+                        "call": "erp",
+                        "method": "POST",
+                        "path": "/x",
+                        "body": {"at": "{{ now() | odata_date }}"},
+                    }
+                ],
+            },
+        ],
+        reply={"body": {"at": "{{ at }}", "text": "done at {{ now() }}"}},
+    )
+    moment = datetime(2026, 11, 20, 10, 0, 0, 559000, tzinfo=UTC)
+    erp = FakeConnector("erp", [{}])
+    outcome = await Executor(p, {"erp": erp}, clock=lambda: moment).run({"lines": [1]})
+    assert outcome.body == {"at": "2026-11-20T10:00:00.559Z", "text": "done at 2026-11-20T10:00:00.559Z"}
+    assert erp.calls[0]["body"] == {"at": "2026-11-20T10:00:00+00:00"}
+    system, _ = await run(pipeline([], reply={"body": {"at": "{{ now() }}"}}), {})
+    read = datetime.fromisoformat(system.body["at"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - read).total_seconds()) < 60
 
 
 async def test_a_write_not_safe_to_repeat_is_announced_with_its_budget() -> None:

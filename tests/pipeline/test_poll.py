@@ -72,3 +72,23 @@ async def test_steps_run_before_the_listing_and_its_templates_see_them():
     assert [r.key for r in records] == ["1"]
     assert [s.url.path for s in seen] == ["/login", "/jsonrpc"]
     assert sent_json(seen[1]) == {"uid": 42, "since": "2000-01-01T00:00:00Z"}
+
+
+async def test_a_given_clock_is_the_time_the_listing_reads_with_now():
+    from datetime import UTC, datetime
+
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return reply(200, [])
+
+    polled = source(path="/orders", query={"until": "{{ now() }}", "since": "{{ cursor }}"})
+    connectors = Connectors(
+        {"erp": ConnectorConfig.model_validate({"base_url": "http://erp.test"})},
+        transport=mock_transport(handler),
+    )
+    moment = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    assert [r async for r in read_changes(polled, connectors, None, {}, clock=lambda: moment)] == []
+    await connectors.aclose()
+    assert seen[0].url.params["until"] == "2026-11-20T10:00:00.000Z"

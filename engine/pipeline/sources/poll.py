@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from engine.errors import ExpressionError
 from engine.expressions import PathTemplateField, SelectionField, TemplateField
-from engine.helpers import _parse_datetime
+from engine.helpers import Clock, _parse_datetime, clock_names
 
 from ._base import SOURCES, SourceModel
 
@@ -152,10 +152,17 @@ async def read_changes(
     connectors: Mapping[str, Any],
     cursor: Any,
     variables: Mapping[str, Any],
+    *,
+    clock: Clock | None = None,
 ) -> AsyncIterator[PolledRecord]:
-    """Every record the source yields from `cursor` on, as they are paged in (after its steps)."""
+    """Every record the source yields from `cursor` on, as they are paged in (after its steps);
+    `clock` is the time its templates read with `now()` (default: the system clock)."""
     connector = connectors[source.connector]
-    context: dict[str, Any] = {"cursor": effective_cursor(source, cursor), "vars": variables}
+    context: dict[str, Any] = {
+        "cursor": effective_cursor(source, cursor),
+        "vars": variables,
+        **clock_names(clock),
+    }
     if source.steps:
         from engine.pipeline.executor import StepScope, run_steps  # the executor imports the sources
 
