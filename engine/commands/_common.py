@@ -52,12 +52,14 @@ def root_option(function: click.decorators.FC) -> click.decorators.FC:
     return click.option("--root", type=kind, default=Path("."), show_default=True, help=ROOT_HELP)(function)
 
 
-def load_or_exit(root: Path) -> Project:
-    """Load a config root; on errors print them located and exit 1."""
+def load_or_exit(root: Path, *, status: int = 1, title: str | None = None) -> Project:
+    """Load a config root; on errors print them located (after `title`, if given) and exit `status`."""
     project = load_project(root)
     if not project.ok:
+        if title is not None:
+            click.echo(title, err=True)
         click.echo(format_text(project.diagnostics, color=sys.stderr.isatty()), err=True)
-        raise SystemExit(1)
+        raise SystemExit(status)
     return project
 
 

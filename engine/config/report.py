@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from engine.config.diagnostic import Diagnostic, sort_diagnostics
 
-__all__ = ["format_github", "format_json", "format_text"]
+__all__ = ["escape_data", "escape_property", "format_github", "format_json", "format_text"]
 
 
 _ANSI = {
@@ -59,12 +59,14 @@ def format_json(diags: Iterable[Diagnostic]) -> str:
     return json.dumps([asdict(d) for d in sort_diagnostics(diags)], indent=2, ensure_ascii=False)
 
 
-def _gh_data(text: str) -> str:
+def escape_data(text: str) -> str:
+    """A workflow command's message, escaped: `%`, CR and LF."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _gh_property(text: str) -> str:
-    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    """A workflow command's property value, escaped: `%`, CR, LF, `:` and `,`."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def format_github(diags: Iterable[Diagnostic]) -> str:
@@ -72,9 +74,9 @@ def format_github(diags: Iterable[Diagnostic]) -> str:
     out = []
     for d in sort_diagnostics(diags):
         command = "warning" if d.severity == "warning" else "error"
-        props = f"file={_gh_property(d.file)}"
+        props = f"file={escape_property(d.file)}"
         if d.line:
             props += f",line={d.line},col={d.col}"
         message = d.message + (f" ({d.hint})" if d.hint else "")
-        out.append(f"::{command} {props}::{_gh_data(message)}")
+        out.append(f"::{command} {props}::{escape_data(message)}")
     return "\n".join(out)
