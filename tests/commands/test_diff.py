@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from engine.cli import main
 from engine.config.root import load_project
 from engine.config.yamlsource import load_yaml
+from engine.testing.diff_report import MARKER
 from engine.testing.runner import run_case
 
 REPO = Path(__file__).resolve().parents[2]
@@ -523,3 +524,26 @@ def test_secrets_are_masked_in_every_format(roots: Path) -> None:
         )
         assert result.exit_code == 1
         assert "sk-live-SECRET-9" not in result.stdout and "***" in result.stdout
+
+
+def test_the_example_workflow_runs_check_test_and_diff_beside_a_checkout_of_the_base() -> None:
+    workflow = yaml.safe_load((REPO / "examples/github/diff.yml").read_text(encoding="utf-8"))
+    trigger = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert "pull_request" in trigger
+    [job] = workflow["jobs"].values()
+    steps = job["steps"]
+    checkouts = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkouts) == 2 and checkouts[1]["with"]["path"] == "base"
+    assert "pull_request.base.sha" in checkouts[1]["with"]["ref"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    for command in (
+        "pip install mesbridge",
+        "mesbridge check .",
+        "mesbridge test .",
+        "mesbridge diff base . --from-tests --format markdown > diff.md",
+    ):
+        assert command in runs
+    assert any(s.get("uses", "").startswith("actions/github-script@") for s in steps)
+    assert MARKER in next(s["with"]["script"] for s in steps if "script" in s.get("with", {}))
+    [gate] = [s for s in steps if "behaviour-change" in str(s.get("if", ""))]
+    assert "steps.diff.outputs.status == '1'" in gate["if"]
