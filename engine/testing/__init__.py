@@ -1,1 +1,2 @@
-"""YAML test cases: mocked connector responses, recorded calls, and readable comparisons."""
+"""YAML test cases and diffs of two config roots: mocked connector responses, recorded calls, and
+readable comparisons."""
