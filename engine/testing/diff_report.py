@@ -134,7 +134,7 @@ def report_document(
 
 def format_json(document: dict[str, Any]) -> str:
     """The document as JSON, keys sorted: stable for tools and for diffs of its own."""
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _show(value: Any, limit: int | None = None) -> str:
