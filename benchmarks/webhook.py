@@ -1,14 +1,15 @@
 """Synchronous webhook, side by side: mesbridge, Node-RED 4 and a hand-written Starlette service.
 
     python benchmarks/webhook.py [--duration 10] [--connections 32] [--rounds 1]
-        [--only mesbridge,node-red,handwritten] [--baseline CHECKOUT]
+        [--only mesbridge,untraced,node-red,handwritten] [--baseline CHECKOUT]
 
 Every contender serves seed 001's Operation "add" -> Priority production report (POST /ALINE_ONE) ->
 `{"externalId"}` against the same fast stand-in ERP (benchmarks/standin_erp.py, its own process), and
 gets the same load: wrk with one thread and `--connections` keep-alive connections for `--duration`
 seconds after a short warm-up (a small aiohttp load generator in its own process when wrk is absent).
 
-- mesbridge:   `mesbridge run benchmarks/config` (uvicorn, one process, no reload);
+- mesbridge:   `mesbridge run benchmarks/config` (uvicorn, one process, no reload), every event traced;
+- untraced:    the same with `MESBRIDGE_TRACES=false`, for what tracing costs;
 - node-red:    Node-RED 4 (http in -> function -> http request -> function -> http response), installed
                once with npm into ~/.cache/mesbridge-bench/node-red; settings and flows written here;
 - handwritten: benchmarks/handwritten.py (Starlette + aiohttp client) under uvicorn, one process;
@@ -17,7 +18,8 @@ seconds after a short warm-up (a small aiohttp load generator in its own process
                benchmarks/config with this interpreter, for "no throughput loss against before".
 
 Prints requests per second, p50, p99 and errors for each, and the ratios mesbridge/Node-RED (target
->= 1.5x throughput with p99 no worse) and mesbridge/hand-written (target >= 0.5x). Contenders run one
+>= 2x throughput with p99 no worse), traced/untraced (target >= 0.9x) and mesbridge/hand-written
+(target >= 0.5x). Contenders run one
 after another, never together: the machine has two cores.
 """
 
@@ -55,7 +57,7 @@ EVENT: dict[str, Any] = json.loads(
     (Path(__file__).resolve().parent / "config" / "operation-add.json").read_text(encoding="utf-8")
 )
 """The seed 001 Operation "add" event every contender maps (shared by the benchmarks)."""
-CONTENDERS = ("mesbridge", "node-red", "handwritten")
+CONTENDERS = ("mesbridge", "untraced", "node-red", "handwritten")
 
 
 @dataclass
@@ -372,7 +374,7 @@ def contender(name: str, erp_url: str, folder: Path, baseline: Path | None = Non
             wait_ready(url)
             yield url
         return
-    if name == "mesbridge":
+    if name in ("mesbridge", "untraced"):
         mesbridge = str(Path(PYTHON).parent / "mesbridge")
         command = [
             mesbridge,
@@ -382,9 +384,10 @@ def contender(name: str, erp_url: str, folder: Path, baseline: Path | None = Non
             str(port),
             "--no-reload",
             "--store",
-            f"sqlite:///{folder / 'mesbridge.db'}",
+            f"sqlite:///{folder / (name + '.db')}",
         ]
         env["MESBRIDGE_LOG_LEVEL"] = "warning"
+        env["MESBRIDGE_TRACES"] = "false" if name == "untraced" else "true"
     elif name == "handwritten":
         command = [
             PYTHON,
@@ -478,8 +481,14 @@ def main() -> None:
         red = best["node-red"]
         verdict = "no worse" if mes.p99_ms <= red.p99_ms else "worse"
         print(
-            f"mesbridge / Node-RED:    throughput {mes.rps / red.rps:.2f}x (target >= 1.5x), "
+            f"mesbridge / Node-RED:    throughput {mes.rps / red.rps:.2f}x (target >= 2x), "
             f"p99 {mes.p99_ms:.2f} vs {red.p99_ms:.2f} ms ({verdict})"
+        )
+    if mes and "untraced" in best:
+        bare = best["untraced"]
+        print(
+            f"traced / untraced:        throughput {mes.rps / bare.rps:.2f}x (target >= 0.9x), "
+            f"p99 {mes.p99_ms:.2f} vs {bare.p99_ms:.2f} ms"
         )
     if mes and "baseline" in best:
         base = best["baseline"]

@@ -5,7 +5,8 @@ as `mesbridge run` would (SQLite in a temporary folder, the config root of this 
 a random webhook token for the session). ERP work orders are polled into Next Plus, the Integration
 Builder is configured with the engine's webhook URLs and the binding's work-order source, a scripted
 operator shift is played over real HTTP, and a summary is printed: events by kind, the ERP records
-written, the externalIds the MES kept, and every failure with the message the operator saw.
+written, the externalIds the MES kept, and every failure with the message the operator saw. The
+traces of the events are copied into the SQLite store `mesbridge traces` reads in the current folder.
 Exit status 0 when the loop ran, 1 when it could not (no work order arrived, nothing delivered).
 """
 
@@ -70,6 +71,9 @@ class DemoReport:
     erp_writes: Counter[str] = field(default_factory=Counter)
     warnings: int = 0
     seconds: float = 0.0
+    traces: int = 0
+    traces_store: str | None = None
+    """Where the demo's traces were kept (the store `mesbridge traces` reads here), if anywhere."""
 
 
 class _Collector(logging.Handler):
@@ -238,8 +242,38 @@ async def play(binding: str, root: Path, size: int, seed: int) -> DemoReport:
             report.erp_writes = _erp_writes(list(erp.calls), _ERP_SUFFIX[binding])
         finally:
             await host.stop()
+        report.traces, report.traces_store = await _keep_traces(f"sqlite:///{Path(tmp) / 'demo.db'}")
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _keep_traces(demo_store: str) -> tuple[int, str | None]:
+    """Copy the demo's traces into the store `mesbridge traces` reads here, when that is a SQLite
+    file: the demo's queue, cursors and replies stay in its own temporary store. Never written into
+    a PostgreSQL store, which may be a factory's."""
+    from engine.config.root import load_project
+    from engine.errors import StoreError
+    from engine.service.tracer import stored
+    from engine.store import TraceQuery, open_store
+
+    target = str(load_project(Path(".")).settings.store)
+    if not target.lower().startswith("sqlite:"):
+        return 0, None
+    source, destination = open_store(demo_store), open_store(target)
+    try:
+        await source.migrate()
+        summaries = await source.list_traces(TraceQuery(limit=100_000))
+        documents = [await source.get_trace(summary.id) for summary in summaries]
+        rows = [stored(document) for document in reversed(documents) if document is not None]
+        await destination.migrate()
+        await destination.add_traces(rows)
+    except (StoreError, OSError) as exc:
+        logging.getLogger("mesbridge.demo").warning("the demo's traces were not kept: %s", exc)
+        return 0, None
+    finally:
+        await source.close()
+        await destination.close()
+    return len(rows), target
 
 
 def _over_report(workorders: Any, source: str) -> list[dict[str, Any]]:
@@ -326,6 +360,11 @@ def summarise(report: DemoReport, console: Any) -> None:
         f"demo {report.binding}: {len(deliveries)} events, {ok} ok, {len(failed)} failed; "
         f"{sum(report.erp_writes.values())} {report.binding} writes; {report.seconds:.1f} s"
     )
+    if report.traces_store is not None:
+        console.print(
+            f"{report.traces} traces kept in {report.traces_store}: `mesbridge traces list --outcome failed` "
+            "lists the refused events; `mesbridge traces show ID` opens one"
+        )
 
 
 @click.command("demo")

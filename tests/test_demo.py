@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -45,6 +46,19 @@ def test_demo_plays_a_shift_and_summarises_it(binding: str, tmp_path: Path) -> N
     assert "failures, as the operator saw them" in done.stdout
     seconds = float(re.search(r"writes; ([\d.]+) s", done.stdout).group(1))  # type: ignore[union-attr]
     assert seconds < 30
+    # its traces are where `mesbridge traces` looks, in the folder it ran in
+    assert "traces kept in sqlite:///mesbridge.db" in done.stdout
+    listed = subprocess.run(
+        [str(MESBRIDGE), "traces", "list", "--outcome", "failed", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=30,
+    )
+    assert listed.returncode == 0, listed.stderr
+    [refused] = json.loads(listed.stdout)
+    assert refused["pipeline"] == f"{binding}.operation" and refused["status"] >= 400
 
 
 def test_demo_refuses_an_unknown_binding() -> None:

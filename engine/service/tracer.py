@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from engine.errors import StoreError
 from engine.recorder import Recorder
 from engine.redaction import Redactor
 from engine.store import Store, StoredTrace
-from engine.traces.document import Finished, build, new_id, search_text
+from engine.traces.document import Finished, Masker, build, dumps, new_id, search_text
 
 if TYPE_CHECKING:
     from engine.pipeline.executor import Outcome
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mesbridge.traces")
 
-__all__ = ["Tracer"]
+__all__ = ["Tracer", "stored"]
 
 BATCH = 256
 """Most traces written in one transaction."""
@@ -141,11 +140,11 @@ class Tracer:
             return True
         batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
         settings = self.settings()
-        redactors = self.redactors()
+        masker = Masker(self.redactors())
         rows = []
         for finished in batch:
             try:
-                rows.append(_stored(finished, redactors, settings.max_body_bytes))
+                rows.append(stored(build(finished, masker, settings.max_body_bytes)))
             except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
                 log.exception("cannot record the trace of %s", finished.event_id)
                 self.metrics.traces.labels("dropped").inc()
@@ -188,18 +187,18 @@ class Tracer:
             await asyncio.sleep(PRUNE_INTERVAL)
 
 
-def _stored(finished: Finished, redactors: list[Redactor], max_body_bytes: int) -> StoredTrace:
-    document = build(finished, redactors, max_body_bytes)
+def stored(document: dict[str, Any]) -> StoredTrace:
+    """A trace document as the store keeps it (also to copy traces from one store to another)."""
     return StoredTrace(
-        id=finished.id,
-        received=finished.received,
-        pipeline=finished.pipeline,
-        event_id=finished.event_id,
-        source=finished.source,
+        id=document["id"],
+        received=datetime.fromisoformat(document["received"]),
+        pipeline=document["pipeline"],
+        event_id=document["event_id"],
+        source=document["source"],
         outcome=document["outcome"],
-        status=finished.status,
+        status=document.get("status"),
         duration=document["duration"],
-        version=finished.version,
+        version=document["version"],
         search=search_text(document),
-        document=json.dumps(document, ensure_ascii=False, default=str),
+        document=dumps(document).decode("utf-8"),
     )

@@ -116,7 +116,6 @@ SQLITE: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX traces_received ON traces (received)",
             "CREATE INDEX traces_pipeline ON traces (pipeline, received)",
-            "CREATE INDEX traces_event ON traces (event_id)",
         ),
     ),
 )
@@ -198,7 +197,6 @@ POSTGRES: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX traces_received ON traces (received)",
             "CREATE INDEX traces_pipeline ON traces (pipeline, received)",
-            "CREATE INDEX traces_event ON traces (event_id)",
         ),
     ),
 )

@@ -9,8 +9,8 @@ a test case:
     calls: [{step, connector, method, path, query, request, status, reply, latency, attempt,
              failure, error, login, end}]
 
-Times are seconds (`start`, `end`: since the run began). A body larger than the cap is replaced by
-`{"$truncated": <its size in bytes>, "head": <the start of its JSON>}`.
+Times are seconds (`start`, `end`: since the run began). A body whose JSON is larger than the cap is
+replaced by `{"$truncated": <its JSON's size in bytes>, "head": <the start of its text or JSON>}`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from engine.connectors.urls import split_call
 from engine.errors import PipelineError
 from engine.recorder import Recorder
 from engine.redaction import Redactor
 
-__all__ = ["OUTCOMES", "SOURCES", "TRUNCATED", "Finished", "build", "new_id", "outcome_of", "search_text"]
+__all__ = [
+    "OUTCOMES",
+    "SOURCES",
+    "TRUNCATED",
+    "Finished",
+    "Masker",
+    "build",
+    "new_id",
+    "outcome_of",
+    "search_text",
+]
 
 OUTCOMES = ("ok", "skipped", "failed", "uncertain")
 SOURCES = ("webhook", "queue", "poll", "replay")
@@ -76,29 +88,68 @@ class Finished:
         return outcome_of(self.error, self.skipped)
 
 
-def _capped(value: Any, limit: int) -> Any:
-    """`value`, or a marker with its size and the start of its JSON when that is over `limit` bytes."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) * 4 <= limit:
-        return value
-    size = len(text.encode("utf-8", "replace"))
-    if size <= limit:
-        return value
-    head = text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
-    return {TRUNCATED: size, "head": head}
+_NAMED = (b"secret", b"password", b"token", b"authorization", b"cookie")
+"""Text holding one of these (any case) may hold an entry named like a secret, which a Redactor
+masks whole (the names it masks, and more)."""
 
 
-def _masker(redactors: Iterable[Redactor]) -> Callable[[Any], Any]:
-    chosen = [redactor for redactor in redactors if redactor.secrets]
+class Masker:
+    """Redaction and size caps for one batch of traces.
 
-    def mask(value: Any) -> Any:
-        for redactor in chosen:
+    A body is serialized once; only when its JSON holds a secret's value (as JSON writes it) or a
+    name like a secret's is it walked and masked. Otherwise nothing in it needs masking, and the walk,
+    the costliest part of a trace, is skipped.
+    """
+
+    def __init__(self, redactors: Iterable[Redactor]) -> None:
+        self.redactors = [redactor for redactor in redactors if redactor.secrets]
+        known = set().union(*(redactor.secrets for redactor in self.redactors))
+        self._forms = tuple({form for secret in known for form in _written(secret)})
+
+    def mask(self, value: Any) -> Any:
+        """`value` with every secret masked (and entries named like secrets)."""
+        if not self.redactors:
+            return _NAMES_ONLY.redact(value)
+        for redactor in self.redactors:
             value = redactor.redact(value)
         return value
 
-    return mask if chosen else _NAMES_ONLY.redact
+    def _suspect(self, data: bytes) -> bool:
+        lowered = data.lower()
+        return any(name in lowered for name in _NAMED) or any(form in data for form in self._forms)
+
+    def body(self, value: Any, limit: int) -> Any:
+        """`value` masked; over `limit` bytes of JSON, a marker with that size and the start of its text."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        data = dumps(value)
+        if self._suspect(data):
+            value = self.mask(value)
+            data = dumps(value)
+        if len(data) <= limit:
+            return value
+        text = value if isinstance(value, str) else data.decode("utf-8")
+        head = text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
+        return {TRUNCATED: len(data), "head": head}
+
+
+def dumps(value: Any) -> bytes:
+    """`value` as compact UTF-8 JSON (orjson: the document of every trace is written so); what orjson
+    refuses (a lone surrogate, an integer over 64 bits) is written by the standard library, escaped."""
+    try:
+        return orjson.dumps(value, default=str)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, default=str, separators=(",", ":")).encode("ascii")
+
+
+def _written(secret: str) -> tuple[bytes, ...]:
+    """The bytes a secret is in a trace's JSON: as text (a bare string body) and as JSON writes it."""
+    found = [secret.encode("utf-8", "surrogatepass"), json.dumps(secret)[1:-1].encode("ascii")]
+    try:
+        found.append(orjson.dumps(secret)[1:-1])
+    except orjson.JSONEncodeError:
+        pass
+    return tuple(found)
 
 
 def _seconds(value: float) -> float:
@@ -116,19 +167,17 @@ def _error(error: PipelineError | None, mask: Callable[[Any], Any]) -> dict[str,
     return found
 
 
-def _call(
-    step: str | None, end: float, record: Any, mask: Callable[[Any], Any], limit: int
-) -> dict[str, Any]:
-    path, query = split_call(str(mask(record.raw_url)), record.base_url)
+def _call(step: str | None, end: float, record: Any, masker: Masker, limit: int) -> dict[str, Any]:
+    path, query = split_call(str(masker.body(record.raw_url, 1 << 20)), record.base_url)
     call: dict[str, Any] = {
         "step": step,
         "connector": record.connector,
         "method": record.method,
         "path": path,
         "query": query,
-        "request": _capped(mask(record.raw_request), limit),
+        "request": masker.body(record.raw_request, limit),
         "status": record.status,
-        "reply": _capped(mask(record.raw_reply), limit),
+        "reply": masker.body(record.raw_reply, limit),
         "latency": _seconds(record.latency),
         "attempt": record.attempt,
         "end": _seconds(end),
@@ -136,15 +185,15 @@ def _call(
     if record.failure is not None:
         call["failure"] = record.failure
     if record.error:
-        call["error"] = mask(record.error)
+        call["error"] = masker.body(record.error, limit)
     if record.login:
         call["login"] = True
     return call
 
 
-def build(finished: Finished, redactors: Iterable[Redactor], max_body_bytes: int) -> dict[str, Any]:
-    """The trace document of a finished run, redacted by `redactors` and with bodies capped."""
-    mask = _masker(redactors)
+def build(finished: Finished, masker: Masker, max_body_bytes: int) -> dict[str, Any]:
+    """The trace document of a finished run, redacted by `masker` and with bodies capped."""
+    mask = masker.mask
     recorder = finished.recorder
     steps = []
     for mark in recorder.steps:
@@ -171,11 +220,11 @@ def build(finished: Finished, redactors: Iterable[Redactor], max_body_bytes: int
         "duration": _seconds(finished.duration),
         "outcome": finished.outcome,
         "status": finished.status,
-        "reply": _capped(mask(finished.reply), max_body_bytes),
+        "reply": masker.body(finished.reply, max_body_bytes),
         "error": _error(finished.error, mask),
-        "event": _capped(mask(finished.event), max_body_bytes),
+        "event": masker.body(finished.event, max_body_bytes),
         "steps": steps,
-        "calls": [_call(step, end, record, mask, max_body_bytes) for step, end, record in recorder.calls],
+        "calls": [_call(step, end, record, masker, max_body_bytes) for step, end, record in recorder.calls],
     }
     if finished.attempt is not None:
         document["attempt"] = finished.attempt
@@ -188,9 +237,9 @@ def build(finished: Finished, redactors: Iterable[Redactor], max_body_bytes: int
 def search_text(document: dict[str, Any]) -> str:
     """What free-text search looks in: the event, the event id, the reply and the error, lowercased."""
     parts = [
-        document.get("event_id") or "",
-        json.dumps(document.get("event"), ensure_ascii=False, default=str),
-        json.dumps(document.get("reply"), ensure_ascii=False, default=str),
-        (document.get("error") or {}).get("message", ""),
+        (document.get("event_id") or "").encode(),
+        dumps(document.get("event")),
+        dumps(document.get("reply")),
+        (document.get("error") or {}).get("message", "").encode("utf-8", "replace"),
     ]
-    return "\n".join(parts).lower()
+    return b"\n".join(parts).decode("utf-8", "replace").lower()

@@ -18,6 +18,8 @@ from typing import Any
 __all__ = ["render"]
 
 _WIDTH = 100
+_COLUMN = 64
+"""Where the status column starts, whatever the depth."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -29,10 +31,13 @@ def _short(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _parent(step_id: str) -> str | None:
-    """`steps[1].then[0]` sits in `steps[1]`; a top-level step in none."""
-    head, dot, _ = step_id.rpartition(".")
-    return head if dot else None
+def _parents(step_id: str) -> list[str]:
+    """Where a step may sit, nearest first: `steps[1].cases.add[0]` in `steps[1].cases`, `steps[1]`."""
+    found = []
+    while "." in step_id:
+        step_id = step_id.rpartition(".")[0]
+        found.append(step_id)
+    return found
 
 
 def _tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
@@ -41,8 +46,7 @@ def _tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
     open_by_id: dict[str, dict[str, Any]] = {}
     for step in trace.get("steps", []):
         node = {"step": step, "children": [], "end": step["start"] + step["duration"]}
-        parent = _parent(step["id"])
-        holder = open_by_id.get(parent) if parent is not None else None
+        holder = next((open_by_id[p] for p in _parents(step["id"]) if p in open_by_id), None)
         (holder["children"] if holder is not None else roots).append(node)
         open_by_id[step["id"]] = node  # a loop's next pass replaces its previous one
     nodes_by_id: dict[str, list[dict[str, Any]]] = {}
@@ -66,17 +70,17 @@ def _walk(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def _step_line(step: dict[str, Any]) -> str:
+def _step_line(step: dict[str, Any], width: int) -> str:
     label = f"{step['id']} {step['type']}" + (f" {step['name']}" if step.get("name") else "")
     status = step["status"]
     timing = "" if status == "skipped" else _ms(step["duration"])
-    line = f"{label:<48} {status:<8} {timing}"
+    line = f"{label:<{width}} {status:<8} {timing}"
     if step.get("error") and status != "ok":
         line += f"  {_short(step['error'], 80)}"
     return line.rstrip()
 
 
-def _call_line(call: dict[str, Any]) -> str:
+def _call_line(call: dict[str, Any], width: int) -> str:
     query = "&".join(f"{k}={v}" for k, v in (call.get("query") or {}).items())
     target = f"{call['method']} {call['path']}" + (f"  {query}" if query else "")
     status = str(call["status"]) if call.get("status") is not None else (call.get("failure") or "error")
@@ -89,7 +93,9 @@ def _call_line(call: dict[str, Any]) -> str:
         notes.append(call["failure"].replace("_", " "))
     if call.get("error"):
         notes.append(_short(call["error"], 80))
-    line = f"{call['connector']} {_short(target, 60):<41} {status:<8} {_ms(call.get('latency'))}"
+    line = (
+        f"{_short(call['connector'] + ' ' + target, width):<{width}} {status:<8} {_ms(call.get('latency'))}"
+    )
     return (line + ("  " + ", ".join(notes) if notes else "")).rstrip()
 
 
@@ -99,11 +105,11 @@ def _lines(nodes: list[dict[str, Any]], prefix: str, bodies: bool) -> list[str]:
         last = index == len(nodes) - 1
         branch, inner = ("└─ ", "   ") if last else ("├─ ", "│  ")
         if "step" in node:
-            out.append(prefix + branch + _step_line(node["step"]))
+            out.append(prefix + branch + _step_line(node["step"], _COLUMN - len(prefix)))
             out.extend(_lines(node["children"], prefix + inner, bodies))
             continue
         call = node["call"]
-        out.append(prefix + branch + _call_line(call))
+        out.append(prefix + branch + _call_line(call, _COLUMN - len(prefix)))
         if bodies:
             for label in ("request", "reply"):
                 if call.get(label) is not None:
