@@ -1,28 +1,55 @@
-"""`${VAR}` and `${VAR:-default}` references inside config strings.
+"""`${VAR}`, `${VAR:-default}` and `${file:PATH}` references inside config strings.
 
 Config models keep the raw strings; references are resolved only when a value is about to be used,
 so `mesbridge check` passes without the variables set and a missing one fails the call that needs it,
-naming the variable.
+naming the variable. `${file:PATH}` reads a file (a container secret, say) without its final newline;
+its value is always secret. The environment is the process's, or the one a test run sets with `using`.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from engine.errors import MissingVariableError
 
-__all__ = ["REFERENCE", "find_references", "resolve"]
+__all__ = ["FILE_PREFIX", "REFERENCE", "current", "find_references", "resolve", "using"]
 
-REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
-"""One reference: `${NAME}` or `${NAME:-default}` (the default runs to the first `}`)."""
+REFERENCE = re.compile(
+    r"\$\{(?:file:(?P<path>[^}]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?)\}"
+)
+"""One reference: `${NAME}`, `${NAME:-default}` (the default runs to the first `}`) or `${file:PATH}`."""
+
+FILE_PREFIX = "file:"
+"""How `on_value` names a file's value: `file:PATH`."""
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("mesbridge_environ", default=None)
+
+
+def current() -> Mapping[str, str]:
+    """The environment references resolve against: the one `using` set, else the process's."""
+    environ = _ENVIRON.get()
+    return os.environ if environ is None else environ
+
+
+@contextmanager
+def using(environ: Mapping[str, str]) -> Iterator[None]:
+    """Resolve references against `environ` inside the block (an offline test run's environment)."""
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
 
 
 def find_references(value: Any) -> set[str]:
     """The names of every variable referenced in a string, or in the strings of a dict or list."""
     found: set[str] = set()
-    _walk(value, lambda text: found.update(m.group("name") for m in REFERENCE.finditer(text)))
+    _walk(value, lambda text: found.update(m.group("name") for m in REFERENCE.finditer(text) if m["name"]))
     return found
 
 
@@ -38,6 +65,34 @@ def _walk(value: Any, visit: Callable[[str], None]) -> None:
             _walk(item, visit)
 
 
+def value_of(match: re.Match[str], environ: Mapping[str, str], where: str = "") -> tuple[str, str]:
+    """(name, value) of one reference: a file's name is `file:PATH`. MissingVariableError when it
+    is not set and has no default, or the file cannot be read."""
+    path = match.group("path")
+    if path is not None:
+        return FILE_PREFIX + path, read_file(path, where)
+    name, default = match.group("name"), match.group("default")
+    if name in environ:
+        return name, environ[name]
+    if default is not None:
+        return name, default
+    raise MissingVariableError(name, where)
+
+
+def read_file(path: str, where: str = "") -> str:
+    """A secret file's text without its final line break; MissingVariableError if it cannot be read."""
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        suffix = f" (needed by {where})" if where else ""
+        raise MissingVariableError(
+            FILE_PREFIX + path, where, f"secret file {path} cannot be read: {reason}{suffix}"
+        ) from None
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
 def resolve(
     value: Any,
     environ: Mapping[str, str],
@@ -49,20 +104,14 @@ def resolve(
 
     A set variable wins over the default, even when empty. A variable that is not set and has no
     default raises MissingVariableError(name, where). `on_value(name, value)` sees every variable
-    read, so secrets can be collected for redaction.
+    read (a file as `file:PATH`), so secrets can be collected for redaction.
     """
     if isinstance(value, str):
         if "${" not in value:
             return value
 
         def substitute(match: re.Match[str]) -> str:
-            name, default = match.group("name"), match.group("default")
-            if name in environ:
-                found = environ[name]
-            elif default is not None:
-                found = default
-            else:
-                raise MissingVariableError(name, where)
+            name, found = value_of(match, environ, where)
             if on_value is not None:
                 on_value(name, found)
             return found

@@ -52,12 +52,12 @@ class SchemaFileError(MesbridgeError):
 
 
 class MissingVariableError(MesbridgeError):
-    """An environment variable referenced as ${NAME} is needed now and is not set."""
+    """A `${NAME}` needed now and not set, or a `${file:PATH}` that cannot be read."""
 
-    def __init__(self, name: str, where: str = "") -> None:
+    def __init__(self, name: str, where: str = "", message: str = "") -> None:
         self.name = name
         suffix = f" (needed by {where})" if where else ""
-        super().__init__(f"environment variable {name} is not set{suffix}")
+        super().__init__(message or f"environment variable {name} is not set{suffix}")
 
 
 class ExpressionError(MesbridgeError):

@@ -17,7 +17,7 @@ import jmespath
 _MISSING: Any = object()
 
 
-def _parse_datetime(value: Any) -> datetime:
+def parse_datetime(value: Any) -> datetime:
     """Read a datetime from a datetime, an ISO 8601 / OData string, a date or epoch seconds."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -46,7 +46,7 @@ def iso8601(value: Any) -> str | None:
     """UTC ISO 8601 with milliseconds, as Next Plus expects: `2025-02-18T10:39:00.559Z`. None stays None."""
     if value is None:
         return None
-    moment = _parse_datetime(value).astimezone(UTC)
+    moment = parse_datetime(value).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -54,7 +54,7 @@ def odata_date(value: Any, offset_hours: float | None = None) -> str | None:
     """The OData date form `2025-02-18T10:39:00+02:00` (no fraction), optionally at a fixed UTC offset."""
     if value is None:
         return None
-    moment = _parse_datetime(value)
+    moment = parse_datetime(value)
     if offset_hours is not None:
         moment = moment.astimezone(timezone(timedelta(hours=offset_hours)))
     text = moment.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -65,7 +65,7 @@ def format_date(value: Any, fmt: str = "%Y-%m-%d") -> str | None:
     """Format a date with strftime codes; None stays None."""
     if value is None:
         return None
-    return _parse_datetime(value).strftime(fmt)
+    return parse_datetime(value).strftime(fmt)
 
 
 Clock = Callable[[], datetime]

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "RedactingFilter", "Redactor", "environment_redactor", "is_secret_name"]
+__all__ = ["MASK", "SECRETS_READ", "RedactingFilter", "Redactor", "environment_redactor", "is_secret_name"]
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -28,17 +28,20 @@ _SECRET_KEYS = re.compile(
 
 
 def is_secret_name(name: str) -> bool:
-    """True for a variable name that holds a secret: it contains SECRET, PASSWORD, TOKEN, KEY or PAT."""
-    return bool(_SECRET_NAME.search(name))
+    """True for a variable name that holds a secret: it contains SECRET, PASSWORD, TOKEN, KEY or PAT,
+    or it names a file (`file:PATH`: a file's value is always secret)."""
+    return name.startswith("file:") or bool(_SECRET_NAME.search(name))
 
 
 class Redactor:
     """A set of secret values, and the means to mask them anywhere."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, also: Redactor | None = None) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
+        self._also = also
+        """Another redactor whose secrets this one masks too (the secrets read while running)."""
         for secret in secrets:
             self.add(secret)
 
@@ -59,13 +62,16 @@ class Redactor:
 
     @property
     def secrets(self) -> frozenset[str]:
-        return frozenset(self._secrets)
+        own = frozenset(self._secrets)
+        return own | self._also.secrets if self._also is not None else own
 
     def redact(self, value: Any) -> Any:
         """A copy of `value` with every secret masked; dict entries named like secrets are masked whole."""
         if isinstance(value, str):
             pattern = self._pattern
-            return pattern.sub(MASK, value) if pattern is not None else value
+            if pattern is not None:
+                value = pattern.sub(MASK, value)
+            return self._also.redact(value) if self._also is not None else value
         if isinstance(value, bytes):
             return self.redact(value.decode("utf-8", "replace"))
         if isinstance(value, Mapping):
@@ -78,10 +84,15 @@ class Redactor:
         return value
 
 
+SECRETS_READ = Redactor()
+"""The secret values templates and vars have resolved so far (secret-named variables, secret files),
+known to every `environment_redactor`."""
+
+
 def environment_redactor(environ: Mapping[str, str] | None = None) -> Redactor:
-    """A redactor that knows every secret-named environment variable's value."""
+    """A redactor that knows every secret-named environment variable's value and `SECRETS_READ`."""
     environ = os.environ if environ is None else environ
-    return Redactor(value for name, value in environ.items() if is_secret_name(name))
+    return Redactor((value for name, value in environ.items() if is_secret_name(name)), also=SECRETS_READ)
 
 
 class RedactingFilter(logging.Filter):

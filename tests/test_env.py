@@ -39,3 +39,13 @@ def test_missing_names_the_variable():
     with pytest.raises(MissingVariableError, match="PRIORITY_PAT is not set.*auth") as info:
         resolve("x ${PRIORITY_PAT} y", {}, "auth")
     assert info.value.name == "PRIORITY_PAT"
+
+
+def test_a_file_reference_reads_the_file_and_is_named_as_a_file(tmp_path):
+    secret = tmp_path / "client_secret"
+    secret.write_text("abc123\r\n", encoding="utf-8")
+    seen = []
+    value = resolve({"auth": f"Basic ${{file:{secret}}}"}, {}, on_value=lambda n, v: seen.append((n, v)))
+    assert value == {"auth": "Basic abc123"}
+    assert seen == [(f"file:{secret}", "abc123")]
+    assert find_references(f"${{file:{secret}}} ${{A}}") == {"A"}  # variables only: a file is no variable

@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 import click
 
 from engine.commands._common import load_or_exit, root_argument
+from engine.redaction import environment_redactor
 from engine.testing.runner import CaseResult, run_all
 
 
@@ -21,6 +22,9 @@ def test(root: Path, keyword: str | None, junit: Path | None, verbose: bool) -> 
     """Run the test cases in ROOT/mappings. Exit 1 when one fails."""
     project = load_or_exit(root)
     results = asyncio.run(run_all(project, keyword))
+    redactor = environment_redactor()  # after the run: it knows the secrets the cases' templates read
+    for result in results:
+        result.failures = [redactor.redact(failure) for failure in result.failures]
     for result in results:
         if result.passed:
             if verbose:

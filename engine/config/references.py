@@ -20,7 +20,7 @@ from engine.suggest import did_you_mean
 if TYPE_CHECKING:
     from engine.config.root import PipelineEntry, Project
 
-__all__ = ["check_references", "path_templates"]
+__all__ = ["OPERATION_SCOPE", "check_references", "operation_templates", "path_templates"]
 
 _BASE_SCOPE = frozenset({"event", "vars"})
 Loc = tuple[Any, ...]
@@ -74,7 +74,24 @@ class _Checker:
             return None
         if not operation and not has_path:
             self.report(loc, "a call needs a `path` or a named operation")
+        if operation:
+            self._operation_vars(loc, connector_name, operation, operations[operation])
         return operations.get(operation) if operation else None
+
+    def _operation_vars(self, loc: Loc, connector: str, name: str, operation: Any) -> None:
+        """The `vars.X` a named operation reads come from the calling binding: each must be defined."""
+        known = self.project.variables.get(self.entry.binding, {})
+        for _, template in operation_templates(operation):
+            for leaf in template.leaves:
+                for key in dict.fromkeys(leaf.references("vars")):
+                    if key not in known:
+                        hint = did_you_mean(key, known) or (f"defined: {', '.join(known)}" if known else None)
+                        self.report(
+                            loc,
+                            f"operation '{connector}.{name}' reads 'vars.{key}', which binding "
+                            f"'{self.entry.binding}' does not define",
+                            hint,
+                        )
 
     def steps(self, loc: Loc, steps: list[Any], scope: set[str]) -> None:
         for index, step in enumerate(steps):
@@ -84,9 +101,42 @@ class _Checker:
                 scope.add(step.name)
 
 
+OPERATION_SCOPE = frozenset({"args", "vars"})
+"""What a named operation's templates read: its `args`, and the `vars` of the binding that calls it."""
+
+
+def operation_templates(model: Any, loc: Loc = ()) -> Iterator[tuple[Loc, Template | PathTemplate]]:
+    """Every template of an operation (its verify's included), with its location in the operation."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Template | PathTemplate):
+            yield loc + (name,), value
+        elif hasattr(type(value), "model_fields"):
+            yield from operation_templates(value, loc + (name,))
+
+
+def _check_operations(project: Project, found: list[Diagnostic]) -> None:
+    """An operation's templates read only `args` and `vars`: whatever else the calling step has in
+    scope differs from one caller to the next."""
+    for connector, entry in project.connectors.items():
+        for name, operation in entry.config.operations.items():
+            for loc, template in operation_templates(operation):
+                for unknown in sorted(template.names - OPERATION_SCOPE):
+                    leaf = next(leaf for leaf in template.leaves if unknown in leaf.names)
+                    found.append(
+                        entry.source.diagnostic(
+                            ("operations", name) + loc + leaf.path,
+                            f"operation '{connector}.{name}' reads '{unknown}': an operation's templates "
+                            "see only `args` and the calling binding's `vars`",
+                            hint="pass it in the call's `args`",
+                        )
+                    )
+
+
 def check_references(project: Project) -> list[Diagnostic]:
     """Every cross-file finding of a loaded project."""
     found: list[Diagnostic] = []
+    _check_operations(project, found)
     routes: dict[str, PipelineEntry] = {}
     for entry in project.pipelines.values():
         pipeline = entry.pipeline

@@ -34,7 +34,7 @@ from jinja2.utils import missing
 from markupsafe import Markup
 
 from engine import helpers
-from engine.expressions import guards, limits
+from engine.expressions import guards, limits, variables
 
 __all__ = ["Environment", "MissingValue", "environment"]
 
@@ -161,4 +161,5 @@ def environment() -> Environment:
     env.filters = guards.guard_filters(env.filters)
     env.globals.update(helpers.GLOBALS)
     env.globals["lipsum"] = guards.lipsum(env.globals["lipsum"])  # type: ignore[arg-type]
+    env.globals[variables.GLOBAL] = variables.reference_value
     return env

@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from engine import helpers
 from engine.errors import ExpressionError
-from engine.expressions import limits
+from engine.expressions import limits, variables
 from engine.expressions.compiler import Closures, Evaluator, Unsupported, generate, is_path, may_build
 from engine.expressions.limits import budget
 from engine.expressions.sandbox import Environment, MissingValue, environment
@@ -85,7 +85,7 @@ def parse(source: str, env: Environment) -> nodes.Template:
         raise ValueError(
             f"a template cannot {type(statement).__name__.lower()} other templates (line {statement.lineno})"
         )
-    return ast
+    return variables.with_references(ast)
 
 
 @lru_cache(maxsize=4096)
@@ -119,7 +119,7 @@ def lone_expression(ast: nodes.Template) -> nodes.Expr | None:
     if parts is None:
         return None
     expressions = [part for part in parts if not isinstance(part, nodes.TemplateData)]
-    if len(expressions) != 1:
+    if len(expressions) != 1 or variables.is_reference(expressions[0]):  # a reference is text
         return None
     if any(isinstance(part, nodes.TemplateData) and part.data.strip() for part in parts):
         return None
@@ -211,7 +211,7 @@ class Leaf:
 
     def jinja(self, env: Environment) -> Evaluator:
         """The evaluator that runs Jinja itself (on a tree of its own: Jinja's optimizer rewrites it)."""
-        ast = env.parse(self.source)
+        ast = parse(self.source, env)
         expression = lone_expression(ast)
         if expression is not None:
             ast = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expression)], lineno=1)

@@ -24,6 +24,7 @@ from engine.errors import (
     PipelineError,
     UncertainError,
 )
+from engine.expressions.variables import Variables
 from engine.pipeline import models as m
 from engine.pipeline.steps import StepModel, truthy
 from engine.pipeline.steps._base import error_context
@@ -184,6 +185,7 @@ class Executor:
         self.pipeline = pipeline
         self.connectors = connectors
         self.variables = dict(variables or {})
+        self._variables = Variables(self.variables, f"pipeline {pipeline.name}, vars")
         self.scope = StepScope.of(pipeline.name, pipeline.steps, connectors)
         self._clock_names = helpers.clock_names(clock)
 
@@ -232,6 +234,10 @@ class Executor:
     ) -> Outcome:
         started = time.perf_counter()
         context: dict[str, Any] = {"event": event, "vars": self.variables, **self._clock_names}
+        try:
+            context["vars"] = self._variables.value()
+        except MissingVariableError as exc:
+            return self._error_outcome(_as_pipeline_error(exc), context)
         run = _Run(
             self.scope,
             context,

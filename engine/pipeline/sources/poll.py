@@ -17,7 +17,8 @@ from pydantic import Field, field_validator
 
 from engine.errors import ExpressionError
 from engine.expressions import PathTemplateField, SelectionField, TemplateField
-from engine.helpers import Clock, _parse_datetime, clock_names
+from engine.expressions.variables import Variables
+from engine.helpers import Clock, clock_names, parse_datetime
 
 from ._base import SOURCES, SourceModel
 
@@ -104,7 +105,7 @@ def effective_cursor(source: PollSource, cursor: Any) -> Any:
     if isinstance(cursor, int | float) and not isinstance(cursor, bool):
         return cursor - (overlap or 0)
     try:
-        moment = _parse_datetime(cursor) - timedelta(seconds=float(overlap or 0))
+        moment = parse_datetime(cursor) - timedelta(seconds=float(overlap or 0))
     except (TypeError, ValueError):
         return cursor
     if written is not None:
@@ -122,7 +123,7 @@ def like(moment: datetime, original: str) -> str:
     if offset in ("Z", "z"):
         moment, suffix = moment.astimezone(UTC), offset
     elif offset:
-        stated = _parse_datetime(original).utcoffset() or timedelta(0)
+        stated = parse_datetime(original).utcoffset() or timedelta(0)
         moment = moment.astimezone(timezone(stated))
         suffix = offset
     else:
@@ -142,7 +143,7 @@ def later(a: Any, b: Any) -> Any:
     if isinstance(a, int | float) and isinstance(b, int | float):
         return max(a, b)
     try:
-        return a if _parse_datetime(a) >= _parse_datetime(b) else b
+        return a if parse_datetime(a) >= parse_datetime(b) else b
     except ValueError:
         return max(str(a), str(b))
 
@@ -160,7 +161,7 @@ async def read_changes(
     connector = connectors[source.connector]
     context: dict[str, Any] = {
         "cursor": effective_cursor(source, cursor),
-        "vars": variables,
+        "vars": Variables(variables, f"{source.connector} poll, vars").value(),
         **clock_names(clock),
     }
     if source.steps:
