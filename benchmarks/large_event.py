@@ -72,7 +72,7 @@ def main() -> None:
     ):
         for _ in range(args.rounds):
             for name in ("mesbridge", "baseline"):
-                with contender(name, erp_url, Path(tmp), args.baseline) as url:
+                with contender(name, erp_url, Path(tmp), args.baseline) as (url, _pid):
                     for shape, body in bodies.items():
                         seconds = sorted(timings(url, body, args.requests))
                         median, p90 = statistics.median(seconds), seconds[int(0.9 * (len(seconds) - 1))]

@@ -70,6 +70,8 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+    cpu_us: float = 0.0
+    """CPU time (user + system, all threads) the contender's process spent per request, in µs."""
 
 
 def free_port() -> int:
@@ -79,7 +81,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO) -> Iterator[None]:
+def process(
+    command: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> Iterator[subprocess.Popen[bytes]]:
     """A child process in its own session, stopped with SIGTERM (then SIGKILL) on exit."""
     log = tempfile.TemporaryFile()
     child = subprocess.Popen(
@@ -91,7 +95,7 @@ def process(command: list[str], *, env: dict[str, str] | None = None, cwd: Path 
         start_new_session=True,
     )
     try:
-        yield
+        yield child
     except BaseException:
         log.seek(0)
         sys.stderr.write(log.read().decode(errors="replace")[-3000:])
@@ -351,8 +355,10 @@ def loadgen(url: str, seconds: float, connections: int) -> None:
 
 # -- contenders ------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def contender(name: str, erp_url: str, folder: Path, baseline: Path | None = None) -> Iterator[str]:
-    """Starts one contender; yields its webhook URL once it answers."""
+def contender(
+    name: str, erp_url: str, folder: Path, baseline: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """Starts one contender; yields its webhook URL and process id once it answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}{ROUTE}?token={TOKEN}"
     env = {"BENCH_ERP_URL": erp_url, "MESBRIDGE_WEBHOOK_TOKEN": TOKEN, "PRIORITY_PAT": PAT}
@@ -370,9 +376,9 @@ def contender(name: str, erp_url: str, folder: Path, baseline: Path | None = Non
         ]
         command += ["--no-reload", "--store", f"sqlite:///{folder / 'baseline.db'}"]
         env.update(MESBRIDGE_LOG_LEVEL="warning", PYTHONPATH=str(baseline))
-        with process(command, env=env, cwd=baseline):
+        with process(command, env=env, cwd=baseline) as child:
             wait_ready(url)
-            yield url
+            yield url, child.pid
         return
     if name in ("mesbridge", "untraced"):
         mesbridge = str(Path(PYTHON).parent / "mesbridge")
@@ -414,12 +420,21 @@ def contender(name: str, erp_url: str, folder: Path, baseline: Path | None = Non
         command = ["node", str(red), "--settings", str(settings), "--userDir", str(nr_dir)]
     else:
         raise ValueError(f"unknown contender {name!r}; valid: {', '.join(CONTENDERS)}, baseline")
-    with process(command, env=env):
+    with process(command, env=env) as child:
         wait_ready(url)
-        yield url
+        yield url, child.pid
 
 
-def measure(name: str, url: str, seconds: float, connections: int, folder: Path) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads so far (Linux `/proc`); 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(name: str, url: str, pid: int, seconds: float, connections: int, folder: Path) -> Result:
     use_wrk = shutil.which("wrk") is not None
     load = (
         (lambda s: run_wrk(url, s, connections, folder))
@@ -427,8 +442,10 @@ def measure(name: str, url: str, seconds: float, connections: int, folder: Path)
         else (lambda s: run_loadgen(url, s, connections))
     )
     load(2)  # warm-up: connection pools, JIT, caches
+    before = cpu_seconds(pid)
     rps, p50, p99, requests, errors = load(seconds)
-    return Result(name, rps, p50, p99, requests, errors)
+    cpu = (cpu_seconds(pid) - before) / max(requests, 1) * 1e6
+    return Result(name, rps, p50, p99, requests, errors, cpu)
 
 
 def main() -> None:
@@ -460,21 +477,24 @@ def main() -> None:
         folder = Path(tmp)
         for _ in range(args.rounds):
             for name in names:
-                with contender(name, erp_url, folder, args.baseline) as url:
-                    result = measure(name, url, args.duration, args.connections, folder)
+                with contender(name, erp_url, folder, args.baseline) as (url, pid):
+                    result = measure(name, url, pid, args.duration, args.connections, folder)
                 print(
                     f"  {name:<12} {result.rps:>9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
-                    f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+                    f"p99 {result.p99_ms:7.2f} ms  cpu {result.cpu_us:6.0f} µs/req  errors {result.errors}",
                     flush=True,
                 )
                 if name not in best or result.rps > best[name].rps:
                     best[name] = result
     print()
-    print(f"{'contender':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
+    print(
+        f"{'contender':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu µs/req':>11} {'requests':>9} "
+        f"{'errors':>7}"
+    )
     for result in best.values():
         print(
             f"{result.name:<12} {result.rps:>9,.0f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f} "
-            f"{result.requests:>9} {result.errors:>7}"
+            f"{result.cpu_us:>11.0f} {result.requests:>9} {result.errors:>7}"
         )
     mes = best.get("mesbridge")
     if mes and "node-red" in best:
@@ -488,7 +508,7 @@ def main() -> None:
         bare = best["untraced"]
         print(
             f"traced / untraced:        throughput {mes.rps / bare.rps:.2f}x (target >= 0.9x), "
-            f"p99 {mes.p99_ms:.2f} vs {bare.p99_ms:.2f} ms"
+            f"p99 {mes.p99_ms:.2f} vs {bare.p99_ms:.2f} ms, CPU per request {mes.cpu_us / bare.cpu_us:.2f}x"
         )
     if mes and "baseline" in best:
         base = best["baseline"]

@@ -370,7 +370,12 @@ class Store(ABC):
 
     @abstractmethod
     async def add_traces(self, traces: list[StoredTrace]) -> None:
-        """Keep a batch of traces, in one transaction; a known id is not added again."""
+        """Keep a batch of traces, in one transaction; a known id is not added again.
+
+        Traces are a diagnosis, not a delivery: their commit does not wait for the disk (SQLite:
+        `synchronous=NORMAL` for that transaction; PostgreSQL: `synchronous_commit = off`). The next
+        durable commit makes them durable too; a crash in between can lose the last traces, never an
+        event or a cursor."""
 
     @abstractmethod
     async def list_traces(self, query: TraceQuery) -> list[TraceSummary]:

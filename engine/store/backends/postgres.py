@@ -518,6 +518,7 @@ class PostgresStore(Store):
         ]
 
         async def insert(cur: psycopg.AsyncCursor[Row]) -> None:
+            await cur.execute("SET LOCAL synchronous_commit = off")
             await cur.executemany(
                 "INSERT INTO traces (id, received, pipeline, event_id, source, outcome, status, duration, "
                 "version, search, document) VALUES (%(id)s, %(received)s, %(pipeline)s, %(event_id)s, "

@@ -167,21 +167,31 @@ class SQLiteStore(Store):
                     raise
                 time.sleep(0.01)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
-        """Run `fn(conn)` in one transaction on the store's thread."""
+    async def _run(
+        self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True, durable: bool = True
+    ) -> T:
+        """Run `fn(conn)` in one transaction on the store's thread; a commit that is not `durable`
+        does not wait for the disk (in WAL mode the next durable commit syncs it)."""
         if self._closed:
             raise StoreError("store is closed")
 
         def call() -> T:
             try:
                 conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                relaxed = not durable and self._synchronous != "NORMAL"
+                if relaxed:
+                    conn.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    value = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    try:
+                        value = fn(conn)
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                finally:
+                    if relaxed:
+                        conn.execute(f"PRAGMA synchronous={self._synchronous}")
             except sqlite3.OperationalError as exc:
                 raise StoreError(f"SQLite {self.path}: {exc}") from exc
             return value
@@ -589,7 +599,7 @@ class SQLiteStore(Store):
             )
 
         if rows:
-            await self._run(insert)
+            await self._run(insert, durable=False)
 
     async def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
         where, params = query.conditions(lambda name: f":{name}")
