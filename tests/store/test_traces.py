@@ -106,3 +106,18 @@ async def test_replicas_write_and_prune_concurrently(
     await asyncio.gather(*(write(i, s) for i, s in enumerate(replicas)))
     listed = await replicas[1].list_traces(TraceQuery(limit=10_000))
     assert len(listed) == 3 * 10 * 20 == len({t.id for t in listed})
+
+
+async def test_a_trace_commit_leaves_the_stores_durability_as_it_was(tmp_path, clock: FakeClock) -> None:
+    from engine.store.backends.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "durable.db"), clock=clock)
+    await store.migrate()
+    await store.add_traces([trace(clock, "a")])
+
+    def synchronous(conn):  # PRAGMA synchronous: 1 NORMAL, 2 FULL
+        return conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    assert await store._run(synchronous, write=False) == 2  # FULL again for events and cursors
+    assert [t.id for t in await store.list_traces(TraceQuery())] == ["a"]
+    await store.close()
