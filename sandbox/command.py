@@ -66,6 +66,11 @@ def parse_faults(specs: tuple[str, ...], names: list[str]) -> dict[str, Faults]:
         raise click.BadParameter(str(exc), param_hint="--fault") from exc
 
 
+def _env(item: _Running) -> dict[str, str]:
+    """The variable the shipped connector of a simulator takes its base URL from, set to it."""
+    return {f"{item.name.upper()}_URL": item.url + item.credentials.get("path", "").rstrip("/")}
+
+
 async def _serve(running: list[_Running], as_json: bool) -> None:
     loop = asyncio.get_running_loop()
 
@@ -84,11 +89,18 @@ async def _serve(running: list[_Running], as_json: bool) -> None:
     else:
         for item in running:
             if as_json:
-                line = json.dumps({"name": item.name, "url": item.url, "credentials": item.credentials})
+                line = json.dumps(
+                    {"name": item.name, "url": item.url, "credentials": item.credentials, "env": _env(item)}
+                )
             else:
                 creds = " ".join(f"{k}={v}" for k, v in item.credentials.items())
                 line = f"{item.name:<9} {item.url}  {creds}"
             click.echo(line)
+        if not as_json:
+            click.echo("# the shipped connectors read these; paste them where `mesbridge run` starts:")
+            for item in running:
+                for name, value in _env(item).items():
+                    click.echo(f"export {name}={value}")
         sys.stdout.flush()
     await asyncio.gather(*tasks, return_exceptions=True)
 

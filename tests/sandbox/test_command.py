@@ -56,3 +56,37 @@ def test_a_bad_fault_stops_the_command_before_any_server() -> None:
     result = CliRunner().invoke(sandbox, ["--fault", "priority:apply_then_timeout=yes"])
     assert result.exit_code == 2
     assert "Invalid value for --fault" in result.output
+
+
+def test_the_sandbox_prints_the_exports_that_point_the_shipped_connectors_at_it() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from engine.config.root import load_project
+    from engine.env import find_references
+
+    with socket.socket() as probe:  # a free run of four ports is likely above a free one
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    command = [sys.executable, "-m", "engine.cli", "sandbox", "--port-base", str(base)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        exports = {}
+        while len(exports) < len(SIMULATORS):
+            line = child.stdout.readline()
+            assert line, "the sandbox stopped before printing its exports"
+            if line.startswith("export "):
+                name, _, value = line[len("export ") :].strip().partition("=")
+                exports[name] = value
+    finally:
+        child.terminate()
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert exports["PRIORITY_URL"] == f"http://127.0.0.1:{base + 1}/odata/Priority/tabula.ini/demo"
+    assert exports["NEXTX_URL"] == f"http://127.0.0.1:{base + 3}"
+    project = load_project(".")
+    used = set().union(*(find_references(entry.config.base_url) for entry in project.connectors.values()))
+    assert used == set(exports)  # every base URL the shipped connectors read, and nothing else
