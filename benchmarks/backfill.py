@@ -1,6 +1,6 @@
 """Backfill: every Priority work order polled into Next Plus once, with the engine's peak memory.
 
-    /work/venv/bin/python benchmarks/backfill.py [--size 50000] [--timeout 1800]
+    .venv/bin/python benchmarks/backfill.py [--size 50000] [--timeout 1800]
 
 The Priority simulator (size `--size`) and the Next Plus simulator run in this process; the engine
 runs as `mesbridge run` on the repository's config root in its own process with only the priority

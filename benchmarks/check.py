@@ -1,6 +1,6 @@
 """Wall time of `mesbridge check .` on the repository's config root, interpreter start included.
 
-    /work/venv/bin/python benchmarks/check.py [--runs 7] [--root .]
+    .venv/bin/python benchmarks/check.py [--runs 7] [--root .]
 
 Each run is a fresh subprocess (`mesbridge check ROOT`), so Python's start-up, the imports and the
 loading and validation of every connector and mapping are all counted. Prints every run, the best and

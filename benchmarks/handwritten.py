@@ -1,7 +1,7 @@
 """The benchmark's Operation "add" -> Priority production report webhook, hand-written on Starlette.
 
     BENCH_ERP_URL=http://127.0.0.1:8691/odata/Priority/tabula.ini/demo \\
-      /work/venv/bin/python -m uvicorn handwritten:app --app-dir benchmarks --port 8693 \\
+      .venv/bin/python -m uvicorn handwritten:app --app-dir benchmarks --port 8693 \\
       --loop uvloop --http httptools --no-access-log --log-level warning
 
 What an integrator would write without mesbridge, doing the same work as the benchmark pipeline

@@ -1,6 +1,6 @@
 """Hot reload under load: config edits while `mesbridge run` serves 50 webhook pipelines.
 
-    /work/venv/bin/python benchmarks/reload.py [--pipelines 50] [--duration 20] [--connections 16]
+    .venv/bin/python benchmarks/reload.py [--pipelines 50] [--duration 20] [--connections 16]
 
 Generates a config root in a temporary folder (one connector to the stand-in ERP of
 benchmarks/standin_erp.py, `--pipelines` synchronous webhook pipelines in as many files, reload on),

@@ -1,6 +1,6 @@
 """Queued delivery throughput: 1, 2 and 3 `mesbridge run` replicas on PostgreSQL, and one on SQLite.
 
-    /work/venv/bin/python benchmarks/replicas.py [--events 2000] [--workers 8] [--concurrency 32]
+    .venv/bin/python benchmarks/replicas.py [--events 2000] [--workers 8] [--concurrency 32]
         [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--only sqlite-1,postgresql-2]
 
 Each scenario gets a fresh store (a new SQLite file, or a new PostgreSQL database created and dropped

@@ -1,6 +1,6 @@
 """A fast stand-in ERP for the webhook benchmark: answers every POST with 201 and a Priority-like record.
 
-    /work/venv/bin/python benchmarks/standin_erp.py --port 8691
+    .venv/bin/python benchmarks/standin_erp.py --port 8691
 
 Raw asyncio (uvloop) with httptools' parser and HTTP/1.1 keep-alive, so it costs the contenders as
 little CPU as possible: the reply is the posted JSON object with the record's `FORM` (a running

@@ -1,6 +1,6 @@
 """Per-event transform cost: the engine's compiled mapping against the same mapping written in Python.
 
-    /work/venv/bin/python benchmarks/transform.py [--number 5000] [--repeat 7]
+    .venv/bin/python benchmarks/transform.py [--number 5000] [--repeat 7]
 
 The mapping is the Operation "add" -> Priority production report (ALINE_ONE) body of seed 001, as the
 benchmark config root (benchmarks/config/mappings/priority/operation.yaml) writes it. Three contenders,
