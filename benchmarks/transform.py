@@ -26,7 +26,8 @@ from typing import Any
 from engine.config.root import load_project
 from engine.errors import ExpressionError
 from engine.pipeline.executor import Executor
-from engine.pipeline.models import CallStep, SwitchStep
+from engine.pipeline.steps.call import CallStep
+from engine.pipeline.steps.switch import SwitchStep
 
 ROOT = Path(__file__).resolve().parent / "config"
 PIPELINE = "bench.operation"
@@ -61,19 +62,27 @@ def handwritten(event: dict[str, Any], variables: dict[str, Any]) -> tuple[dict[
 
 
 class _Response:
-    __slots__ = ("result",)
+    __slots__ = ("result", "verified")
 
     def __init__(self, result: Any) -> None:
         self.result = result
+        self.verified = False
 
 
 class _MemoryConnector:
-    """Answers every request at once with a Priority-like record; no HTTP."""
+    """Answers every request at once with a Priority-like record; no HTTP. It has what a call step
+    reads of a connector: its name, operations, retry deadline, `safe_to_repeat` and `request`."""
 
     name = "priority"
 
     class config:  # noqa: N801 - mimics the connector's `config` attribute
         operations: dict[str, Any] = {}
+
+        class retry:  # noqa: N801
+            deadline = 30.0
+
+    def safe_to_repeat(self, method: str, idempotent: bool | None = None, key: str | None = None) -> bool:
+        return idempotent if idempotent is not None else method.upper() in {"GET", "HEAD", "PUT", "DELETE"}
 
     async def request(self, method: str, path: str, **kwargs: Any) -> _Response:
         return _Response({"FORM": 12, "KLINE": 1, **(kwargs.get("body") or {})})

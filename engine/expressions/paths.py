@@ -129,7 +129,11 @@ class PathTemplate:
         try:
             if parts is None:
                 raise Unsupported
-            self._render: Evaluator = Closures(env).text(parts)
+            if all(isinstance(part, nodes.TemplateData) for part in parts):  # literal text: as written
+                constant = "".join(part.data for part in parts)  # type: ignore[attr-defined]
+                self._render: Evaluator = lambda context: constant
+            else:
+                self._render = Closures(env).text(parts)
         except Unsupported:
             self._render = Renderer(compile_jinja(env, parse(source, env))).text
 

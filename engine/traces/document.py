@@ -48,12 +48,10 @@ _NAMES_ONLY = Redactor()
 """Masks entries named like secrets (`password`, `token`, ...) when no secret value is known."""
 
 
-_IDS = random.Random()  # seeded from the OS once: no system call per trace
-
-
 def new_id() -> str:
-    """A trace id: 16 random hex digits."""
-    return f"{_IDS.getrandbits(64):016x}"
+    """A trace id: 16 random hex digits (`random`'s generator: seeded from the OS, again in a forked
+    child, and no system call per trace)."""
+    return f"{random.getrandbits(64):016x}"
 
 
 def outcome_of(error: PipelineError | None, skipped: bool) -> str:
