@@ -72,7 +72,8 @@ class Project:
     unloaded_pipelines: set[str] = field(default_factory=set)
     """Pipelines named in a mapping file that did not validate."""
     unloaded_bindings: set[str] = field(default_factory=set)
-    """Bindings with a mapping file that could not be read at all (its pipelines are unknown)."""
+    """Bindings with a mapping file that could not be read, or holding a pipeline whose name could not
+    be read: references to their pipelines are not reported again."""
 
     @property
     def ok(self) -> bool:
@@ -180,7 +181,10 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         mapping, diags = _validate(MappingFile, loaded)
         project.diagnostics.extend(diags)
         if mapping is None:
-            project.unloaded_pipelines.update(_pipeline_names(loaded.data))
+            names, all_named = _pipeline_names(loaded.data)
+            project.unloaded_pipelines.update(names)
+            if not all_named:  # a pipeline whose name is unknown: the binding's references are unsure
+                project.unloaded_bindings.add(binding)
             continue
         _add_mapping(project, binding, mapping, loaded)
 
@@ -193,12 +197,14 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
     return project
 
 
-def _pipeline_names(data: Any) -> set[str]:
-    """The pipeline names a mapping file's raw data declares (it did not validate)."""
+def _pipeline_names(data: Any) -> tuple[set[str], bool]:
+    """The pipeline names a mapping file's raw data declares (it did not validate), and whether every
+    pipeline entry had one."""
     pipelines = data.get("pipelines") if isinstance(data, dict) else None
     if not isinstance(pipelines, list):
-        return set()
-    return {p["name"] for p in pipelines if isinstance(p, dict) and isinstance(p.get("name"), str)}
+        return set(), pipelines is None
+    names = {p["name"] for p in pipelines if isinstance(p, dict) and isinstance(p.get("name"), str)}
+    return names, len(names) == len(pipelines)
 
 
 def _load_payload_schemas(project: Project, digest: Any) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.config.diagnostic import Diagnostic, sort_diagnostics
-from engine.suggest import did_you_mean
+from engine.suggest import closest, did_you_mean
 
 if TYPE_CHECKING:
     from engine.config.yamlsource import LoadedYaml
@@ -415,7 +415,7 @@ def diagnostics_from_errors(
         disc = (err.get("ctx") or {}).get("discriminator")
         field = disc[1:-1] if isinstance(disc, str) and disc.startswith("'") else None
         entries.append((err, _walk(model_cls, err["loc"], loaded.data, field)))
-    entries = _collapse(entries, loaded.data)
+    entries = _misspelt_required(_collapse(entries, loaded.data), model_cls, loaded.data)
     out: list[Diagnostic] = []
     seen: set[tuple[int, int, str]] = set()
     for err, walk in entries:
@@ -443,6 +443,25 @@ def diagnostics_from_errors(
             seen.add((diag.line, diag.col, diag.message))
             out.append(diag)
     return out
+
+
+def _misspelt_required(
+    entries: list[tuple[dict[str, Any], _Walk]], model_cls: Any, data: Any
+) -> list[tuple[dict[str, Any], _Walk]]:
+    """A required key written misspelt is one mistake: the unknown key (whose hint names the required
+    one) is reported, and the missing key it was meant to be is not."""
+    missing = {err["loc"]: index for index, (err, _) in enumerate(entries) if err["type"] == "missing"}
+    dropped: set[int] = set()
+    for err, _ in entries:
+        loc = err["loc"]
+        if err["type"] != "extra_forbidden" or not loc:
+            continue
+        parent = _walk(model_cls, loc[:-1], data)
+        names = [n for model in parent.types if _is_model(model) for n in _field_names(model)]
+        meant = closest(loc[-1], names)
+        if meant is not None and loc[:-1] + (meant,) in missing:
+            dropped.add(missing[loc[:-1] + (meant,)])
+    return [entry for index, entry in enumerate(entries) if index not in dropped]
 
 
 def _replace_file(diag: Diagnostic, file: str) -> Diagnostic:

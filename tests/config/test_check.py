@@ -198,3 +198,31 @@ def test_not_a_config_root(tmp_path: Path) -> None:
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     code, _ = check(tmp_path, "--format", "xml")
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    ("target", "old", "new", "where"),
+    [
+        pytest.param("connector", "base_url:", "base_urll:", "connectors/erp.yaml:2:1", id="connector-key"),
+        pytest.param(
+            "mapping",
+            "  - name: demo.operation",
+            "  - nme: demo.operation",
+            "operation.yaml:4:5",
+            id="pipeline-name-key",
+        ),
+    ],
+)
+def test_one_misspelt_required_key_is_one_error(
+    tmp_path: Path, target: str, old: str, new: str, where: str
+) -> None:
+    connector, mapping = CONNECTOR, MAPPING
+    if target == "connector":
+        connector = connector.replace(old, new)
+    else:
+        mapping = mapping.replace(old, new)
+    code, output = check(make_root(tmp_path, mapping, connector))
+    assert code == 1
+    assert output.count("error:") == 1, output  # not "missing 'base_url'", nor the references that follow
+    assert f"{where}: error: unknown key '{new.split(':')[0].split()[-1]}'" in output, output
+    assert "did you mean" in output
