@@ -25,6 +25,7 @@ from watchfiles import Change, awatch
 
 from engine.config.root import load_project
 from engine.errors import SchemaFileError, StartupError
+from engine.service.generation import settle_heap
 
 if TYPE_CHECKING:
     from engine.config.root import Project
@@ -173,6 +174,7 @@ class Reloader:
             metrics.reloads.labels("unchanged").inc()
             return "unchanged"
         await self.service.swap(generation)
+        settle_heap()
         metrics.reloads.labels("applied").inc()
         metrics.set_version(generation.version)
         log.info(

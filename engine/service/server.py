@@ -31,7 +31,7 @@ from engine.env import resolve
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.service.app import Service, create_app
-from engine.service.generation import Generation
+from engine.service.generation import Generation, settle_heap
 from engine.service.logging import setup_logging
 from engine.service.metrics import Metrics
 from engine.service.poller import Pollers
@@ -179,6 +179,7 @@ class ServiceHost:
                 check=check_caller_secrets,
             )
             self.reloader.start()
+        settle_heap()
         options = _loop_options()
         config = uvicorn.Config(
             create_app(service),

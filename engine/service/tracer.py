@@ -24,7 +24,7 @@ from engine.errors import StoreError
 from engine.recorder import Recorder
 from engine.redaction import Redactor
 from engine.store import Store, StoredTrace
-from engine.traces.document import Finished, Masker, build, dumps, new_id, search_text
+from engine.traces.document import Finished, Masker, dumps, encode, new_id, search_text
 
 if TYPE_CHECKING:
     from engine.pipeline.executor import Outcome
@@ -34,9 +34,9 @@ log = logging.getLogger("mesbridge.traces")
 
 __all__ = ["Tracer", "stored"]
 
-BATCH = 256
+BATCH = 64
 """Most traces written in one transaction."""
-FLUSH_INTERVAL = 0.25
+FLUSH_INTERVAL = 0.05
 """Seconds a finished trace waits at most before it is written."""
 PRUNE_INTERVAL = 60.0
 
@@ -144,7 +144,7 @@ class Tracer:
         rows = []
         for finished in batch:
             try:
-                rows.append(stored(build(finished, masker, settings.max_body_bytes)))
+                rows.append(stored(*encode(finished, masker, settings.max_body_bytes)))
             except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
                 log.exception("cannot record the trace of %s", finished.event_id)
                 self.metrics.traces.labels("dropped").inc()
@@ -187,8 +187,9 @@ class Tracer:
             await asyncio.sleep(PRUNE_INTERVAL)
 
 
-def stored(document: dict[str, Any]) -> StoredTrace:
-    """A trace document as the store keeps it (also to copy traces from one store to another)."""
+def stored(document: dict[str, Any], data: bytes | None = None) -> StoredTrace:
+    """A trace document as the store keeps it (also to copy traces from one store to another);
+    `data` is its JSON when it is at hand."""
     return StoredTrace(
         id=document["id"],
         received=datetime.fromisoformat(document["received"]),
@@ -200,5 +201,5 @@ def stored(document: dict[str, Any]) -> StoredTrace:
         duration=document["duration"],
         version=document["version"],
         search=search_text(document),
-        document=dumps(document).decode("utf-8"),
+        document=(dumps(document) if data is None else data).decode("utf-8"),
     )

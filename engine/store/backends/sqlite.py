@@ -57,8 +57,9 @@ _JOB_COLUMNS = (
 
 
 def _ts(moment: datetime) -> str:
-    """A timestamp as fixed-width UTC text, which sorts like time."""
-    return as_utc(moment).strftime(_TS_FORMAT)
+    """A timestamp as fixed-width UTC text, which sorts like time (`_TS_FORMAT`, written without
+    strftime, which costs twice as much)."""
+    return as_utc(moment).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _dt(text: str) -> datetime:
