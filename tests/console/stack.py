@@ -14,6 +14,7 @@ mesbridge runs with `--root-path` set to it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -245,7 +246,9 @@ class Stack:
             finally:
                 await store.close()
 
-        return asyncio.run(read())
+        # in a thread of its own: Playwright's sync API may hold an event loop in this one
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, read()).result()
 
     def wait_dead(self, event_ids: set[str], timeout: float = 15.0) -> None:
         """Wait until each of `event_ids` is a dead letter (bounded)."""
