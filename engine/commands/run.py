@@ -34,8 +34,22 @@ def _run_loop(host: ServiceHost) -> None:
     help="State store URL: sqlite:///mesbridge.db (relative to the current folder) or postgresql://…",
 )
 @click.option("--no-reload", is_flag=True, help="Do not watch the config root for edits")
-def run(root: Path, host: str | None, port: int | None, store_url: str | None, no_reload: bool) -> None:
-    """Serve ROOT: webhooks, durable queue delivery, pollers, hot reload, /metrics and /status."""
+@click.option(
+    "--root-path",
+    default=None,
+    help="The path prefix a reverse proxy serves mesbridge under and strips, e.g. /mesbridge "
+    "(default: MESBRIDGE_ROOT_PATH, none); the console's links, redirects and cookies include it",
+)
+def run(
+    root: Path,
+    host: str | None,
+    port: int | None,
+    store_url: str | None,
+    no_reload: bool,
+    root_path: str | None,
+) -> None:
+    """Serve ROOT: webhooks, durable queue delivery, pollers, hot reload, /metrics and /status, and the
+    operator console at /console when MESBRIDGE_CONSOLE_USERS (or _USERS_FILE) names its users."""
     service = ServiceHost(
         root,
         host=host,
@@ -43,6 +57,7 @@ def run(root: Path, host: str | None, port: int | None, store_url: str | None, n
         store_url=store_url,
         reload=False if no_reload else None,
         configure_logging=True,
+        root_path=root_path,
     )
     try:
         _run_loop(service)

@@ -14,7 +14,11 @@ payload schema) before any pipeline runs. Then:
   workers deliver it. With an `idempotency_key`, a repeated event is accepted once.
 
 Operations: `/healthz` (alive), `/readyz` (serving and not draining), `/status` (version, reloads,
-pipelines, queue depth) and `/metrics` (Prometheus).
+pipelines, queue depth) and `/metrics` (Prometheus). The operator console (`engine.console`) is served
+at `/console` when console users are configured; otherwise `/console` is an unknown path like any other.
+
+Behind a reverse proxy that strips a path prefix, the ASGI `root_path` (`mesbridge run --root-path`)
+is that prefix: routes are matched without it, and the console's links include it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -33,14 +38,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from engine.config.root import PipelineEntry, Project
-from engine.errors import MissingVariableError, RequestRejected, StoreError
+from engine.console import PREFIX as CONSOLE_PREFIX
+from engine.console import ConsoleSettings, console_routes
+from engine.errors import MissingVariableError, RequestRejected, StartupError, StoreError
 from engine.pipeline.executor import Outcome
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.redaction import Redactor, environment_redactor
+from engine.service.activity import Activity
+from engine.service.dead_letters import Replay, replay_dead
 from engine.service.generation import Generation
 from engine.service.inbound import JsonLimits, authenticate, check_content_type, parse_json, read_body
 from engine.service.logging import event_context
@@ -74,7 +83,11 @@ class Service:
         self.redactor = environment_redactor(self.environ)
         self.wake_workers: Callable[[], None] = lambda: None
         self.last_reload: dict[str, Any] | None = None
-        """The latest hot reload: result, seconds (load, validate, build, swap) and version served."""
+        """The latest hot reload: result, seconds (load, validate, build, swap), version served and
+        when it ended (`at`, epoch seconds)."""
+        self.started_at = time.time()
+        self.activity = Activity()
+        """The latest errors, calls and poll rounds, for the operator console."""
         self.metrics.set_version(generation.version)
         self.tracer = Tracer(store, lambda: self.settings.traces, self.redactors, self.metrics)
 
@@ -87,8 +100,9 @@ class Service:
         return Generation(project, environ=self.environ, transport=self.transport, on_call=self.on_call)
 
     def on_call(self, record: Any) -> None:
-        """Every HTTP attempt of a connector: metrics, and a debug log line."""
+        """Every HTTP attempt of a connector: metrics, the recent calls, and a debug log line."""
         self.metrics.on_call(record)
+        self.activity.call(record)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s -> %s in %.3f s",
@@ -102,6 +116,16 @@ class Service:
     def redactors(self) -> list[Redactor]:
         """The redactors logs pass through: the environment's and the current connectors'."""
         return [self.redactor, self.generation.connectors.redactor]
+
+    async def replay_dead(self, event_id: str, *, force: bool = False) -> Replay:
+        """Replay a dead letter as `mesbridge dlq replay` does, checked against the config served now;
+        the workers are woken to deliver it."""
+        if self.store is None:
+            raise StoreError("this server has no state store")
+        result = await replay_dead(self.store, self.generation.project, event_id, force=force)
+        if result.replayed:
+            self.wake_workers()
+        return result
 
     async def swap(self, generation: Generation) -> Generation:
         """Serve `generation` from now on; the old one retires when its in-flight work is done."""
@@ -188,10 +212,15 @@ class _Unstored(Exception):
 
 
 def _path(request: Request) -> str:
-    """`request.url.path` without building the whole URL (the same text unless `?#\\` need escaping)."""
-    path: str = request.scope["path"]
+    """The path routes are matched on: `request.url.path` without building the whole URL (the same text
+    unless `?#\\` need escaping), less the ASGI `root_path` a proxy's prefix is served under."""
+    scope = request.scope
+    path: str = scope["path"]
     if "?" in path or "#" in path or "\\" in path:
-        return request.url.path
+        path = request.url.path
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        path = path[len(root) :] or "/"
     return path
 
 
@@ -219,6 +248,7 @@ async def handle_webhook(service: Service, request: Request) -> Response:
                 event = schema.admit(event)
         except RequestRejected as rejection:
             service.metrics.event(name, "rejected")
+            service.activity.failed(name, rejection.message, "rejected", status=rejection.status)
             log.info("refused: %s", rejection.message, extra={"status": rejection.status})
             return _json(rejection.status, {"message": rejection.message}, rejection.headers)
         except ClientDisconnect:
@@ -313,6 +343,7 @@ async def _run_sync(
 def _answer(service: Service, name: str, outcome: Outcome) -> Response:
     if outcome.error is not None:
         service.metrics.event(name, "failed", outcome.duration)
+        service.activity.failed(name, outcome.error.message, outcome.error.kind, status=outcome.status)
         log.warning(
             "failed: %s",
             outcome.error.message,
@@ -330,7 +361,16 @@ def _answer(service: Service, name: str, outcome: Outcome) -> Response:
 
 
 def create_app(service: Service) -> Starlette:
-    """The Starlette application serving `service`."""
+    """The Starlette application serving `service`; with console users configured in its environment,
+    the operator console too (a console setting that is wrong raises StartupError saying which)."""
+    console = ConsoleSettings.from_environ(service.environ)
+    if console is not None:
+        clash = sorted(path for path in service.generation.routes if _under_console(path))
+        if clash:
+            raise StartupError(
+                f"webhook path {clash[0]} is under the operator console's {CONSOLE_PREFIX}: "
+                "move the webhook, or turn the console off (unset MESBRIDGE_CONSOLE_USERS)"
+            )
 
     async def webhook(request: Request) -> Response:
         try:
@@ -357,38 +397,53 @@ def create_app(service: Service) -> Starlette:
                 pass
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/status", status, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/{path:path}", webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
+    if console is not None:
+        routes += console_routes(service, console)
+    routes.append(Route("/{path:path}", webhook, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await service.generation.connectors.aclose()  # servers run with lifespan on close pooled sessions
 
-    app = _ServiceApp(webhook, routes=routes, lifespan=lifespan)
+    app = _ServiceApp(webhook, console is not None, routes=routes, lifespan=lifespan)
     app.state.service = service
+    app.state.console = console
     return app
+
+
+def _under_console(path: str) -> bool:
+    return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
 
 
 class _ServiceApp(Starlette):
     """Starlette, with POST requests handed straight to the webhook handler.
 
-    Every POST reaches the catch-all webhook route anyway (the operations routes are GET only), so
-    skipping the middleware stack and the route matching changes no answer; it saves their cost on
-    the hot path. Everything else (operations, other methods, lifespan) goes through Starlette.
+    Every POST but the console's reaches the catch-all webhook route anyway (the operations routes are
+    GET only), so skipping the middleware stack and the route matching changes no answer; it saves
+    their cost on the hot path. Everything else (operations, the console, other methods, lifespan)
+    goes through Starlette.
     """
 
-    def __init__(self, webhook: Callable[[Request], Awaitable[Response]], **options: Any) -> None:
+    def __init__(
+        self, webhook: Callable[[Request], Awaitable[Response]], console: bool, **options: Any
+    ) -> None:
         super().__init__(**options)
         self._webhook = webhook
+        self._console = console
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not (self._console and _under_console(_path(Request(scope))))
+        ):
             scope["app"] = self
             response = await self._webhook(Request(scope, receive))
             await response(scope, receive, send)

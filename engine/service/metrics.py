@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -18,6 +21,11 @@ from engine.connectors.connector import CallRecord
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+RECENT_SECONDS = 300.0
+"""The window of `Metrics.recent`: event outcomes of the last five minutes."""
+_SLICE = 10.0
+"""Recent outcomes are counted in slices of this many seconds."""
+_SLICES = int(RECENT_SECONDS / _SLICE)
 
 
 class Metrics:
@@ -28,7 +36,10 @@ class Metrics:
     deliveries).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = clock()
+        self._recent: dict[tuple[str, str], collections.deque[list[int]]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events = Counter(
@@ -96,6 +107,47 @@ class Metrics:
         self._child(self.events, pipeline, outcome).inc()
         if seconds is not None:
             self._child(self.event_seconds, pipeline).observe(seconds)
+        now = int(self.clock() // _SLICE)
+        slices = self._recent.get((pipeline, outcome))
+        if slices is None:
+            slices = self._recent[pipeline, outcome] = collections.deque(maxlen=_SLICES + 1)
+        if slices and slices[-1][0] == now:
+            slices[-1][1] += 1
+        else:
+            slices.append([now, 1])
+
+    def recent(self) -> tuple[float, dict[str, dict[str, int]]]:
+        """The event outcomes of the last `RECENT_SECONDS` per pipeline and outcome, with the length of
+        that window in seconds: since the start when that is shorter, but at least a minute (a rate
+        over the first seconds alone would read as a burst)."""
+        now = self.clock()
+        oldest = int(now // _SLICE) - _SLICES
+        counts: dict[str, dict[str, int]] = {}
+        for (pipeline, outcome), slices in list(self._recent.items()):
+            total = sum(count for index, count in list(slices) if index > oldest)
+            if total:
+                counts.setdefault(pipeline, {})[outcome] = total
+        return min(RECENT_SECONDS, max(now - self.started, 60.0)), counts
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Every event outcome since the service started, per pipeline and outcome."""
+        counts: dict[str, dict[str, int]] = {}
+        for metric in self.events.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    labels = sample.labels
+                    counts.setdefault(labels["pipeline"], {})[labels["outcome"]] = int(sample.value)
+        return counts
+
+    def calls_by_status(self) -> dict[str, dict[str, int]]:
+        """HTTP attempts since the service started, per connector and status (`error`: no reply)."""
+        counts: dict[str, dict[str, int]] = {}
+        for metric in self.calls.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    labels = sample.labels
+                    counts.setdefault(labels["connector"], {})[labels["status"]] = int(sample.value)
+        return counts
 
     def on_call(self, record: CallRecord) -> None:
         """The connectors' `on_call` hook: one HTTP attempt."""

@@ -118,14 +118,18 @@ class Poller:
             except MesbridgeError as exc:
                 log.error("cannot renew the poller lease: %s", exc, extra={"pipeline": self.name})
                 holds = False
+            self.service.activity.lease(self.name, holds)
             if holds and time.monotonic() >= due:
                 with event_context(self.name):
+                    started = time.monotonic()
                     try:
                         await self.poll_once()
                     except MesbridgeError as exc:
                         log.error("poll failed, cursor kept: %s", exc)
-                    except Exception:  # noqa: BLE001 - the poller must keep polling
+                        self._failed(str(exc), started)
+                    except Exception as exc:  # noqa: BLE001 - the poller must keep polling
                         log.exception("poll crashed, cursor kept")
+                        self._failed(f"the poll crashed ({type(exc).__name__}); see the log", started)
                 due = time.monotonic() + next_delay(source.schedule)
             # A standby (lease held elsewhere) asks again every third of the lease, never in a tight loop.
             wait = max(0.0, min(due - time.monotonic(), ttl / 3)) if holds else ttl / 3
@@ -136,8 +140,14 @@ class Poller:
             except TimeoutError:
                 pass
 
+    def _failed(self, message: str, started: float) -> None:
+        activity = self.service.activity
+        activity.polled(self.name, 0, 0, time.monotonic() - started, message)
+        activity.failed(self.name, message, "poll")
+
     async def poll_once(self) -> int:
         """One round: enqueue every new record, then advance the cursor; return how many were new."""
+        started = time.monotonic()
         generation = self.service.generation
         entry = generation.project.pipelines[self.name]
         source = entry.pipeline.source
@@ -176,6 +186,7 @@ class Poller:
         if cursor is not None and cursor != stored:
             await self.store.set_cursor(self.name, _encode_cursor(cursor))
         self.rounds += 1
+        self.service.activity.polled(self.name, new, seen, time.monotonic() - started)
         metrics = self.service.metrics
         metrics.polled.labels(self.name, "new").inc(new)
         metrics.polled.labels(self.name, "seen").inc(seen)

@@ -253,6 +253,9 @@ class WorkerPool:
                     return
                 metrics.retries.labels(job.pipeline).inc()
                 metrics.event(job.pipeline, "retried", outcome.duration)
+                self.service.activity.failed(
+                    job.pipeline, error.message, error.kind, event_id=job.event_id, status=outcome.status
+                )
                 log.warning(
                     "attempt %d failed, retrying in %.1f s: %s",
                     job.attempts,
@@ -273,4 +276,6 @@ class WorkerPool:
             return
         self.service.metrics.dead_letters.labels(job.pipeline).inc()
         self.service.metrics.event(job.pipeline, "dead")
+        kind = str(extra.get("kind") or "error")
+        self.service.activity.failed(job.pipeline, message, kind, event_id=job.event_id)
         log.error("moved to the dead letters: %s", message, extra=extra)

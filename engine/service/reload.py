@@ -123,8 +123,8 @@ class Reloader:
     async def reload(self) -> str:
         """Load, validate and swap; return the result (`applied`, `invalid`, `unchanged`, `failed`).
 
-        The result and its duration (load, validation, build and swap) are kept in
-        `service.last_reload` for `/status`.
+        The result, its duration (load, validation, build and swap) and when it ended are kept in
+        `service.last_reload` for `/status` and the console.
         """
         async with self._lock:
             started = time.perf_counter()
@@ -134,6 +134,7 @@ class Reloader:
                 "result": result,
                 "seconds": seconds,
                 "version": self.service.generation.version,
+                "at": round(time.time(), 3),
             }
             log.info("reload %s in %.3f s", result, seconds, extra={"result": result, "seconds": seconds})
             return result

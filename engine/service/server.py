@@ -27,6 +27,7 @@ import uvicorn
 
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
+from engine.console import ConsoleSettings
 from engine.env import resolve
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
 from engine.pipeline.sources.webhook import WebhookSource
@@ -42,7 +43,21 @@ from engine.store import Store, open_store
 
 log = logging.getLogger("mesbridge.service")
 
-__all__ = ["ServiceHost", "check_caller_secrets"]
+__all__ = ["ServiceHost", "check_caller_secrets", "normal_root_path"]
+
+
+def normal_root_path(value: str | None) -> str:
+    """The path prefix a reverse proxy serves mesbridge under (`/mesbridge`), or "" for none; a value
+    that is not an absolute URL path raises StartupError."""
+    text = (value or "").strip()
+    if text in ("", "/"):
+        return ""
+    if not text.startswith("/") or any(c in text for c in "?#\\ ") or "//" in text:
+        raise StartupError(
+            f"root path {text!r} is not a URL path prefix such as /mesbridge (the prefix the reverse "
+            "proxy forwards under, and strips)"
+        )
+    return text.rstrip("/")
 
 
 def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
@@ -106,6 +121,7 @@ class ServiceHost:
         reload: bool | None = None,
         configure_logging: bool = False,
         sock: socket.socket | None = None,
+        root_path: str | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         """Absolute, resolved once: `mesbridge run .` and the watcher's paths agree whatever the cwd."""
@@ -115,6 +131,8 @@ class ServiceHost:
         self._reload = reload
         self.configure_logging = configure_logging
         self._sock = sock
+        self._root_path = root_path
+        """The prefix a reverse proxy strips (None: MESBRIDGE_ROOT_PATH, else none)."""
         self.service: Service | None = None
         self.store: Store | None = None
         self.workers: WorkerPool | None = None
@@ -140,6 +158,10 @@ class ServiceHost:
             raise StartupError(f"{self.root} has config errors:\n" + format_text(project.diagnostics))
         settings = project.settings
         check_caller_secrets(project, self.environ)
+        root_path = normal_root_path(
+            self._root_path if self._root_path is not None else self.environ.get("MESBRIDGE_ROOT_PATH")
+        )
+        ConsoleSettings.from_environ(self.environ)  # a wrong console setting stops the start here
         host = self._host or settings.host
         port = settings.port if self._port is None else self._port
         store_url = self._store_url or settings.store
@@ -151,10 +173,12 @@ class ServiceHost:
             await store.close()
             raise StartupError(f"cannot open the store {store_url}: {exc}") from None
         self.store = store
+
+        def on_call(record: Any) -> None:  # the service's hook, as reloaded generations have it
+            service.on_call(record)
+
         try:
-            generation = Generation(
-                project, environ=self.environ, transport=self.transport, on_call=metrics.on_call
-            )
+            generation = Generation(project, environ=self.environ, transport=self.transport, on_call=on_call)
         except SchemaFileError as exc:
             await store.close()
             raise StartupError(str(exc)) from None
@@ -181,10 +205,16 @@ class ServiceHost:
             self.reloader.start()
         settle_heap()
         options = _loop_options()
+        try:
+            app = create_app(service)
+        except StartupError:
+            await self._shutdown_background(0)
+            raise
         config = uvicorn.Config(
-            create_app(service),
+            app,
             host=host,
             port=port,
+            root_path=root_path,
             lifespan="off",
             access_log=False,
             log_config=None,
@@ -225,6 +255,18 @@ class ServiceHost:
             _safe_url(store_url),
             settings.workers,
         )
+        console = app.state.console
+        if console is not None:
+            log.info(
+                "operator console at %s/console%s for %d user(s)%s",
+                self.url,
+                f" (its links under the proxy's prefix {root_path})" if root_path else "",
+                len(console.users),
+                ""
+                if console.shared_secret
+                else "; sessions end when this process stops "
+                "(set MESBRIDGE_CONSOLE_SECRET to share them between replicas and restarts)",
+            )
 
     async def stop(self) -> None:
         """Drain: not ready, stop accepting, answer in-flight requests, finish in-flight jobs, close."""
