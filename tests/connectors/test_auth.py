@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from engine.connectors import Connector
-from engine.errors import AuthError, ConnectorError
+from engine.errors import AuthError, ConnectorError, MissingVariableError
 from tests.connectors.kit import reply, sent_json
 
 PAT = "7F3C2A9B1D4E4F6A8B0C2D4E6F8A0B1C"
@@ -340,6 +340,43 @@ async def test_a_value_named_by_itself_keeps_its_json_type(make):
     )
     await connector.request("POST", "/jsonrpc", body={"params": {"args": ["db", None]}})
     assert sent_json(seen[0])["params"]["args"][1] == 42
+
+
+RPC_AUTH = {
+    "kind": "login",
+    "request": {"path": "/login", "body": {"params": {"args": ["${RPC_DB}", "api", "${RPC_PASSWORD}"]}}},
+    "token": "result",
+    "values": {"uid": "result"},
+    "inject": [
+        {"in": "body", "path": "params.args[0]", "value": "${RPC_DB}"},
+        {"in": "body", "path": "params.args[1]", "value": "{uid}"},
+        {"in": "body", "path": "params.args[2]", "value": "${RPC_PASSWORD}"},
+        {"in": "header", "name": "X-Session", "value": "${RPC_DB:-none}/{uid}"},
+    ],
+}
+
+
+async def test_an_injected_value_reads_the_environment_at_the_call_and_is_redacted(make):
+    """A password every call carries comes from `${VAR}` in the inject value, as the login's does; a
+    variable's text is never read as a placeholder, and a secret-named one is redacted."""
+    seen: list[httpx.Request] = []
+    password = "pw-{uid}-x9"  # braces in a password are its own text
+    connector = make(
+        rpc_login_server(seen, uid=42), auth=RPC_AUTH, environ={"RPC_DB": "prod", "RPC_PASSWORD": password}
+    )
+    await connector.request("POST", "/jsonrpc", body={"params": {"args": [None, None, None, "res.partner"]}})
+    assert sent_json(seen[0])["params"]["args"] == ["prod", 42, password, "res.partner"]
+    assert seen[0].headers["x-session"] == "prod/42"
+    assert connector.redactor.redact(f"sent {password}") == "sent ***"
+
+
+async def test_an_injected_variable_that_is_not_set_fails_the_call_naming_it(make):
+    auth = {**RPC_AUTH, "request": {"path": "/login", "body": {}}}
+    connector = make(rpc_login_server([]), auth=auth, environ={"RPC_DB": "prod"})
+    with pytest.raises(
+        MissingVariableError, match=r"RPC_PASSWORD is not set \(needed by connector erp, auth.inject\[2\]"
+    ):
+        await connector.request("POST", "/jsonrpc", body={"params": {"args": [None, None, None]}})
 
 
 async def test_a_session_cookie_is_taken_and_sent_as_a_cookie(make):
