@@ -96,6 +96,51 @@ def test_dry_run_prints_calls_and_reply_and_redacts_secrets(tmp_path: Path, monk
     assert "SECRET" not in result.output
 
 
+RPC_CONNECTOR = """\
+name: erp
+base_url: http://erp.test
+auth:
+  kind: login
+  request: {path: /login, body: {user: api, key: "${ERP_PASSWORD:-sandbox-pw}"}}
+  token: result
+  inject: {in: body, path: "args[1]", value: "${ERP_PASSWORD:-sandbox-pw}"}
+"""
+RPC_MAPPING = """\
+pipelines:
+  - name: demo.operation
+    source: {kind: webhook, path: /demo/operation}
+    steps:
+      - {name: report, call: erp, method: POST, path: /rpc, body: {args: [report, null, "{{ event.qty }}"]}}
+    reply: {body: {externalId: "{{ report.result }}"}}
+tests:
+  - name: the password goes in every call
+    pipeline: demo.operation
+    real_auth: true
+    event: {qty: 2}
+    responses:
+      - {connector: erp, method: POST, path: /login, body: {result: tok-123456}}
+      - {connector: erp, method: POST, path: /rpc, body: {result: 5}}
+    expect:
+      calls:
+        - {connector: erp, method: POST, path: /rpc, match: exact, body: {args: [report, "***", QTY]}}
+"""
+
+
+def test_a_case_meets_and_shows_secrets_as_redacted(tmp_path: Path) -> None:
+    """A case says `***` where a secret goes, whether the variable is set or its default is used, and
+    no failure prints the secret."""
+    root = make_root(tmp_path, RPC_MAPPING.replace("QTY", "2"), RPC_CONNECTOR)
+    for env in ({}, {"ERP_PASSWORD": "live-pw-7781"}):
+        result = CliRunner(env=env).invoke(main, ["test", str(root)])
+        assert result.exit_code == 0, result.output
+    (root / "mappings" / "demo" / "operation.yaml").write_text(RPC_MAPPING.replace("QTY", "3"))
+    for env, secret in (({}, "sandbox-pw"), ({"ERP_PASSWORD": "live-pw-7781"}, "live-pw-7781")):
+        result = CliRunner(env=env).invoke(main, ["test", str(root)])
+        assert result.exit_code == 1
+        assert "args[2]: expected 3, got 2" in result.output
+        assert secret not in result.output
+
+
 def test_dry_run_unknown_pipeline_is_a_usage_error(tmp_path: Path) -> None:
     event = tmp_path / "e.json"
     event.write_text("{}")
