@@ -251,6 +251,33 @@ async def test_twenty_concurrent_calls_rejected_at_once_log_in_once(make):
     assert {r.body["data"] for r in results} == {"tok-0002"}
 
 
+async def test_twenty_calls_rejected_at_once_log_in_once_when_every_login_gives_the_same_token(make_mock):
+    """A JSON-RPC login answers the same uid every time: a fresh login is told from the stale one by
+    the login itself, not by the token's text, or each rejected call would log in again."""
+    state = {"logins": 0, "valid": True, "waiting": 0}
+    all_rejected = asyncio.Event()
+
+    async def handler(request):
+        if request.url.path.endswith("/login"):
+            state["logins"] += 1
+            state["valid"] = True
+            return reply(200, {"result": 2})
+        if state["valid"]:
+            return reply(200, {"ok": True})
+        state["waiting"] += 1
+        if state["waiting"] == 20:
+            all_rejected.set()
+        await all_rejected.wait()  # all twenty were sent with the dead login before any is answered
+        return reply(401, {"error": "Access Denied"})
+
+    connector = make_mock(handler, auth={"kind": "login", "request": {"path": "/login"}, "token": "result"})
+    await connector.request("GET", "/p")
+    state["valid"] = False
+    results = await asyncio.gather(*(connector.request("GET", "/p") for _ in range(20)))
+    assert state["logins"] == 2
+    assert {r.status for r in results} == {200}
+
+
 @pytest.mark.parametrize(
     ("login_reply", "message"),
     [

@@ -333,20 +333,26 @@ class TokenAuth(Authenticator):
         assert self._token is not None
         return self._token
 
+    def _login_mark(self) -> str:
+        """Which login the current token came from: a system may issue the same token again (a uid, a
+        reused session id), so the token's text cannot tell a stale login from a fresh one."""
+        return f"login {self.logins}"
+
     async def renew(self, stale: str | None) -> None:
         async with self._lock:
-            if self._token is not None and self._token != stale and self._valid():
-                return
+            if self._token is not None and self._login_mark() != stale and self._valid():
+                return  # another caller logged in since `stale` was used
             self._token = None
             await self._login()
 
     async def apply(self, call: OutgoingCall) -> str | None:
-        token = await self.token()
+        await self.token()
+        used = self._login_mark()
         values = self._values
         for index, where in enumerate(self.config.inject):
             at = f"auth.inject[{index}].value"
             where.put(call, values, self.ctx.connector, lambda text, at=at: str(self.ctx.resolve(text, at)))
-        return token
+        return used
 
     def rejected(self, status: int, body: Any) -> bool:
         when: ReloginConfig = self.config.relogin_when
