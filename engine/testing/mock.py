@@ -70,8 +70,8 @@ class MockBackend:
                 message = f"no mocked response for {connector} {request.method} {path}"
                 return reply(self.fallback_status, {"message": message})
             if response.raw is not None:
-                return reply(response.status, headers=response.headers, raw=response.raw)
-            return reply(response.status, response.body, response.headers)
+                return reply(response.status, headers=response.header_lines(), raw=response.raw)
+            return reply(response.status, response.body, response.header_lines())
 
         return MockTransport(handle)
 
