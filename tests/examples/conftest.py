@@ -71,10 +71,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -
 
 @pytest.fixture
 def example(tmp_path: Path) -> Iterator[Callable[..., Example]]:
-    """example(name, erp_app, url_variable, url_suffix="") -> a running Example (stopped after the test)."""
+    """example(name, erp_app, url_variable, url_suffix="", **variables) -> a running Example, stopped
+    after the test; `variables` are more environment variables for the service."""
     with contextlib.ExitStack() as stack:
 
-        def start(name: str, erp_app: Starlette, url_variable: str, url_suffix: str = "") -> Example:
+        def start(
+            name: str, erp_app: Starlette, url_variable: str, url_suffix: str = "", **variables: str
+        ) -> Example:
             np_app = nextplus.create_app(size=0, seed=1)
             urls = {
                 "erp": stack.enter_context(serve_in_thread(erp_app)),
@@ -92,6 +95,7 @@ def example(tmp_path: Path) -> Iterator[Callable[..., Example]]:
                 "MESBRIDGE_WEBHOOK_TOKEN": TOKEN,
                 "MESBRIDGE_STORE": f"sqlite:///{tmp_path / 'state.db'}",
                 "MESBRIDGE_LOG_LEVEL": "info",
+                **variables,
             }
             service = Subprocess(root, environ, tmp_path / "run.log")
             service.start()
