@@ -61,9 +61,20 @@ class MockResponse(Model):
     method: str = "GET"
     path: str
     status: int = 200
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Reply headers; a list sends the header once per value (a login's two Set-Cookie)",
+    )
     body: Any = None
     raw: str | None = Field(None, description="Raw response text instead of a JSON body")
+
+    def header_lines(self) -> list[tuple[str, str]]:
+        """The headers as (name, value) lines, a listed header once per value."""
+        return [
+            (name, value)
+            for name, values in self.headers.items()
+            for value in (values if isinstance(values, list) else [values])
+        ]
 
 
 class ExpectedCall(Model):

@@ -11,6 +11,7 @@ from engine.connectors.transports import WireReply, WireRequest
 from engine.connectors.transports.mock import MockTransport, reply
 from engine.connectors.urls import split_call
 from engine.pipeline.models import MockResponse
+from engine.redaction import Redactor
 
 __all__ = ["MockBackend", "RecordedCall"]
 
@@ -49,6 +50,8 @@ class MockBackend:
         self.pending = list(responses)
         self.calls: list[RecordedCall] = []
         self.fallback_status = fallback_status
+        self.redactor = Redactor()
+        """The secrets of the connectors it answers (set by `offline_connectors`): what tests show."""
 
     def transport(self, connector: str, base_url: str) -> MockTransport:
         """The transport for one connector; paths are recorded relative to its base URL."""
@@ -67,8 +70,8 @@ class MockBackend:
                 message = f"no mocked response for {connector} {request.method} {path}"
                 return reply(self.fallback_status, {"message": message})
             if response.raw is not None:
-                return reply(response.status, headers=response.headers, raw=response.raw)
-            return reply(response.status, response.body, response.headers)
+                return reply(response.status, headers=response.header_lines(), raw=response.raw)
+            return reply(response.status, response.body, response.header_lines())
 
         return MockTransport(handle)
 

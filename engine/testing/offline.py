@@ -51,6 +51,7 @@ def offline_connectors(
     def transport(name: str) -> MockTransport:
         return backend.transport(name, str(resolve(configs[name].base_url, environ)))
 
+    backend.redactor = environment_redactor(environ)  # the connectors add what they resolve and obtain
     return Connectors(
-        configs, environ=environ, transport=transport, sleep=_no_wait, redactor=environment_redactor(environ)
+        configs, environ=environ, transport=transport, sleep=_no_wait, redactor=backend.redactor
     )

@@ -13,6 +13,7 @@ from engine.helpers import Clock
 from engine.pipeline.executor import Executor, Outcome
 from engine.pipeline.models import MockResponse, TestCase
 from engine.pipeline.sources.poll import PolledRecord, PollSource, later, read_changes
+from engine.redaction import Redactor
 from engine.testing.compare import differences, unified
 from engine.testing.mock import MockBackend, RecordedCall
 from engine.testing.offline import offline_connectors
@@ -144,6 +145,7 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
         )
         result.calls = poll.backend.calls
         result.failures.extend(_check_poll(case, poll))
+        result.failures = poll.backend.redactor.redact(result.failures)
         result.duration = time.perf_counter() - started
         return result
     try:
@@ -156,6 +158,7 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
     )
     result.outcome, result.calls = outcome, backend.calls
     result.failures.extend(_check(case, outcome, backend))
+    result.failures = backend.redactor.redact(result.failures)
     result.duration = time.perf_counter() - started
     return result
 
@@ -181,7 +184,7 @@ def _check_poll(case: TestCase, poll: PollResult) -> list[str]:
     if "cursor" in expect.model_fields_set:
         failures.extend(f"cursor after: {d}" for d in differences(expect.cursor, poll.cursor, subset=False))
     if expect.calls is not None:
-        failures.extend(_check_calls(expect, poll.backend.calls))
+        failures.extend(_check_calls(expect, poll.backend.calls, poll.backend.redactor))
     return failures
 
 
@@ -219,11 +222,13 @@ def _check(case: TestCase, outcome: Outcome, backend: MockBackend) -> list[str]:
                 if not subset:
                     failures.append(unified(expect.reply.body, outcome.body))
     if expect.calls is not None:
-        failures.extend(_check_calls(expect, backend.calls))
+        failures.extend(_check_calls(expect, backend.calls, backend.redactor))
     return failures
 
 
-def _check_calls(expect: Any, calls: list[RecordedCall]) -> list[str]:
+def _check_calls(expect: Any, calls: list[RecordedCall], redactor: Redactor) -> list[str]:
+    """The calls against their expectations, as the run shows them: each secret the connectors know
+    (secret-named variables, their defaults, obtained tokens) is `***`, so a case never holds one."""
     failures: list[str] = []
     position = 0
     for number, wanted in enumerate(expect.calls, start=1):
@@ -247,15 +252,16 @@ def _check_calls(expect: Any, calls: list[RecordedCall]) -> list[str]:
         position = match_at + 1
         subset = wanted.match == "subset"
         if wanted.query is not None:
-            diffs = differences(wanted.query, call.query, subset=subset)
+            diffs = differences(wanted.query, redactor.redact(call.query), subset=subset)
             if diffs:
                 failures.append(f"{label} query differs:\n  " + "\n  ".join(diffs))
         if "body" in wanted.model_fields_set:
-            diffs = differences(wanted.body, call.body, subset=subset)
+            body = redactor.redact(call.body)
+            diffs = differences(wanted.body, body, subset=subset)
             if diffs:
                 failures.append(f"{label} body differs:\n  " + "\n  ".join(diffs))
                 if not subset:
-                    failures.append(unified(wanted.body, call.body))
+                    failures.append(unified(wanted.body, body))
     if expect.calls_exact and len(calls) != len(expect.calls):
         failures.append(f"expected exactly {len(expect.calls)} call(s), {len(calls)} made")
     return failures

@@ -96,6 +96,99 @@ def test_dry_run_prints_calls_and_reply_and_redacts_secrets(tmp_path: Path, monk
     assert "SECRET" not in result.output
 
 
+RPC_CONNECTOR = """\
+name: erp
+base_url: http://erp.test
+auth:
+  kind: login
+  request: {path: /login, body: {user: api, key: "${ERP_PASSWORD:-sandbox-pw}"}}
+  token: result
+  inject: {in: body, path: "args[1]", value: "${ERP_PASSWORD:-sandbox-pw}"}
+"""
+RPC_MAPPING = """\
+pipelines:
+  - name: demo.operation
+    source: {kind: webhook, path: /demo/operation}
+    steps:
+      - {name: report, call: erp, method: POST, path: /rpc, body: {args: [report, null, "{{ event.qty }}"]}}
+    reply: {body: {externalId: "{{ report.result }}"}}
+tests:
+  - name: the password goes in every call
+    pipeline: demo.operation
+    real_auth: true
+    event: {qty: 2}
+    responses:
+      - {connector: erp, method: POST, path: /login, body: {result: tok-123456}}
+      - {connector: erp, method: POST, path: /rpc, body: {result: 5}}
+    expect:
+      calls:
+        - {connector: erp, method: POST, path: /rpc, match: exact, body: {args: [report, "***", QTY]}}
+"""
+
+
+def test_a_case_meets_and_shows_secrets_as_redacted(tmp_path: Path) -> None:
+    """A case says `***` where a secret goes, whether the variable is set or its default is used, and
+    no failure prints the secret."""
+    root = make_root(tmp_path, RPC_MAPPING.replace("QTY", "2"), RPC_CONNECTOR)
+    for env in ({}, {"ERP_PASSWORD": "live-pw-7781"}):
+        result = CliRunner(env=env).invoke(main, ["test", str(root)])
+        assert result.exit_code == 0, result.output
+    (root / "mappings" / "demo" / "operation.yaml").write_text(RPC_MAPPING.replace("QTY", "3"))
+    for env, secret in (({}, "sandbox-pw"), ({"ERP_PASSWORD": "live-pw-7781"}, "live-pw-7781")):
+        result = CliRunner(env=env).invoke(main, ["test", str(root)])
+        assert result.exit_code == 1
+        assert "args[2]: expected 3, got 2" in result.output
+        assert secret not in result.output
+
+
+COOKIE_CONNECTOR = """\
+name: erp
+base_url: http://erp.test
+auth:
+  kind: login
+  request: {path: /Login, body: {}}
+  token: {cookie: SESSION}
+  values: {route: {cookie: ROUTEID}}
+  inject: [{in: cookie, name: SESSION}, {in: cookie, name: ROUTEID, value: "{route}"}]
+"""
+COOKIE_MAPPING = """\
+pipelines:
+  - name: demo.operation
+    source: {kind: webhook, path: /demo/operation}
+    steps:
+      - {name: order, call: erp, path: /Orders}
+    reply: {body: {id: "{{ order.id }}"}}
+tests:
+  - name: a login that sets two cookies
+    pipeline: demo.operation
+    real_auth: true
+    event: {}
+    responses:
+      - connector: erp
+        method: POST
+        path: /Login
+        headers: {Set-Cookie: ["SESSION=s-0123456789; HttpOnly;", "ROUTEID=.node2; path=/b1s"]}
+        body: {SessionTimeout: 30}
+      - {connector: erp, path: /Orders, body: {id: 4}}
+    expect:
+      reply: {body: {id: 4}}
+"""
+
+
+def test_a_mocked_reply_sends_a_listed_header_once_per_value(tmp_path: Path) -> None:
+    """A login's two Set-Cookie headers can be mocked; both cookies are read and sent on."""
+    import asyncio
+
+    from engine.config.root import load_project
+    from engine.testing.runner import run_all
+
+    project = load_project(make_root(tmp_path, COOKIE_MAPPING, COOKIE_CONNECTOR))
+    assert project.ok, [str(d) for d in project.diagnostics]
+    (result,) = asyncio.run(run_all(project))
+    assert result.passed, result.failures
+    assert result.calls[1].headers["Cookie"] == "SESSION=s-0123456789; ROUTEID=.node2"
+
+
 def test_dry_run_unknown_pipeline_is_a_usage_error(tmp_path: Path) -> None:
     event = tmp_path / "e.json"
     event.write_text("{}")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from engine.connectors import Connector
-from engine.errors import AuthError, ConnectorError
+from engine.errors import AuthError, ConnectorError, MissingVariableError
 from tests.connectors.kit import reply, sent_json
 
 PAT = "7F3C2A9B1D4E4F6A8B0C2D4E6F8A0B1C"
@@ -251,6 +251,33 @@ async def test_twenty_concurrent_calls_rejected_at_once_log_in_once(make):
     assert {r.body["data"] for r in results} == {"tok-0002"}
 
 
+async def test_twenty_calls_rejected_at_once_log_in_once_when_every_login_gives_the_same_token(make_mock):
+    """A JSON-RPC login answers the same uid every time: a fresh login is told from the stale one by
+    the login itself, not by the token's text, or each rejected call would log in again."""
+    state = {"logins": 0, "valid": True, "waiting": 0}
+    all_rejected = asyncio.Event()
+
+    async def handler(request):
+        if request.url.path.endswith("/login"):
+            state["logins"] += 1
+            state["valid"] = True
+            return reply(200, {"result": 2})
+        if state["valid"]:
+            return reply(200, {"ok": True})
+        state["waiting"] += 1
+        if state["waiting"] == 20:
+            all_rejected.set()
+        await all_rejected.wait()  # all twenty were sent with the dead login before any is answered
+        return reply(401, {"error": "Access Denied"})
+
+    connector = make_mock(handler, auth={"kind": "login", "request": {"path": "/login"}, "token": "result"})
+    await connector.request("GET", "/p")
+    state["valid"] = False
+    results = await asyncio.gather(*(connector.request("GET", "/p") for _ in range(20)))
+    assert state["logins"] == 2
+    assert {r.status for r in results} == {200}
+
+
 @pytest.mark.parametrize(
     ("login_reply", "message"),
     [
@@ -340,6 +367,43 @@ async def test_a_value_named_by_itself_keeps_its_json_type(make):
     )
     await connector.request("POST", "/jsonrpc", body={"params": {"args": ["db", None]}})
     assert sent_json(seen[0])["params"]["args"][1] == 42
+
+
+RPC_AUTH = {
+    "kind": "login",
+    "request": {"path": "/login", "body": {"params": {"args": ["${RPC_DB}", "api", "${RPC_PASSWORD}"]}}},
+    "token": "result",
+    "values": {"uid": "result"},
+    "inject": [
+        {"in": "body", "path": "params.args[0]", "value": "${RPC_DB}"},
+        {"in": "body", "path": "params.args[1]", "value": "{uid}"},
+        {"in": "body", "path": "params.args[2]", "value": "${RPC_PASSWORD}"},
+        {"in": "header", "name": "X-Session", "value": "${RPC_DB:-none}/{uid}"},
+    ],
+}
+
+
+async def test_an_injected_value_reads_the_environment_at_the_call_and_is_redacted(make):
+    """A password every call carries comes from `${VAR}` in the inject value, as the login's does; a
+    variable's text is never read as a placeholder, and a secret-named one is redacted."""
+    seen: list[httpx.Request] = []
+    password = "pw-{uid}-x9"  # braces in a password are its own text
+    connector = make(
+        rpc_login_server(seen, uid=42), auth=RPC_AUTH, environ={"RPC_DB": "prod", "RPC_PASSWORD": password}
+    )
+    await connector.request("POST", "/jsonrpc", body={"params": {"args": [None, None, None, "res.partner"]}})
+    assert sent_json(seen[0])["params"]["args"] == ["prod", 42, password, "res.partner"]
+    assert seen[0].headers["x-session"] == "prod/42"
+    assert connector.redactor.redact(f"sent {password}") == "sent ***"
+
+
+async def test_an_injected_variable_that_is_not_set_fails_the_call_naming_it(make):
+    auth = {**RPC_AUTH, "request": {"path": "/login", "body": {}}}
+    connector = make(rpc_login_server([]), auth=auth, environ={"RPC_DB": "prod"})
+    with pytest.raises(
+        MissingVariableError, match=r"RPC_PASSWORD is not set \(needed by connector erp, auth.inject\[2\]"
+    ):
+        await connector.request("POST", "/jsonrpc", body={"params": {"args": [None, None, None]}})
 
 
 async def test_a_session_cookie_is_taken_and_sent_as_a_cookie(make):

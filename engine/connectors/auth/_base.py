@@ -63,7 +63,8 @@ class Authenticator:
         self.ctx = ctx
 
     async def apply(self, call: OutgoingCall) -> str | None:
-        """Authorize the call in place; returns the token used (None for static kinds)."""
+        """Authorize the call in place; returns what names the credentials used, handed back to `renew`
+        (for token kinds the login they came from; None for static kinds)."""
         return None
 
     def rejected(self, status: int, body: Any) -> bool:
@@ -71,7 +72,7 @@ class Authenticator:
         return False
 
     async def renew(self, stale: str | None) -> None:
-        """Obtain a new token unless another caller already replaced `stale`."""
+        """Obtain a new token unless another caller already logged in since `stale` was used."""
 
 
 class Model(BaseModel):

@@ -4,7 +4,8 @@ they are renewed.
 A login reply gives a **token** and any other named **values** (a session cookie, a numeric user id), each
 read from the reply's body (JMESPath), a header or a cookie the reply sets. **inject** puts them on every
 call: a header, a query parameter, a cookie, or any path of the JSON body (`params.args[1]`); a value
-that is exactly `{name}` keeps its JSON type (a numeric uid stays a number). The lifetime comes from the
+that is exactly `{name}` keeps its JSON type (a numeric uid stays a number), and `${VAR}` in a value is
+read from the environment when the call is made (a password every call carries). The lifetime comes from the
 reply with a unit, or is fixed (`ttl`); without either the token lives until the system rejects it.
 
 Token kinds refresh ahead of expiry, and one login runs at a time: callers waiting on the lock find the
@@ -19,6 +20,7 @@ import email.utils
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
 from typing import Annotated, Any, Literal
@@ -35,6 +37,7 @@ from pydantic import (
 
 from engine.connectors.bodypath import BodyPath, parse_body_path
 from engine.connectors.envelope import truthy
+from engine.env import REFERENCE
 from engine.errors import AuthError, ConnectorError
 from engine.expressions import SelectionField
 from engine.redaction import Redactor
@@ -54,6 +57,8 @@ __all__ = [
 log = logging.getLogger("mesbridge.connectors.auth")
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PIECE = re.compile(r"(?P<env>" + REFERENCE.pattern + r")|\{(?P<value>[A-Za-z_][A-Za-z0-9_]*)\}")
+"""An inject value's parts in one pass: a `${VAR}` reference, or a `{name}` of the login's values."""
 
 
 class ReplyValue(Model):
@@ -177,7 +182,7 @@ class InjectConfig(Model):
         "{token}",
         alias="value",
         description="What is sent: `{token}` and the login's named values are filled in; exactly one "
-        "`{name}` sends the value with its own JSON type.",
+        "`{name}` sends the value with its own JSON type. `${VAR}` is read from the environment.",
     )
 
     @model_validator(mode="after")
@@ -196,18 +201,31 @@ class InjectConfig(Model):
         return self
 
     def placeholders(self) -> list[str]:
-        return _PLACEHOLDER.findall(self.format)
+        return [m.group("value") for m in _PIECE.finditer(self.format) if m.group("value")]
 
-    def value(self, values: dict[str, Any]) -> Any:
-        """What is sent, from the login's values (typed when the format is one placeholder)."""
+    def value(self, values: dict[str, Any], resolve: Callable[[str], str] = str) -> Any:
+        """What is sent, from the login's values (typed when the format is one placeholder); each
+        `${VAR}` through `resolve`. One pass: a variable's text is never read as a placeholder."""
         whole = _PLACEHOLDER.fullmatch(self.format)
         if whole is not None:
             return values[whole.group(1)]
-        return _PLACEHOLDER.sub(lambda m: _text(values[m.group(1)]), self.format)
 
-    def put(self, call: OutgoingCall, values: dict[str, Any], connector: str) -> None:
+        def fill(match: re.Match[str]) -> str:
+            if match.group("env") is not None:
+                return resolve(match.group("env"))
+            return _text(values[match.group("value")])
+
+        return _PIECE.sub(fill, self.format)
+
+    def put(
+        self,
+        call: OutgoingCall,
+        values: dict[str, Any],
+        connector: str,
+        resolve: Callable[[str], str] = str,
+    ) -> None:
         """Place the value on the call."""
-        value = self.value(values)
+        value = self.value(values, resolve)
         if self.in_ == "body":
             assert self.path is not None
             try:
@@ -315,19 +333,26 @@ class TokenAuth(Authenticator):
         assert self._token is not None
         return self._token
 
+    def _login_mark(self) -> str:
+        """Which login the current token came from: a system may issue the same token again (a uid, a
+        reused session id), so the token's text cannot tell a stale login from a fresh one."""
+        return f"login {self.logins}"
+
     async def renew(self, stale: str | None) -> None:
         async with self._lock:
-            if self._token is not None and self._token != stale and self._valid():
-                return
+            if self._token is not None and self._login_mark() != stale and self._valid():
+                return  # another caller logged in since `stale` was used
             self._token = None
             await self._login()
 
     async def apply(self, call: OutgoingCall) -> str | None:
-        token = await self.token()
+        await self.token()
+        used = self._login_mark()
         values = self._values
-        for where in self.config.inject:
-            where.put(call, values, self.ctx.connector)
-        return token
+        for index, where in enumerate(self.config.inject):
+            at = f"auth.inject[{index}].value"
+            where.put(call, values, self.ctx.connector, lambda text, at=at: str(self.ctx.resolve(text, at)))
+        return used
 
     def rejected(self, status: int, body: Any) -> bool:
         when: ReloginConfig = self.config.relogin_when
