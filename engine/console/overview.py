@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.connectors.auth._token import TokenAuth
 from engine.errors import MesbridgeError, StoreError
 from engine.pipeline.sources.poll import PollSource
 from engine.pipeline.sources.webhook import WebhookSource
@@ -126,14 +125,14 @@ def _base_url(service: Service, connector: Connector) -> str:
 def token_state(connector: Connector) -> tuple[str, float | None, int | None]:
     """(what the connector holds, epoch seconds it renews after, logins so far); never the token.
 
-    Reads the token authenticator's own fields: whether a token is held and until when."""
+    Reads whether the token authenticator holds a token, and until when."""
     auth = connector.auth
-    if not isinstance(auth, TokenAuth):
+    if auth.static:
         kind = connector.config.auth.kind
         return ("no authentication" if kind == "none" else "static credentials"), None, None
-    if auth._token is None:
+    if not auth.held:
         return "no token yet (logs in at the first call)", None, auth.logins
-    expires = auth._expires_at
+    expires = auth.expires_at
     if expires is None:
         return "token held, kept until the system rejects it", None, auth.logins
     left = expires - auth.ctx.clock()

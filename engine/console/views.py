@@ -33,7 +33,7 @@ from engine.console.throttle import LoginThrottle
 from engine.errors import StoreError
 from engine.store import TraceQuery
 from engine.traces.document import OUTCOMES, SOURCES
-from engine.traces.render import _tree as trace_tree
+from engine.traces.render import tree as trace_tree
 
 if TYPE_CHECKING:
     from engine.service.app import Service

@@ -266,7 +266,7 @@ class WorkerPool:
                 return
             reason = error.message
             if is_retryable(error):
-                reason = f"{error.message} (gave up after {job.attempts} attempts)"
+                reason = f"{error.message} (dead letter after {job.attempts} deliveries)"
             await self._dead(job, reason, connector=connector, kind=error.kind)
 
     async def _dead(self, job: Job, message: str, **extra: Any) -> None:

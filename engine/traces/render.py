@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["render"]
+__all__ = ["render", "tree"]
 
 _WIDTH = 100
 _COLUMN = 64
@@ -40,7 +40,7 @@ def _parents(step_id: str) -> list[str]:
     return found
 
 
-def _tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
+def tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
     """The steps as nodes with children (nested steps and calls, in the order they happened)."""
     roots: list[dict[str, Any]] = []
     open_by_id: dict[str, dict[str, Any]] = {}
@@ -134,6 +134,6 @@ def render(trace: dict[str, Any], *, bodies: bool = True) -> str:
     error = trace.get("error")
     if error:
         lines.append(f"  error    {error['kind']}: {error['message']}")
-    lines.extend(_lines(_tree(trace), "  ", bodies))
+    lines.extend(_lines(tree(trace), "  ", bodies))
     lines.append(f"  reply    {status} {_short(trace.get('reply'), _WIDTH)}")
     return "\n".join(lines)

@@ -61,6 +61,18 @@ class Authenticator:
     def __init__(self, config: Any, ctx: AuthContext) -> None:
         self.config = config
         self.ctx = ctx
+        self.logins = 0
+        """Logins made so far (token kinds)."""
+
+    @property
+    def held(self) -> bool:
+        """Whether credentials are held now: always for static kinds, once logged in for token kinds."""
+        return True
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the held credentials expire, on the context's clock; None when not known to."""
+        return None
 
     async def apply(self, call: OutgoingCall) -> str | None:
         """Authorize the call in place; returns what names the credentials used, handed back to `renew`

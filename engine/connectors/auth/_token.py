@@ -318,8 +318,18 @@ class TokenAuth(Authenticator):
         super().__init__(config, ctx)
         self._lock = asyncio.Lock()
         self._values: dict[str, Any] = {}
-        self.logins = 0
         self.injects_body = any(where.in_ == "body" for where in config.inject)
+
+    @property
+    def held(self) -> bool:
+        """Whether a token is held now (its value is never exposed but through `token()`)."""
+        return self._token is not None
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the held token expires, on the auth context's clock; None when it is kept until the
+        system rejects it."""
+        return self._expires_at
 
     def _valid(self) -> bool:
         return self._token is not None and (self._expires_at is None or self.ctx.clock() < self._expires_at)
