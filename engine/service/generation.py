@@ -21,6 +21,11 @@ from engine.pipeline.payload import PayloadSchema
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.redaction import environment_redactor
 
+YOUNG_COLLECTION = 20_000
+"""Allocations between collections of the young generation (Python's default: 700). An event allocates
+hundreds of objects that reference counting frees at once; collecting every few events walked what the
+events in flight and the traces waiting to be written hold, again and again, for cycles it rarely found."""
+
 
 def settle_heap() -> None:
     """Collect what earlier generations left, then keep everything live now (the config, templates,
@@ -30,6 +35,7 @@ def settle_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION, 10, 10)
 
 
 def live_connectors(
