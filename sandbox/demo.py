@@ -126,6 +126,8 @@ def _erp_writes(calls: list[dict[str, Any]], base: str) -> Counter[str]:
                 (body[k] for k in ("Method", "method", "procedure") if isinstance(body.get(k), str)), None
             )
             if method:
+                if method.startswith("Get"):
+                    continue  # a JSON-RPC read, sent as a POST like every call
                 name += f" {method}"
         counted[name] += 1
     return counted
@@ -277,11 +279,12 @@ async def _keep_traces(demo_store: str) -> tuple[int, str | None]:
 
 
 def _over_report(workorders: Any, source: str) -> list[dict[str, Any]]:
-    """One report of far more units than the work order holds, so the ERP's refusal shows as-is."""
+    """One report on the last operation of far more units than the work order holds, so the refusal
+    shows as the operator sees it (the last one: a binding may book only finished goods)."""
     for wo in sorted(workorders, key=lambda w: w["workorderNumber"]):
-        steps = wo.get("_actions") or []
+        steps = sorted(wo.get("_actions") or [], key=lambda a: a.get("position") or 0)
         if wo.get("source") == source and steps:
-            params = {"actCode": steps[0]["actCode"], "validQty": int(wo["quantity"]) * 100, "invalidQty": 0}
+            params = {"actCode": steps[-1]["actCode"], "validQty": int(wo["quantity"]) * 100, "invalidQty": 0}
             return [{"kind": "report_operation", "workorder": wo["workorderNumber"], "params": params}]
     return []
 

@@ -4,27 +4,35 @@
     GET  /NextUpServices/Services/GET/{json}  the same call, URL-encoded in the path
 
 Body `{"AuthenticationToken", "Method", "Params"}`; reply `{"Result", "Error"}`, business errors on
-HTTP 200 as `{"Result": false, "Error": "..."}`. Operations (documented names, parameter shapes):
+HTTP 200 as `{"Result": false, "Error": "..."}` (seed 002 lines 32-36). Tokens expire one hour after
+login (seed 002 line 29). Documented operations (names: ERP-FACTS "Operations seen"; the shapes of the
+sale documents: ERP-FACTS; every other parameter shape is the simulator's, marked):
 
     GetAuthenticationToken {UserName, Password, Database} -> "<32 lowercase hex>"   Logout {} -> true
     GetAllArticles {} / GetArticleByCode {Code}
     AddArticle {Code?, Name, BarCode?, CategoryId?, UnitOfMeasure?, VATRateId?, Price?} -> {Id, Code}
-    UpdateArticle {Code, ...fields} -> true
-    GetAllStocksForArticles {WarehouseId?} -> [{ArticleCode, WarehouseId, Quantity}]
-    GetStocksForArticleByCode {Code} -> [{WarehouseId, WarehouseName, Quantity}]
+    UpdateArticle {Code, ...fields} -> true                                     (shape: ASSUMPTION)
+    GetAllStocksForArticles {WarehouseId?} -> [{ArticleCode, WarehouseId, Quantity}]   (ASSUMPTION)
+    GetStocksForArticleByCode {Code} -> [{WarehouseId, WarehouseName, Quantity}]       (ASSUMPTION)
     GetAllPartners {} / AddPartner {Name, FiscalCode?, ...} -> {Id, Code}
     AddOrUpdatePartner {FiscalCode, Name, ...} -> {Id, Code}
     AddSaleOrder / AddSaleInvoice / AddDeliveryNote {PartnerId, Date, Currency, WarehouseId,
         Lines: [{ArticleCode, Quantity, UnitPrice, VATRateId, WarehouseId}]} -> {Id, Number}
     AddDepositTransferNote {Date, SourceWarehouseId, DestinationWarehouseId,
         Lines: [{ArticleCode, Quantity}]} -> {Id, Number}          (shape: ASSUMPTION)
-    InvalidateDocument {Id} -> true (reverses the stock effect)
+    InvalidateDocument {Id} -> true (reverses the stock effect; a second time: "... este deja anulat.")
     GetExchangeRate {Currency, Date?} -> {Currency, Date, Rate}
-    GetAllWarehouses {} -> [{Id, Name}]                            (name: ASSUMPTION)
 
-plus the invented production operations of `nextup_production` (GetProductionOrders,
-AddProductionReport, AddConsumptionNote, Add/Update/Delete/GetSerialNumber(s)).
-Series: COM orders, FCT invoices, AVZ delivery notes, TRF transfers, RP reports, BC consumption.
+Accepted beyond the seed and ERP-FACTS (ASSUMPTION, each):
+
+- `GetAllWarehouses {} -> [{Id, Name}]` (the name is not documented);
+- a document line keeps any extra field it is sent, such as the `Serial` of a consumed component;
+- the invented production operations of `nextup_production` (GetProductionOrders, AddProductionReport);
+- the sandbox company's internal partner Id 1 ("Consum intern producție"), the consumption partner;
+- every error text not quoted in ERP-FACTS; an unknown method answers HTTP 200
+  `{"Result": false, "Error": "Metoda \"X\" nu exista."}`, as every business error.
+
+Series: COM orders, FCT invoices, AVZ delivery notes, TRF transfers, RP production reports.
 
 Faults (`sandbox.base`): a 500 (`error_rate`, `apply_then_error`) is HTTP 500 with an ASP.NET error
 page (ASSUMPTION), not the HTTP 200 error envelope; only methods other than `Get...` and `Logout` are
@@ -323,7 +331,6 @@ class NextUpSimulator(Simulator):
             "stock": all_stocks(co, {}),
             "documents": list(co.documents.values()),
             "productionOrders": list(co.production_orders.values()),
-            "serials": list(co.serials.values()),
             "tokens": len(self.tokens),
         }
 

@@ -30,7 +30,6 @@ class Company:
     documents: dict[int, dict[str, Any]] = field(default_factory=dict)
     series: dict[str, int] = field(default_factory=dict)
     production_orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    serials: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
     next_id: int = 1000
 
@@ -103,6 +102,7 @@ PARTNERS = [
 WAREHOUSES = [(1, "Depozit materii prime"), (2, "Depozit produse finite"), (3, "Depozit producție")]
 ROUTING = [("DEB", "Debitare", "CL-01"), ("ASM", "Asamblare", "CL-02"), ("TST", "Testare finală", "CL-03")]
 DATABASE = "99999999"
+INTERNAL_PARTNER = 1
 
 
 def seed_company(size: int, seed: int, database: str = DATABASE) -> Company:
@@ -127,6 +127,18 @@ def seed_company(size: int, seed: int, database: str = DATABASE) -> Company:
             co.stock[(code, 3)] = float(rng.randint(0, 30)) if i % 2 else 0.0
     for wid, name in WAREHOUSES:
         co.warehouses[wid] = {"Id": wid, "Name": name}
+    # The company's own production partner, whom consumption delivery notes go to (sandbox data: a
+    # real company creates one and sets its Id in the binding's vars.consumption.partner_id).
+    co.partners[INTERNAL_PARTNER] = {
+        "Id": INTERNAL_PARTNER,
+        "Code": "P0000",
+        "Name": "Consum intern producție",
+        "FiscalCode": "",
+        "City": "",
+        "Country": "RO",
+        "IsClient": False,
+        "IsSupplier": False,
+    }
     for n, (name, fiscal, city) in enumerate(PARTNERS):
         pid = co.new_id()
         co.partners[pid] = {
@@ -140,11 +152,11 @@ def seed_company(size: int, seed: int, database: str = DATABASE) -> Company:
             "IsSupplier": n % 3 == 0,
         }
     # ASSUMPTION: series start where a company that has traded for a while would be.
-    co.series = {"COM": 555, "FCT": 1203, "AVZ": 877, "TRF": 64, "RP": 0, "BC": 0, "CP": 120}
+    co.series = {"COM": 555, "FCT": 1203, "AVZ": 877, "TRF": 64, "RP": 0, "CP": 120}
     co.rates = {"RON": 1.0, "EUR": 4.9764, "USD": 4.5815, "GBP": 5.8312}
     finished = [a for a in co.articles if a.startswith("PF")]
     materials = [a for a in co.articles if a.startswith("MP")]
-    clients = list(co.partners.values())
+    clients = [p for p in co.partners.values() if p["Id"] != INTERNAL_PARTNER]
     for i in range(size):
         code = co.number("CP")
         qty = rng.randint(2, 10)

@@ -1,5 +1,9 @@
-"""NextUp production operations the MES bindings need. All invented: NextUp's public material names no
-production or consumption methods (ERP-FACTS ✘), so every name and shape here is an ASSUMPTION.
+"""NextUp production operations the MES binding needs and no NextUp document names. All invented:
+NextUp's public material names no production or consumption methods (ERP-FACTS ✘), so every name and
+shape here is an ASSUMPTION, accepted by the simulator beyond what seed 002 and ERP-FACTS document. The
+binding keeps both names in one place (`vars.methods`), to be renamed once the vendor confirms them.
+Consumption is not here: it goes on the documented delivery note (`AddDeliveryNote`, in `nextup`), and
+serials travel on document lines, so there is no consumption note and no serial-number register.
 
     GetProductionOrders {ModifiedSince?, Page? (from 1), PageSize? (default 50, max 500)}
         -> [{Id, Code, ArticleCode, Quantity, ReportedQuantity, RejectedQuantity, Status, Customer
@@ -7,12 +11,6 @@ production or consumption methods (ERP-FACTS ✘), so every name and shape here 
              Quantity, Lot, Serials}], Operations [{Code, Name, WorkCenter, Position}], LastModified}]
     AddProductionReport {ProductionOrderCode, ArticleCode, Quantity, RejectedQuantity?, OperationCode?,
         WorkCenter?, Serial?, WarehouseId?} -> {Id, Number "RP-000001"}
-    AddConsumptionNote {ProductionOrderCode, Lines: [{ArticleCode, Quantity, Serial?, WarehouseId}]}
-        -> {Id, Number "BC-000001"}
-    AddSerialNumber {ArticleCode, Serial, ProductionOrderCode} -> {Id}
-    UpdateSerialNumber {ArticleCode, Serial, NewSerial} -> true
-    DeleteSerialNumber {ArticleCode, Serial} -> true
-    GetSerialNumbers {ProductionOrderCode?} -> [{Id, ArticleCode, Serial, ProductionOrderCode}]
 
 A report on the last operation (or without OperationCode) adds the good quantity to the finished
 article's stock in WarehouseId (default the order's). InvalidateDocument (in `nextup`) reverses both.
@@ -125,82 +123,6 @@ def add_production_report(co: Company, p: dict[str, Any]) -> Any:
     return {"Id": doc["Id"], "Number": doc["Number"]}
 
 
-def add_consumption_note(co: Company, p: dict[str, Any]) -> Any:
-    require(p, "ProductionOrderCode", "Lines")
-    order = _order(co, p["ProductionOrderCode"])
-    lines = p["Lines"]
-    if not isinstance(lines, list) or not lines:
-        raise NextUpError('Parametrul "Lines" este obligatoriu.')
-    moves = []
-    for line in lines:
-        if not isinstance(line, dict):
-            raise NextUpError('Parametrul "Lines" nu este valid.')
-        require(line, "ArticleCode", "Quantity", "WarehouseId")
-        co.article(line["ArticleCode"])
-        co.warehouse(line["WarehouseId"])
-        moves.append((line["ArticleCode"], line["WarehouseId"], -number_param(line, "Quantity")))
-    co.move(moves)
-    _touch(order)
-    doc = {
-        "Id": co.new_id(),
-        "Number": co.number("BC"),
-        "Type": "BC",
-        "Valid": True,
-        "Moves": moves,
-        "ProductionOrderCode": order["Code"],
-        "Lines": lines,
-    }
-    co.documents[doc["Id"]] = doc
-    return {"Id": doc["Id"], "Number": doc["Number"]}
-
-
-def add_serial_number(co: Company, p: dict[str, Any]) -> Any:
-    require(p, "ArticleCode", "Serial", "ProductionOrderCode")
-    co.article(p["ArticleCode"])
-    _order(co, p["ProductionOrderCode"])
-    key = (p["ArticleCode"], str(p["Serial"]))
-    if key in co.serials:
-        raise NextUpError(f'Seria "{p["Serial"]}" exista deja pentru articolul "{p["ArticleCode"]}".')
-    record = {
-        "Id": co.new_id(),
-        "ArticleCode": key[0],
-        "Serial": key[1],
-        "ProductionOrderCode": p["ProductionOrderCode"],
-    }
-    co.serials[key] = record
-    return {"Id": record["Id"]}
-
-
-def _serial(co: Company, p: dict[str, Any]) -> tuple[str, str]:
-    require(p, "ArticleCode", "Serial")
-    key = (p["ArticleCode"], str(p["Serial"]))
-    if key not in co.serials:
-        raise NextUpError(f'Seria "{p["Serial"]}" nu exista pentru articolul "{p["ArticleCode"]}".')
-    return key
-
-
-def update_serial_number(co: Company, p: dict[str, Any]) -> Any:
-    key = _serial(co, p)
-    require(p, "NewSerial")
-    new_key = (key[0], str(p["NewSerial"]))
-    if new_key in co.serials and new_key != key:
-        raise NextUpError(f'Seria "{p["NewSerial"]}" exista deja pentru articolul "{key[0]}".')
-    record = co.serials.pop(key)
-    record["Serial"] = new_key[1]
-    co.serials[new_key] = record
-    return True
-
-
-def delete_serial_number(co: Company, p: dict[str, Any]) -> Any:
-    del co.serials[_serial(co, p)]
-    return True
-
-
-def get_serial_numbers(co: Company, p: dict[str, Any]) -> Any:
-    code = p.get("ProductionOrderCode")
-    return [s for s in co.serials.values() if not code or s["ProductionOrderCode"] == code]
-
-
 def reverse_production(co: Company, doc: dict[str, Any]) -> None:
     """The production side of InvalidateDocument: reported quantities go back."""
     if doc["Type"] == "RP" and doc["Final"]:
@@ -213,9 +135,4 @@ def reverse_production(co: Company, doc: dict[str, Any]) -> None:
 OPERATIONS = {
     "GetProductionOrders": get_production_orders,
     "AddProductionReport": add_production_report,
-    "AddConsumptionNote": add_consumption_note,
-    "AddSerialNumber": add_serial_number,
-    "UpdateSerialNumber": update_serial_number,
-    "DeleteSerialNumber": delete_serial_number,
-    "GetSerialNumbers": get_serial_numbers,
 }

@@ -7,33 +7,36 @@
     POST /api/product/product       name and branch_id required; code/sku generated when blank
     GET  /api/product/product-detail?variation_id=&branch_id=
     GET|POST /api/customer/customer, GET /api/customer/customer/{id}
-    GET|POST /api/purchase/purchase, GET /api/purchase/purchase-by-code/{code}   (receipt: stock +)
-    GET|POST /api/sell/sell, GET /api/sell/sell/{id}                              (sale: stock -)
+    GET|POST /api/purchase/purchase, GET /api/purchase/purchase-by-code/{code},
+         PUT /api/purchase/update-shipping/{id}
+    GET|POST /api/sell/sell, GET /api/sell/sell/{id}
+    GET|POST /api/sell-return/sell-return
 
-Manufacturing: seed 003 documents no production API. Receipts through purchases would book produced
-goods as bought from a supplier, so the simulator adds, in the same REST style (ASSUMPTION, all):
+Replies as seed 003 prints them: a list is a bare JSON array (line 1264) and a record a bare object
+(product detail line 1585, sell detail line 3673, purchase by code line 3204); a sell answers
+`{"status_code": 200, "message"}` (line 3635), a purchase `{"message", "data": <the order sent>}`
+(line 3109), neither with an id; a sell return echoes the return (line 3981); update-shipping echoes
+`{comment, shipping_status}` (line 3340). The product detail names its product `product_name`.
+Errors use the `{"meta": {"message", "status_code"}, "data": []}` envelope the seed shows for 401:
+no token: 401 `{"message": "Unauthenticated."}`; expired or unknown token: 401 meta "Token expired".
 
-    GET  /api/production/order?page&pageLimit&branch_id&updated_from   orders to poll
-         [{id, code, product_id, variation_id, product_code, quantity, produced_qty, rejected_qty,
-           status, branch_id, customer_id, start_date, end_date, updated_at,
-           components [{product_id, product_code, quantity}],
-           operations [{code, name, work_center, position}]}]
-    POST /api/production/report {order_code, quantity, rejected_quantity?, operation_code?, serial?}
-         the last operation adds finished stock; over-reporting is refused (422)
-    POST /api/production/consumption {order_code, branch_id, products [{product_id, quantity, serial?}]}
-    DELETE /api/production/report/{id}, DELETE /api/production/consumption/{id}
-         withdraw a report or consumption (stock effects reversed; kept with "reversed": true); 404
-         when unknown, 422 when already reversed
+Accepted or answered beyond the seed (ASSUMPTION, each):
 
-Envelope `{"meta": {"message", "status_code"}, "data": ...}`. No token: 401 `{"message":
-"Unauthenticated."}` (seed); expired or unknown token: 401 meta "Token expired" (seed). A 500
-(faults `error_rate`, `apply_then_error`): meta "Server Error", status_code 500 (ASSUMPTION).
+- the token's successful reply `{"meta", "data": {"access_token", "token_type", "expires_in"}}`;
+- validation errors: 422 `{"meta": {"message", "status_code": 422}, "data": {"errors"}}` (Laravel
+  style); an unknown record: 404 meta "<record> not found"; a 500: meta "Server Error";
+- a product detail's composition is the list `computations` with a `quantity` per part;
+- list filters as the seed names them (customer_id, from_date, to_date, strSearch), and strSearch
+  also matches invoice numbers;
+- a sell needs stock; a purchase adds stock when created; update-shipping to `cancelled` takes it back;
+- a sell return names its sell in `transaction_id` and returns at most what was sold;
+- `invoice_no` is unique per kind, generated (HD, PN, TH + number) when blank;
+- the internal customer 7 and supplier 8 (production consumption and finished goods) are seeded.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -55,18 +58,15 @@ MAX_PAGE_LIMIT = 100
 TOKEN_PATH = "/api/auth/token"
 
 
-def envelope(data: Any, message: str = "Success", status: int = 200) -> JSONResponse:
-    # ASSUMPTION: success replies carry meta.status_code 200 (the sell reply shows 200).
-    body = {"meta": {"message": message, "status_code": status}, "data": data}
+def meta(message: str, status: int, data: Any = None) -> JSONResponse:
+    """The `{meta, data}` envelope of the seed's error replies."""
+    body = {"meta": {"message": message, "status_code": status}, "data": [] if data is None else data}
     return JSONResponse(body, status_code=status)
 
 
 def invalid(exc: Invalid) -> JSONResponse:
     # ASSUMPTION: the seed shows no validation error; Laravel-style 422 inside the envelope.
-    return JSONResponse(
-        {"meta": {"message": exc.message, "status_code": 422}, "data": {"errors": exc.errors}},
-        status_code=422,
-    )
+    return meta(exc.message, 422, {"errors": exc.errors})
 
 
 class NextXSimulator(Simulator):
@@ -120,7 +120,8 @@ class NextXSimulator(Simulator):
         ttl = self.ttl()
         self.tokens[token] = self.clock() + ttl
         # ASSUMPTION: the seed shows no successful reply; OAuth fields inside the usual envelope.
-        return envelope({"access_token": token, "token_type": "Bearer", "expires_in": int(ttl)})
+        data = {"access_token": token, "token_type": "Bearer", "expires_in": int(ttl)}
+        return JSONResponse({"meta": {"message": "Success", "status_code": 200}, "data": data})
 
     def denied(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -130,9 +131,7 @@ class NextXSimulator(Simulator):
         expiry = self.tokens.get(token)
         if expiry is None or self.clock() >= expiry:
             # The seed: "If the token is expired or invalid ... 401 ... Token expired".
-            return JSONResponse(
-                {"meta": {"message": "Token expired", "status_code": 401}, "data": []}, status_code=401
-            )
+            return meta("Token expired", 401)
         return None
 
     # -- helpers --------------------------------------------------------------------------------
@@ -151,7 +150,7 @@ class NextXSimulator(Simulator):
 
     def _page(self, request: Request, rows: list[dict[str, Any]]) -> JSONResponse:
         page, limit = self.paging(request)
-        return envelope(rows[page * limit : (page + 1) * limit])
+        return JSONResponse(rows[page * limit : (page + 1) * limit])
 
     def handler(self, fn: Any) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -166,34 +165,30 @@ class NextXSimulator(Simulator):
             except Invalid as exc:
                 return invalid(exc)
             except KeyError as exc:
-                return envelope([], f"{exc.args[0]} not found", 404)
+                return meta(f"{exc.args[0]} not found", 404)
 
         return endpoint
 
     # -- resources ------------------------------------------------------------------------------
     async def branches(self, request: Request, body: Any) -> Response:
-        return envelope(list(self.store.branches.values()))
+        return JSONResponse(list(self.store.branches.values()))
 
     async def products(self, request: Request, body: Any) -> Response:
         if request.method == "POST":
-            return envelope(self.store.add_product(body), "Product created successfully")
+            return JSONResponse(self.store.add_product(body))
         branch = self.store.branch_param(request.query_params.get("branch_id"))
-        return self._page(
-            request,
-            self.store.product_rows(
-                branch, request.query_params.get("strSearch"), request.query_params.getlist("type[]")
-            ),
-        )
+        q = request.query_params
+        return self._page(request, self.store.product_rows(branch, q.get("strSearch"), q.getlist("type[]")))
 
     async def product_detail(self, request: Request, body: Any) -> Response:
         q = request.query_params
         branch = self.store.branch_param(q.get("branch_id"))
-        return envelope(self.store.product_detail(q.get("variation_id"), branch))
+        return JSONResponse(self.store.product_detail(q.get("variation_id"), branch))
 
     async def customers(self, request: Request, body: Any) -> Response:
         if request.method == "POST":
             self.store.add_customer(body)
-            return envelope(self.store.customers[max(self.store.customers)], "Customer created successfully")
+            return JSONResponse({"status_code": 200, "message": "Customer created successfully"})
         term = (request.query_params.get("sttsearch") or "").strip().lower()
         rows = [
             c
@@ -203,69 +198,45 @@ class NextXSimulator(Simulator):
         return self._page(request, rows)
 
     async def customer(self, request: Request, body: Any) -> Response:
-        return envelope(self.store.get("customers", request.path_params["id"]))
+        return JSONResponse(self.store.customer_detail(request.path_params["id"]))
 
     async def purchases(self, request: Request, body: Any) -> Response:
         if request.method == "POST":
-            return envelope(self.store.add_order("purchase", body), "Purchase order created successfully")
+            self.store.add_purchase(body)
+            return JSONResponse({"message": "Purchase order created successfully", "data": body})
         branch = self.store.branch_param(request.query_params.get("branch_id"))
-        return self._page(request, [p for p in self.store.purchases.values() if p["branch_id"] == branch])
+        rows = [p for p in self.store.purchases.values() if p["branch_id"] == branch]
+        return self._page(request, rows)
 
     async def purchase_by_code(self, request: Request, body: Any) -> Response:
-        code = request.path_params["code"]
-        found = next((p for p in self.store.purchases.values() if p["invoice_no"] == code), None)
-        if found is None:
-            raise KeyError("Purchase order")
-        return envelope(found)
+        return JSONResponse(self.store.purchase_by_code(request.path_params["code"]))
+
+    async def update_shipping(self, request: Request, body: Any) -> Response:
+        return JSONResponse(self.store.update_shipping(request.path_params["id"], body))
 
     async def sells(self, request: Request, body: Any) -> Response:
         if request.method == "POST":
-            return envelope(self.store.add_order("sell", body), "Sale order created successfully")
+            self.store.add_sell(body)
+            return JSONResponse({"status_code": 200, "message": "Sale order created successfully"})
         branch = self.store.branch_param(request.query_params.get("branch_id"))
-        return self._page(request, [s for s in self.store.sells.values() if s["branch_id"] == branch])
+        return self._page(request, self.store.sell_rows(branch, request.query_params))
 
     async def sell(self, request: Request, body: Any) -> Response:
-        return envelope(self.store.get("sells", request.path_params["id"]))
+        return JSONResponse(self.store.sell_detail(request.path_params["id"]))
 
-    async def production_orders(self, request: Request, body: Any) -> Response:
-        since = request.query_params.get("updated_from")
-        branch = request.query_params.get("branch_id")
-        rows = sorted(self.store.orders.values(), key=lambda o: (o["updated_at"], o["id"]))
-        rows = [
-            o
-            for o in rows
-            if (not since or o["updated_at"] > since) and (not branch or str(o["branch_id"]) == branch)
-        ]
-        return self._page(request, rows)
-
-    async def production_report(self, request: Request, body: Any) -> Response:
-        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        return envelope(self.store.report(body, stamp), "Production report created successfully")
-
-    async def consumption(self, request: Request, body: Any) -> Response:
-        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        return envelope(self.store.consume(body, stamp), "Consumption created successfully")
-
-    async def production_report_delete(self, request: Request, body: Any) -> Response:
-        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        return envelope(
-            self.store.reverse_report(request.path_params["id"], stamp),
-            "Production report reversed successfully",
-        )
-
-    async def consumption_delete(self, request: Request, body: Any) -> Response:
-        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        return envelope(
-            self.store.reverse_consumption(request.path_params["id"], stamp),
-            "Consumption reversed successfully",
-        )
+    async def sell_returns(self, request: Request, body: Any) -> Response:
+        if request.method == "POST":
+            record = self.store.add_return(body)
+            echo = {k: v for k, v in record.items() if k not in ("id", "sell_id")}
+            return JSONResponse(echo)
+        return self._page(request, self.store.return_rows(request.query_params))
 
     def is_write(self, scope: Scope, body: bytes) -> bool:
         return super().is_write(scope, body) and scope["path"] != TOKEN_PATH
 
     def error_response(self, request: Request) -> Response:
         # ASSUMPTION: Laravel's answer to an unhandled exception ("Server Error"), in the envelope.
-        return envelope([], "Server Error", 500)
+        return meta("Server Error", 500)
 
     def routes(self) -> list[BaseRoute]:
         h = self.handler
@@ -278,13 +249,10 @@ class NextXSimulator(Simulator):
             Route("/api/customer/customer/{id}", h(self.customer), methods=["GET"]),
             Route("/api/purchase/purchase", h(self.purchases), methods=["GET", "POST"]),
             Route("/api/purchase/purchase-by-code/{code}", h(self.purchase_by_code), methods=["GET"]),
+            Route("/api/purchase/update-shipping/{id}", h(self.update_shipping), methods=["PUT"]),
             Route("/api/sell/sell", h(self.sells), methods=["GET", "POST"]),
             Route("/api/sell/sell/{id}", h(self.sell), methods=["GET"]),
-            Route("/api/production/order", h(self.production_orders), methods=["GET"]),
-            Route("/api/production/report", h(self.production_report), methods=["POST"]),
-            Route("/api/production/consumption", h(self.consumption), methods=["POST"]),
-            Route("/api/production/report/{id}", h(self.production_report_delete), methods=["DELETE"]),
-            Route("/api/production/consumption/{id}", h(self.consumption_delete), methods=["DELETE"]),
+            Route("/api/sell-return/sell-return", h(self.sell_returns), methods=["GET", "POST"]),
         ]
 
 

@@ -20,6 +20,7 @@ from engine.connectors.models import ConnectorConfig
 from engine.errors import SchemaFileError
 from engine.pipeline.models import MappingFile, Pipeline, TestCase
 from engine.pipeline.payload import PayloadSchema, load_payload_schema
+from engine.suggest import did_you_mean
 
 
 @dataclass
@@ -189,6 +190,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         _add_mapping(project, binding, mapping, loaded)
 
     _load_payload_schemas(project, digest)
+    _resolve_deadlines(project)
     project.version = digest.hexdigest()[:12]
     from engine.config.references import check_references
 
@@ -229,6 +231,28 @@ def _load_payload_schemas(project: Project, digest: Any) -> None:
             project.diagnostics.append(entry.source.diagnostic(entry.loc + ("source", "schema"), str(result)))
         else:
             project.payload_schemas[name] = result
+
+
+def _resolve_deadlines(project: Project) -> None:
+    """A webhook's `deadline: "{{ vars.NAME }}"` becomes the seconds its binding's var holds."""
+    for entry in project.pipelines.values():
+        source = entry.pipeline.source
+        name = getattr(source, "deadline_var", None)
+        if name is None:
+            continue
+        variables = project.variables.get(entry.binding, {})
+        loc = entry.loc + ("source", "deadline")
+        if name not in variables:
+            hint = did_you_mean(name, variables)
+            message = f"deadline: vars.{name} is not defined in binding '{entry.binding}'"
+            project.diagnostics.append(entry.source.diagnostic(loc, message, hint=hint))
+            continue
+        value = variables[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            message = f"deadline: vars.{name} must be a number of seconds > 0, got {value!r}"
+            project.diagnostics.append(entry.source.diagnostic(loc, message))
+            continue
+        source.deadline = float(value)
 
 
 def _validate(model: type[Any], loaded: LoadedYaml) -> tuple[Any, list[Diagnostic]]:

@@ -8,6 +8,7 @@ from the registries.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -128,6 +129,9 @@ class TestCase(Model):
         None,
         description="Poll pipelines without an `event`: the case is a whole poll round from this stored "
         "cursor (default: the source's initial), its listing answered by the mocked pages",
+    )
+    now: datetime | None = Field(
+        None, description="The moment `now()` reads in this case, ISO 8601 (default: the system clock)"
     )
     responses: list[MockResponse] = Field(default_factory=list)
     expect: Expect

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.config.root import Project, TestEntry
@@ -139,9 +140,16 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
     started = time.perf_counter()
     case = entry.case
     polls = isinstance(project.pipelines[case.pipeline].pipeline.source, PollSource)
+    clock = _fixed_clock(case.now)
     if polls and case.event is None and case.event_file is None:  # a whole poll round, not one record
         poll = await run_poll_offline(
-            project, case.pipeline, case.cursor, case.responses, variables=case.vars, real_auth=case.real_auth
+            project,
+            case.pipeline,
+            case.cursor,
+            case.responses,
+            variables=case.vars,
+            real_auth=case.real_auth,
+            clock=clock,
         )
         result.calls = poll.backend.calls
         result.failures.extend(_check_poll(case, poll))
@@ -154,13 +162,27 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
         result.failures.append(f"cannot read event_file {case.event_file}: {exc}")
         return result
     outcome, backend = await run_pipeline_offline(
-        project, case.pipeline, event, case.responses, variables=case.vars, real_auth=case.real_auth
+        project,
+        case.pipeline,
+        event,
+        case.responses,
+        variables=case.vars,
+        real_auth=case.real_auth,
+        clock=clock,
     )
     result.outcome, result.calls = outcome, backend.calls
     result.failures.extend(_check(case, outcome, backend))
     result.failures = backend.redactor.redact(result.failures)
     result.duration = time.perf_counter() - started
     return result
+
+
+def _fixed_clock(moment: datetime | None) -> Clock | None:
+    """The clock of a case that gives `now`: always that moment (a time without a zone is UTC)."""
+    if moment is None:
+        return None
+    fixed = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return lambda: fixed
 
 
 def _check_poll(case: TestCase, poll: PollResult) -> list[str]:

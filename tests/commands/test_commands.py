@@ -231,3 +231,37 @@ def test_check_lists_the_paths_that_insert_values_as_written(tmp_path: Path) -> 
     [line] = [line for line in output.splitlines() if "inserts a value as written" in line]
     assert line.startswith("mappings/demo/operation.yaml:") and "{{ vars.prefix | path_raw }}/reports" in line
     assert "1 path(s) insert a value as written" in output
+
+
+def test_a_case_that_gives_now_reads_that_moment(tmp_path: Path) -> None:
+    stamped = MAPPING.replace(
+        'QUANT: "{{ qty }}"', 'QUANT: "{{ qty }}"\n          AT: "{{ now() | date(\'%Y%m%d%H%M%S\') }}"'
+    )
+    fixed = stamped.replace(
+        "    event: {type: add, validQty: 2, workCenterCode: WC-1}",
+        '    now: "2025-03-05T08:09:10Z"\n    event: {type: add, validQty: 2, workCenterCode: WC-1}',
+    ).replace('body: {QUANT: 2, CENTRE: "01"}', 'body: {QUANT: 2, CENTRE: "01", AT: "20250305080910"}')
+    code, output = invoke("test", str(make_root(tmp_path / "fixed", fixed)))
+    assert code == 0, output
+    wrong = fixed.replace('AT: "20250305080910"', 'AT: "20250305080911"')
+    code, output = invoke("test", str(make_root(tmp_path / "wrong", wrong)))
+    assert code == 1 and 'AT: expected "20250305080911", got "20250305080910"' in output
+
+
+def test_a_webhook_deadline_may_name_a_var_of_its_binding(tmp_path: Path) -> None:
+    from engine.config.root import load_project
+
+    named = MAPPING.replace("  centres:", "  sync_deadline: 8\n  centres:").replace(
+        "path: /demo/operation}", 'path: /demo/operation, deadline: "{{ vars.sync_deadline }}"}'
+    )
+    project = load_project(make_root(tmp_path / "ok", named))
+    assert project.ok, [str(d) for d in project.diagnostics]
+    assert project.pipelines["demo.operation"].pipeline.source.deadline == 8.0  # type: ignore[union-attr]
+    misspelt = named.replace("{{ vars.sync_deadline }}", "{{ vars.sync_dedline }}")
+    code, output = invoke("check", str(make_root(tmp_path / "misspelt", misspelt)))
+    assert code == 1
+    assert "deadline: vars.sync_dedline is not defined in binding 'demo'" in output
+    assert "did you mean 'sync_deadline'?" in output
+    text = named.replace("sync_deadline: 8", 'sync_deadline: "8 s"')
+    code, output = invoke("check", str(make_root(tmp_path / "text", text)))
+    assert code == 1 and "deadline: vars.sync_deadline must be a number of seconds > 0, got '8 s'" in output

@@ -70,7 +70,7 @@ def copy_root(tmp_path: Path) -> Path:
     (root / "mesbridge.yaml").write_text((REPO / "mesbridge.yaml").read_text() + SETTINGS)
     _edit(
         root / "mappings/priority/operation.yaml",
-        "mode: sync, deadline: 20",
+        'mode: sync, deadline: "{{ vars.sync_deadline }}"',
         f"mode: sync, deadline: {DEADLINE}",
     )
     _edit(root / "mappings/priority/workorders.yaml", "schedule: {every: 60}", "schedule: {every: 0.2}")

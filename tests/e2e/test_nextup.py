@@ -166,24 +166,21 @@ async def test_an_operator_shift_reaches_nextup_record_by_record(stack: Stack) -
     deliveries = list(builder.deliveries)
 
     # Replay the replies: what NextUp must now hold.
-    serials: dict[int, tuple[str, str, str]] = {}
     documents: dict[int, dict[str, Any]] = {}
     final_good: dict[str, float] = {}
+    consumption = variables["consumption"]
     for d in deliveries:
         p = d.payload
         if not d.ok:
-            # A refusal is NextUp's own message (Romanian), never the MES's generic text.
-            assert d.status == 422 and d.message and not d.message.startswith("Integration failed"), d
+            # A refusal is NextUp's own message (Romanian) or the binding's stock check, never the
+            # MES's generic text.
+            assert d.message and not d.message.startswith("Integration failed"), d
+            assert d.status == 422 or (d.status == 409 and d.message.startswith("Not enough ")), d
             continue
         if d.kind == "device":
-            if d.type == "add":
-                serials[_id(d.external_id)] = (p["sku"], p["serial"], p["workorderNumber"])
-                assert d.external_id == f"{p['serial']}/{_id(d.external_id)}"
-            elif d.type == "update":
-                assert _id(d.external_id) == _id(p["externalId"])
-                serials[_id(p["externalId"])] = (p["sku"], p["serial"], p["workorderNumber"])
-            else:
-                del serials[_id(p["externalId"])]
+            # no NextUp record: the unit is named, and its serial travels on the reports
+            expected = p.get("externalId") if d.type == "remove" else f"{p['workorderNumber']}/{p['serial']}"
+            assert d.external_id == expected, d
         elif d.kind == "item_attach":
             if d.type == "add":
                 item = p["item"]
@@ -191,15 +188,18 @@ async def test_an_operator_shift_reaches_nextup_record_by_record(stack: Stack) -
                     "subassemblies" if item.get("workorderNumber") else "materials"
                 ]
                 documents[_id(d.external_id)] = {
-                    "Type": "BC",
+                    "Type": "AVZ",
                     "Valid": True,
-                    "ProductionOrderCode": p["workorderNumber"],
+                    "PartnerId": consumption["partner_id"],
+                    "Currency": consumption["currency"],
                     "Lines": [
                         {
                             "ArticleCode": item["sku"],
                             "Quantity": item["quantity"],
-                            "Serial": item.get("serial"),
+                            "UnitPrice": consumption["unit_price"],
+                            "VATRateId": consumption["vat_rate_id"],
                             "WarehouseId": warehouse,
+                            "Serial": item.get("serial"),
                         }
                     ],
                 }
@@ -219,15 +219,15 @@ async def test_an_operator_shift_reaches_nextup_record_by_record(stack: Stack) -
         else:
             documents[_id(p["externalId"])]["Valid"] = False
     for doc in documents.values():
+        if doc["Type"] != "RP":
+            continue
         po = nextup.company.production_orders[doc["ProductionOrderCode"]]
-        if doc["Type"] == "RP" and doc["Valid"] and doc["OperationCode"] == po["Operations"][-1]["Code"]:
+        if doc["Valid"] and doc["OperationCode"] == po["Operations"][-1]["Code"]:
             final_good[po["Code"]] = final_good.get(po["Code"], 0) + doc["Quantity"]
+    assert any(doc["Type"] == "RP" and doc["Serial"] for doc in documents.values())
 
     company = nextup.company
-    assert {
-        r["Id"]: (r["ArticleCode"], r["Serial"], r["ProductionOrderCode"]) for r in company.serials.values()
-    } == serials
-    actual = {i: d for i, d in company.documents.items() if d["Type"] in ("BC", "RP")}
+    actual = {i: d for i, d in company.documents.items() if d["Type"] in ("AVZ", "RP")}
     assert set(actual) == set(documents)
     for doc_id, expected in documents.items():
         assert {k: actual[doc_id][k] for k in expected} == expected, doc_id

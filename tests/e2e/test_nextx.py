@@ -1,5 +1,6 @@
-"""NextX binding end to end: production orders polled into Next Plus, then an operator shift on them
-sent by the Integration Builder through the nextx webhooks, with NextX's state checked record by record."""
+"""NextX binding end to end, over real HTTP against simulators that answer as seed 003 prints: sells
+polled into Next Plus work orders, then an operator shift on them sent by the Integration Builder
+through the nextx webhooks, with NextX's sells, returns, purchases and stock checked record by record."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 import httpx
 
+from engine.helpers import iso8601
 from sandbox.emitter import IntegrationBuilder
+from sandbox.nextx_data import CONSUMPTION_CUSTOMER, PRODUCTION_SUPPLIER
 from sandbox.shift import Action, play_shift
 from tests.e2e.conftest import Stack
 
@@ -35,188 +38,230 @@ def _builder(stack: Stack) -> IntegrationBuilder:
     )
 
 
-async def test_polled_orders_appear_in_next_plus_with_every_mapped_field(stack: Stack) -> None:
-    nextx = stack.simulators["nextx"].store
+def _expected(stack: Stack) -> dict[str, tuple[dict[str, Any], int, dict[str, Any]]]:
+    """Every work order the sells promise: number -> (sell, line number, line)."""
+    store = stack.simulators["nextx"].store
+    wanted = {}
+    for sell in store.sells.values():
+        if sell["customer_id"] == CONSUMPTION_CUSTOMER or sell["status"] != "final":
+            continue
+        for n, line in enumerate(sell["products"], start=1):
+            if store.products[line["product_id"]]["product_type"] == "combo":
+                wanted[f"{sell['invoice_no']}-{n}"] = (sell, n, line)
+    return wanted
+
+
+async def test_polled_sells_appear_in_next_plus_with_every_mapped_field(stack: Stack) -> None:
+    store = stack.simulators["nextx"].store
+    routing = stack.project.variables["nextx"]["routing"]
     outcomes = await stack.poll("nextx.workorders")
     assert outcomes and all(o.ok for o in outcomes), [o.body for o in outcomes if not o.ok]
-    assert [o.body["action"] for o in outcomes] == ["created"] * len(nextx.orders)
-
+    wanted = _expected(stack)
     created = _nextplus_orders(stack)
-    assert set(created) == {o["code"] for o in nextx.orders.values()}
-    for order in nextx.orders.values():
-        wo = created[order["code"]]
-        product = nextx.products[order["product_id"]]
-        customer = nextx.customers[order["customer_id"]]
-        assert wo["sku"] == order["product_code"]
-        assert wo["quantity"] == order["quantity"]
-        assert wo["source"] == SOURCE
-        assert wo["name"] == f"{order['code']} {product['product_fullname']}"
+    assert set(created) == set(wanted) and len(wanted) > len(store.sells)  # one sell has two such lines
+    assert any(len(sell["products"]) > 1 for sell, _, _ in wanted.values())  # and plain lines are skipped
+    for number, (sell, n, line) in wanted.items():
+        wo = created[number]
+        product = store.products[line["product_id"]]
+        customer = store.customers[sell["customer_id"]]
+        assert (wo["sku"], wo["quantity"], wo["source"]) == (
+            product["product_code"],
+            line["quantity"],
+            SOURCE,
+        )
+        assert wo["name"] == f"{number} {product['product_fullname']}"
         assert wo["partDesc"] == product["product_fullname"]
-        assert wo["externalId"] == str(order["id"])
+        assert wo["externalId"] == f"{sell['id']}/{n}"
+        assert (wo["orderNumber"], wo["orderLine"]) == (sell["invoice_no"], str(n))
         assert wo["customer"] == {"accountNumber": customer["code"], "accountName": customer["name"]}
         assert wo["kitItems"] == [
-            {"sku": c["product_code"], "quantity": c["quantity"]} for c in order["components"]
+            {
+                "sku": store.products[part["product_id"]]["product_code"],
+                "quantity": part["quantity"] * line["quantity"],
+                "unit": store.products[part["product_id"]]["unit"],
+            }
+            for part in product["composition"]
         ]
-        assert [(a["actCode"], a["actDesc"], a["workCenterCode"], a["position"]) for a in wo["_actions"]] == [
-            (op["code"], op["name"], op["work_center"], op["position"]) for op in order["operations"]
-        ]
-        assert wo["_actions"][0]["workCenter"] == "Tổ cắt"
-        assert wo["erpProductionStartDate"] == f"{order['start_date']}T00:00:00.000Z"
-        assert wo["erpProductionEndDate"] == f"{order['end_date']}T00:00:00.000Z"
-        assert wo["expectedDate"] == wo["erpProductionEndDate"]
-        assert wo["erpStatus"] == order["status"] and wo["erpClosed"] is False
-        assert wo["C_NEXTX_ORDER_ID"] == order["id"]
-        assert wo["C_PRODUCED_QTY"] == order["produced_qty"]
+        assert wo["_actions"] == routing
+        assert wo["releasedAt"] == iso8601(sell["transaction_date"])
+        assert (wo["erpStatus"], wo["erpClosed"]) == ("ordered", False)
+        assert (wo["C_NEXTX_SELL_ID"], wo["C_NEXTX_INVOICE_NO"]) == (sell["id"], sell["invoice_no"])
+        assert wo["C_NEXTX_VARIATION_ID"] == product["variations_id"]
 
-    # A change in NextX is read again from the cursor and PATCHes the same Next Plus record.
-    first = min(nextx.orders.values(), key=lambda o: o["id"])
-    first["status"], first["updated_at"] = "done", "2031-01-01 00:00:00"
-    ids_before = {n: w["id"] for n, w in _nextplus_orders(stack).items()}
+    # A delivered sell is read again (its row changed) and PATCHes the same Next Plus record, closed.
+    sell, n, _ = wanted[min(wanted)]
+    sell["shipping_status"] = "delivered"
+    ids_before = {number: w["id"] for number, w in _nextplus_orders(stack).items()}
     again = await stack.poll("nextx.workorders")
-    # The overlap (60 s) re-reads the previous edge too; the service's poller drops it by `version`.
-    assert all(o.ok and o.body["action"] == "updated" for o in again)
-    assert first["code"] in {o.body["workorderNumber"] for o in again}
+    assert all(o.ok for o in again), [o.body for o in again if not o.ok]
+    actions = {w["workorderNumber"]: w["action"] for o in again for w in o.body["workorders"]}
+    assert set(actions.values()) == {"updated"} and f"{sell['invoice_no']}-{n}" in actions
     after = _nextplus_orders(stack)
-    assert {n: w["id"] for n, w in after.items()} == ids_before
-    assert after[first["code"]]["erpStatus"] == "done" and after[first["code"]]["erpClosed"] is True
-
-    # Nothing new: only the edge record is read again, and only patched again.
-    assert [(o.body["workorderNumber"], o.body["action"]) for o in await stack.poll("nextx.workorders")] == [
-        (first["code"], "updated")
-    ]
-
-
-async def test_operator_shift_is_booked_in_nextx_record_by_record(stack: Stack) -> None:
-    sim = stack.simulators["nextx"]
-    store = sim.store
-    assert all(o.ok for o in await stack.poll("nextx.workorders"))
-    orders = _nextplus_orders(stack)
-    main_wo, sub_wo = orders["LSX00001"], orders["LSX00002"]
-    main = next(o for o in store.orders.values() if o["code"] == "LSX00001")
-    for pid in store.products:  # enough stock for the shift's consumptions
-        store.stock[(pid, BRANCH)] = 100.0
-    stock_before = dict(store.stock)
-    comp_a, comp_b = main["components"][0], main["components"][1]
-    last_op = main["operations"][-1]["code"]
-    qty = main["quantity"]
-
-    actions = [
-        Action("set_serial", "LSX00001", {"serial": "SN-LSX1-01"}),
-        # serial-managed, quantity-only, and a sub-assembly with its own work order
-        Action(
-            "attach_item", "LSX00001", {"sku": comp_a["product_code"], "quantity": 1, "serial": "CMP-Ư-1"}
-        ),
-        Action("attach_item", "LSX00001", {"sku": comp_b["product_code"], "quantity": 3}),
-        Action(
-            "attach_item", "LSX00001", {"sku": sub_wo["sku"], "quantity": 1, "workorderNumber": "LSX00002"}
-        ),
-        *[
-            Action(
-                "report_operation", "LSX00001", {"actCode": op["code"], "validQty": qty - 1, "invalidQty": 1}
-            )
-            for op in main["operations"]
-        ],
-        Action("undo_report", "LSX00001", {"actCode": last_op}),
-        Action("report_operation", "LSX00001", {"actCode": last_op, "validQty": qty, "invalidQty": 0}),
-        # over-reporting: NextX refuses and the operator sees its own message
-        Action("report_operation", "LSX00001", {"actCode": last_op, "validQty": 1, "invalidQty": 0}),
-        Action("detach_item", "LSX00001", {"sku": comp_b["product_code"]}),
-        Action("change_serial", "LSX00001", {"serial": "SN-LSX1-01-R"}),
-        Action("remove_serial", "LSX00001"),
-        Action("attach_item", "LSX00002", {"sku": "NO-SUCH-PART", "quantity": 1}),
-    ]
-    builder = _builder(stack)
-    summary = await play_shift(builder, [main_wo, sub_wo], actions)
-    assert summary.sent == len(actions) and not summary.refused
-    assert [f["message"] for f in summary.failures] == [
-        "The quantity may not be greater than 0.",
-        f"Component NO-SUCH-PART is not a NextX product (branch {BRANCH})",
-    ]
-    assert all(f["status"] >= 400 for f in summary.failures)
-    d = summary.deliveries
-
-    # Device/Serial: no NextX record; the unit is named workorder/serial.
-    assert (d[0].ok, d[0].external_id) == (True, "LSX00001/SN-LSX1-01")
-    assert d[-3].external_id == "LSX00001/SN-LSX1-01-R" and d[-2].ok
-
-    # Item Attach: one consumption each, the detached one withdrawn, stock moved by the net.
-    attach = d[1:4]
-    assert all(x.ok for x in attach)
-    records = [store.consumptions[int(str(x.external_id)) - 1] for x in attach]
-    sub_product = next(p for p in store.products.values() if p["product_code"] == sub_wo["sku"])
-    assert [(r["order_code"], r["branch_id"], r["products"]) for r in records] == [
-        ("LSX00001", BRANCH, [{"product_id": comp_a["product_id"], "quantity": 1, "serial": "CMP-Ư-1"}]),
-        ("LSX00001", BRANCH, [{"product_id": comp_b["product_id"], "quantity": 3, "serial": None}]),
-        ("LSX00001", BRANCH, [{"product_id": sub_product["id"], "quantity": 1, "serial": None}]),
-    ]
-    detach = next(x for x in d if x.kind == "item_attach" and x.type == "remove")
-    assert detach.ok and detach.external_id == attach[1].external_id
-    assert [r["reversed"] for r in records] == [False, True, False]
-    assert store.stock[(comp_a["product_id"], BRANCH)] == stock_before[(comp_a["product_id"], BRANCH)] - 1
-    assert store.stock[(comp_b["product_id"], BRANCH)] == stock_before[(comp_b["product_id"], BRANCH)]
-    assert store.stock[(sub_product["id"], BRANCH)] == stock_before[(sub_product["id"], BRANCH)] - 1
-
-    # Operation: one report per add; the undone one withdrawn; produced quantities from the live ones.
-    reports = [x for x in d if x.kind == "operation" and x.type == "add" and x.ok]
-    booked = [store.reports[int(str(x.external_id)) - 1] for x in reports]
-    assert [(r["operation_code"], r["quantity"], r["rejected_quantity"], r["serial"]) for r in booked] == [
-        *[(op["code"], qty - 1, 1, "SN-LSX1-01") for op in main["operations"]],
-        (last_op, qty, 0, "SN-LSX1-01"),
-    ]
-    undo = next(x for x in d if x.kind == "operation" and x.type == "remove")
-    assert undo.ok and undo.external_id == reports[len(main["operations"]) - 1].external_id
-    assert [r["reversed"] for r in booked] == [False] * (len(booked) - 2) + [True, False]
-    assert (main["produced_qty"], main["rejected_qty"]) == (qty, 0)
-    finished = (main["product_id"], BRANCH)
-    assert store.stock[finished] == stock_before[finished] + qty - (
-        1 if sub_product["id"] == main["product_id"] else 0
+    assert {number: w["id"] for number, w in after.items()} == ids_before
+    assert (
+        after[f"{sell['invoice_no']}-{n}"]["erpStatus"],
+        after[f"{sell['invoice_no']}-{n}"]["erpClosed"],
+    ) == (
+        "delivered",
+        True,
     )
 
 
+async def test_operator_shift_is_booked_in_nextx_record_by_record(stack: Stack) -> None:
+    store = stack.simulators["nextx"].store
+    assert all(o.ok for o in await stack.poll("nextx.workorders"))
+    orders = _nextplus_orders(stack)
+    combos = [p for p in store.products.values() if p["product_type"] == "combo"]
+    # the work order whose kit holds another combo (a sub-assembly), and that sub-assembly's own
+    main_wo = next(w for w in orders.values() if w["sku"] == combos[-1]["product_code"])
+    sub_wo = next(w for w in orders.values() if w["sku"] == combos[0]["product_code"])
+    for pid in store.products:  # enough stock for the shift's consumptions
+        store.stock[(pid, BRANCH)] = 100.0
+    stock_before = dict(store.stock)
+    comp_a, comp_b = [k["sku"] for k in main_wo["kitItems"] if k["sku"] != sub_wo["sku"]][:2]
+    last_op = main_wo["_actions"][-1]["actCode"]
+    qty = main_wo["quantity"]
+
+    actions = [
+        Action("set_serial", main_wo["workorderNumber"], {"serial": "SN-HD1-01"}),
+        # serial-managed, quantity-only, and a sub-assembly with its own work order
+        Action(
+            "attach_item", main_wo["workorderNumber"], {"sku": comp_a, "quantity": 1, "serial": "CMP-Ư-1"}
+        ),
+        Action("attach_item", main_wo["workorderNumber"], {"sku": comp_b, "quantity": 3}),
+        Action(
+            "attach_item",
+            main_wo["workorderNumber"],
+            {"sku": sub_wo["sku"], "quantity": 1, "workorderNumber": sub_wo["workorderNumber"]},
+        ),
+        *[
+            Action(
+                "report_operation",
+                main_wo["workorderNumber"],
+                {"actCode": op["actCode"], "validQty": qty - 1, "invalidQty": 1},
+            )
+            for op in main_wo["_actions"]
+        ],
+        Action("undo_report", main_wo["workorderNumber"], {"actCode": last_op}),
+        Action(
+            "report_operation",
+            main_wo["workorderNumber"],
+            {"actCode": last_op, "validQty": qty, "invalidQty": 0},
+        ),
+        # more good units than sold: refused, and the operator sees why
+        Action(
+            "report_operation",
+            main_wo["workorderNumber"],
+            {"actCode": last_op, "validQty": qty + 1, "invalidQty": 0},
+        ),
+        Action("detach_item", main_wo["workorderNumber"], {"sku": comp_b}),
+        Action("change_serial", main_wo["workorderNumber"], {"serial": "SN-HD1-01-R"}),
+        Action("remove_serial", main_wo["workorderNumber"]),
+        Action("attach_item", sub_wo["workorderNumber"], {"sku": "NO-SUCH-PART", "quantity": 1}),
+    ]
+    summary = await play_shift(_builder(stack), [main_wo, sub_wo], actions)
+    assert summary.sent == len(actions) and not summary.refused
+    assert [f["message"] for f in summary.failures] == [
+        f"{qty + 1} good units of {main_wo['sku']} reported on {last_op} of {main_wo['workorderNumber']}, "
+        f"but its NextX sell line orders {qty}: nothing was received",
+        f"Component NO-SUCH-PART is not a NextX product (branch {BRANCH})",
+    ]
+    assert all(f["status"] == 422 for f in summary.failures)
+    d = summary.deliveries
+    by_code = {p["product_code"]: p for p in store.products.values()}
+
+    # Device/Serial: no NextX record; the unit is named workorder/serial.
+    assert (d[0].ok, d[0].external_id) == (True, f"{main_wo['workorderNumber']}/SN-HD1-01")
+    assert d[-3].external_id == f"{main_wo['workorderNumber']}/SN-HD1-01-R" and d[-2].ok
+
+    # Item Attach: one consumption sell each, to the internal customer, numbered by its externalId.
+    attach = d[1:4]
+    assert all(x.ok and str(x.external_id).startswith("MESC-") for x in attach)
+    sells = {s["invoice_no"]: s for s in store.sells.values()}
+    consumed = [sells[str(x.external_id)] for x in attach]
+    assert all(s["customer_id"] == CONSUMPTION_CUSTOMER and s["branch_id"] == BRANCH for s in consumed)
+    assert [
+        (p["product_id"], p["quantity"], p["sell_line_note"]) for s in consumed for p in s["products"]
+    ] == [
+        (by_code[comp_a]["id"], 1, "CMP-Ư-1"),
+        (by_code[comp_b]["id"], 3, ""),
+        (by_code[sub_wo["sku"]]["id"], 1, ""),
+    ]
+    assert all(s["staff_note"] == main_wo["workorderNumber"] for s in consumed)
+    # the detach returned exactly the second sell, once
+    detach = next(x for x in d if x.kind == "item_attach" and x.type == "remove")
+    assert detach.ok and detach.external_id == "MESR-" + str(attach[1].external_id)[len("MESC-") :]
+    assert [(r["sell_id"], r["invoice_no"]) for r in store.returns.values()] == [
+        (consumed[1]["id"], detach.external_id)
+    ]
+    assert store.stock[(by_code[comp_a]["id"], BRANCH)] == 99
+    assert store.stock[(by_code[comp_b]["id"], BRANCH)] == 100
+    # the sub-assembly's own stock was consumed; the polled sells are no work orders of the binding's
+    assert store.stock[(by_code[sub_wo["sku"]]["id"], BRANCH)] == 99
+
+    # Operation: only the last step books: a purchase from the production supplier per good report;
+    # the undone one cancelled, the stock the net of the live ones.
+    reports = [x for x in d if x.kind == "operation" and x.type == "add" and x.ok]
+    steps = len(main_wo["_actions"])
+    assert [str(x.external_id) for x in reports[: steps - 1]] == [
+        f"{main_wo['workorderNumber']}/{op['actCode']}" for op in main_wo["_actions"][:-1]
+    ]
+    finished = [reports[steps - 1], reports[-1]]
+    assert len(reports) == steps + 1
+    purchases = {p["invoice_no"]: p for p in store.purchases.values()}
+    assert set(purchases) == {str(x.external_id) for x in finished}
+    bought = [purchases[str(x.external_id)] for x in finished]
+    assert all(p["customer_id"] == PRODUCTION_SUPPLIER for p in bought)
+    assert [(p["products"][0]["quantity"], p["products"][0]["sell_line_note"]) for p in bought] == [
+        (qty - 1, "SN-HD1-01"),
+        (qty, "SN-HD1-01"),
+    ]
+    assert [p["shipping_status"] for p in bought] == ["cancelled", "delivered"]
+    undo = next(x for x in d if x.kind == "operation" and x.type == "remove")
+    assert undo.ok and undo.external_id == finished[0].external_id
+    main_product = (by_code[main_wo["sku"]]["id"], BRANCH)
+    assert store.stock[main_product] == stock_before[main_product] + qty
+
+
 async def test_remove_without_external_id_and_erp_errors_over_http(stack: Stack) -> None:
+    assert all(o.ok for o in await stack.poll("nextx.workorders"))
+    number = min(_nextplus_orders(stack))
+    nextx = stack.simulators["nextx"]
+    before = nextx.store.snapshot()
+    base = {
+        "sku": "SP000010",
+        "workorderNumber": number,
+        "actCode": "KT",
+        "workCenterCode": "WC-3",
+        "position": 30,
+        "validQty": 1,
+        "invalidQty": 0,
+        "workorderExternalId": None,
+        "operationExternalId": None,
+    }
     async with httpx.AsyncClient() as client:
         op = await client.post(
-            stack.webhook("/nextx/operation"),
-            json={
-                "type": "remove",
-                "sku": "SP000010",
-                "workorderNumber": "LSX00001",
-                "externalId": None,
-                "actCode": "KT",
-                "workCenterCode": "WC-3",
-                "position": 30,
-                "validQty": 1,
-                "invalidQty": 0,
-                "workorderExternalId": None,
-                "operationExternalId": None,
-            },
+            stack.webhook("/nextx/operation"), json={**base, "type": "remove", "externalId": None}
         )
         assert op.status_code == 409 and "has no NextX externalId" in op.json()["message"]
         gone = await client.post(
             stack.webhook("/nextx/operation"),
-            json={
-                "type": "remove",
-                "sku": "SP000010",
-                "workorderNumber": "LSX00001",
-                "externalId": "999",
-                "actCode": "KT",
-                "workCenterCode": "WC-3",
-                "position": 30,
-                "validQty": 1,
-                "invalidQty": 0,
-            },
+            json={**base, "type": "remove", "externalId": "MESP-250101000000000-X"},
         )
-        assert gone.status_code >= 400 and gone.json() == {"message": "Production report not found"}
+        assert gone.status_code == 404
+        assert gone.json() == {
+            "message": "NextX has no purchase MESP-250101000000000-X: it was deleted or renumbered in NextX"
+        }
         device = await client.post(
             stack.webhook("/nextx/device"),
             json={
                 "type": "remove",
-                "workorderNumber": "LSX00001",
+                "workorderNumber": number,
                 "sku": "SP000010",
                 "serial": "SN-9",
                 "externalId": None,
                 "workorderExternalId": None,
             },
         )
-        assert device.status_code == 200 and device.json() == {"externalId": "LSX00001/SN-9"}
-    assert stack.simulators["nextx"].store.reports == []
+        assert device.status_code == 200 and device.json() == {"externalId": f"{number}/SN-9"}
+    assert nextx.store.snapshot() == before

@@ -64,6 +64,10 @@ async def test_work_orders_reach_next_plus_with_every_mapped_field(stack: Stack)
         assert [(k["sku"], k["quantity"], k["act"], k["issuedQuantity"]) for k in wo["kitItems"]] == [
             (k["PARTNAME"], k["QUANT"], k["ACTNAME"], k["TQUANT"]) for k in kit
         ]
+        # each kit unit is the part's own, from its LOGPART card
+        assert [k["unit"] for k in wo["kitItems"]] == [
+            priority.store.tables["LOGPART"].get((k["PARTNAME"],))["UNITNAME"] for k in kit
+        ]
         routing = _child(stack, order, "SERACT_SUBFORM")
         assert [(a["actCode"], a["actDesc"], a["position"]) for a in wo["_actions"]] == [
             (r["ACTNAME"], r["ACTDES"], r["POS"]) for r in routing
@@ -191,6 +195,19 @@ async def test_service_call_becomes_repair_order_and_fix_goes_back(stack: Stack)
     assert reply.status_code == 200 and reply.json() == {"externalId": call["DOCNO"]}
     text = _child(stack, call, "DOCTEXT_Q_SUBFORM")
     assert text[0]["TEXT"] == "הוחלף ספק כוח"
+    # A call opened long before, closed at the first poll, that moves into an open status later is read
+    # on the next poll: the poll asks for the open statuses, not for calls started after a cursor.
+    calls = list(priority.store.tables["DOCUMENTS_Q"])
+    closed = min((c for c in calls if c["CALLSTATUSCODE"] == "סגורה"), key=lambda c: c["STARTDATE"])
+    assert f"RMA-{closed['DOCNO']}" not in mes
+    # started before calls the first poll delivered: a STARTDATE cursor would have passed it by
+    assert closed["STARTDATE"] < max(c["STARTDATE"] for c in calls if f"RMA-{c['DOCNO']}" in mes)
+    table = priority.store.tables["DOCUMENTS_Q"]
+    priority.update("DOCUMENTS_Q", table, closed, {"CALLSTATUSCODE": "בטיפול"}, None)
+    again = await stack.poll("priority.service_calls")
+    assert all(o.ok for o in again), [o.body for o in again if not o.ok]
+    reopened = _np_workorders(stack)[f"RMA-{closed['DOCNO']}"]
+    assert (reopened["rmaNumber"], reopened["erpStatus"]) == (closed["DOCNO"], "בטיפול")
     missing = httpx.post(
         stack.webhook("/priority/repair-done"), json={"rmaNumber": "SC99", "fixDescription": "x"}
     )

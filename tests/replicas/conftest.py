@@ -5,7 +5,7 @@ served in-process on free ports, and a small config root written into `tmp_path`
 
 * `rep.customer`: a queue-mode webhook; each event becomes one NextX customer named after the event id
   (looked up first, so a redelivery after a crash does not create it twice). Events carry an order key.
-* `rep.workorders`: polls NextX production orders into Next Plus work orders (looked up first too).
+* `rep.workorders`: polls NextX sells into Next Plus work orders (looked up first too).
 
 Replicas are real processes (`mesbridge run`), killed with SIGKILL or stopped with SIGTERM by the tests.
 """
@@ -65,7 +65,7 @@ auth:
   expires_in: data.expires_in
   inject: {in: header, name: Authorization, format: "Bearer {token}"}
   relogin_when: {status: [401]}
-envelope: {success: null, result: data, error: [meta.message, message]}
+envelope: {success: null, result: "(meta && [data] || [@])[0]", error: [meta.message, message]}
 retry:
   max_attempts: 3
   backoff: {initial: 0.1, multiplier: 2, max: 0.5, jitter: true}
@@ -131,35 +131,34 @@ pipelines:
 
 POLL_PIPELINE = """\
   - name: rep.workorders
-    description: NextX production orders to Next Plus work orders
+    description: NextX sells to Next Plus work orders
     source:
       kind: poll
       connector: nextx
-      path: /api/production/order
-      query: {branch_id: 1, updated_from: "{{ cursor }}"}
+      path: /api/sell/sell
+      query: {branch_id: 1, from_date: "{{ cursor }}"}
       schedule: {every: 0.5}
-      cursor: {field: updated_at, initial: "2000-01-01 00:00:00"}
-      key: code
-      version: updated_at
+      cursor: {field: transaction_date, initial: "2000-01-01"}
+      key: invoice_no
     steps:
       - name: existing
         call: nextplus
         method: GET
         path: /api/Workorders
-        query: {filter: {where: {workorderNumber: "{{ event.code }}"}, limit: 1}}
+        query: {filter: {where: {workorderNumber: "{{ event.invoice_no }}"}, limit: 1}}
       - name: created
         when: "length(existing) == `0`"
         call: nextplus
         method: POST
         path: /api/Workorders/
         body:
-          workorderNumber: "{{ event.code }}"
-          sku: "{{ event.product_code }}"
-          quantity: "{{ event.quantity }}"
+          workorderNumber: "{{ event.invoice_no }}"
+          sku: "SELL-{{ event.id }}"
+          quantity: 1
           source: NEXTX
     reply:
       status: 200
-      body: {workorderNumber: "{{ event.code }}"}
+      body: {workorderNumber: "{{ event.invoice_no }}"}
 """
 
 

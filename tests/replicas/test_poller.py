@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 POLL_LEASE = 2.0
 EVERY = 0.5  # the poll pipeline's schedule
-INITIAL = "2000-01-01 00:00:00"
+INITIAL = "2000-01-01"
 
 
 def polls(replica: Replica) -> int:
@@ -29,8 +29,8 @@ def workorders(cluster: Cluster) -> Counter[str]:
 
 def test_poller_fails_over_and_resumes_from_the_cursor(make_cluster: Callable[..., Cluster]) -> None:
     cluster = make_cluster(poll=True, poll_lease=POLL_LEASE, orders=2)
-    orders = cluster.nextx.store.orders
-    codes = {o["code"] for o in orders.values()}
+    sells = cluster.nextx.store.sells
+    codes = {s["invoice_no"] for s in sells.values()}
     replicas = cluster.start(2)
     wait_for(
         lambda: codes <= set(workorders(cluster)),
@@ -51,14 +51,14 @@ def test_poller_fails_over_and_resumes_from_the_cursor(make_cluster: Callable[..
     holder.kill()
     killed = time.monotonic()
     since_kill = cluster.nextx.clock() - cluster.nextx.started
-    template = next(iter(orders.values()))
+    template = next(iter(sells.values()))
     added = set()
     for n in range(3):
-        oid = max(orders) + 1
-        order = copy.deepcopy(template)
-        order.update(id=oid, code=f"LSX9{oid:04d}", updated_at=f"2030-01-0{n + 1} 08:00:00")
-        orders[oid] = order
-        added.add(order["code"])
+        oid = max(sells) + 1
+        sell = copy.deepcopy(template)
+        sell.update(id=oid, invoice_no=f"HD9{oid:05d}", transaction_date=f"2030-01-0{n + 1}")
+        sells[oid] = sell
+        added.add(sell["invoice_no"])
 
     bound = POLL_LEASE * 4 / 3 + EVERY
     wait_for(
@@ -73,9 +73,7 @@ def test_poller_fails_over_and_resumes_from_the_cursor(make_cluster: Callable[..
     assert polls(survivor) > 0, f"the survivor never polled:\n{survivor.tail()}"
 
     # Resumed from the stored cursor: no poll after the kill started from the initial value again.
-    later = [
-        c for c in cluster.nextx.calls if c["path"] == "/api/production/order" and c["time"] >= since_kill
-    ]
+    later = [c for c in cluster.nextx.calls if c["path"] == "/api/sell/sell" and c["time"] >= since_kill]
     assert later, "no poll reached NextX after the kill"
     restarted = [c["query"] for c in later if "2000-01-01" in c["query"]]
     assert not restarted, f"polls after the kill started over from {INITIAL}: {restarted}"

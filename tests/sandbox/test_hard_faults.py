@@ -141,7 +141,7 @@ SYSTEMS = [
         lambda s, code: s.client.post("/api/customer/customer", json={"name": code}),
         lambda s, code: sum(
             c["name"] == code  # the search matches substrings: HF-1 finds HF-10 too
-            for c in s.client.get("/api/customer/customer", params={"sttsearch": code}).json()["data"]
+            for c in s.client.get("/api/customer/customer", params={"sttsearch": code}).json()
         ),
         _nextx_error,
         200,

@@ -162,7 +162,7 @@ def test_delivery_note_decrements_refuses_and_invalidate_restores(api) -> None:
     assert call("AddSaleOrder", doc)["Result"]["Number"].startswith("COM-")
 
 
-def test_production_report_consumption_and_reversal(api) -> None:
+def test_production_report_and_reversal(api) -> None:
     call, _ = api
     call.login()
     order = call("GetProductionOrders", {"PageSize": 1})["Result"][0]
@@ -183,25 +183,41 @@ def test_production_report_consumption_and_reversal(api) -> None:
     assert over["Result"] is False and "depaseste" in over["Error"]
     since = call("GetProductionOrders", {"ModifiedSince": order["LastModified"]})["Result"]
     assert order["Code"] in [o["Code"] for o in since]
-    comp = order["Components"][0]["ArticleCode"]
-    note = {
-        "ProductionOrderCode": order["Code"],
-        "Lines": [{"ArticleCode": comp, "Quantity": 10**6, "WarehouseId": 1}],
-    }
-    assert call("AddConsumptionNote", note)["Error"].startswith("Stoc insuficient pentru ")
     assert call("InvalidateDocument", {"Id": done["Id"]})["Result"] is True
     assert stock(call, article, 2) == before
+    assert call("InvalidateDocument", {"Id": done["Id"]}) == {
+        "Result": False,
+        "Error": f"Documentul {done['Number']} este deja anulat.",
+    }
 
 
-def test_serial_numbers(api) -> None:
+def test_consumption_on_a_delivery_note_to_the_internal_partner_keeps_the_serial_on_its_line(api) -> None:
+    call, sim = api
+    call.login()
+    partners = {p["Id"]: p for p in call("GetAllPartners")["Result"]}
+    assert partners[1]["Name"] == "Consum intern producție"
+    have = stock(call, "MP-003", 1)
+    line = {"ArticleCode": "MP-003", "Quantity": 1, "UnitPrice": 0, "VATRateId": 1, "WarehouseId": 1}
+    note = call(
+        "AddDeliveryNote",
+        {
+            "PartnerId": 1,
+            "Date": "2025-03-05",
+            "Currency": "RON",
+            "WarehouseId": 1,
+            "Lines": [{**line, "Serial": "PLC-7781"}],
+        },
+    )["Result"]
+    assert note["Number"].startswith("AVZ-") and stock(call, "MP-003", 1) == have - 1
+    [kept] = sim.company.documents[note["Id"]]["Lines"]
+    assert kept == {**line, "Quantity": 1.0, "Serial": "PLC-7781"}
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["AddConsumptionNote", "AddSerialNumber", "UpdateSerialNumber", "DeleteSerialNumber", "GetSerialNumbers"],
+)
+def test_methods_no_document_names_answer_the_unknown_method_error_on_http_200(api, method) -> None:
     call, _ = api
     call.login()
-    order = call("GetProductionOrders")["Result"][0]
-    params = {"ArticleCode": order["ArticleCode"], "Serial": "SN-1", "ProductionOrderCode": order["Code"]}
-    assert call("AddSerialNumber", params)["Error"] is None
-    assert (
-        call("AddSerialNumber", params)["Error"]
-        == f'Seria "SN-1" exista deja pentru articolul "{order["ArticleCode"]}".'
-    )
-    assert call("UpdateSerialNumber", {**params, "NewSerial": "SN-2"})["Result"] is True
-    assert call("DeleteSerialNumber", {**params, "Serial": "SN-2"})["Result"] is True
+    assert call(method, {"Code": "x"}) == {"Result": False, "Error": f'Metoda "{method}" nu exista.'}
