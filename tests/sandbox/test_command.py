@@ -66,9 +66,27 @@ def test_the_sandbox_prints_the_exports_that_point_the_shipped_connectors_at_it(
     from engine.config.root import load_project
     from engine.env import find_references
 
-    with socket.socket() as probe:  # a free run of four ports is likely above a free one
-        probe.bind(("127.0.0.1", 0))
-        base = probe.getsockname()[1]
+    def free_run(count: int) -> int:
+        """The first of `count` consecutive free ports (each one bound and released to prove it)."""
+        for _ in range(50):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                base = probe.getsockname()[1]
+            sockets = []
+            try:
+                for port in range(base, base + count):
+                    sock = socket.socket()
+                    sockets.append(sock)
+                    sock.bind(("127.0.0.1", port))
+                return base
+            except OSError:
+                continue
+            finally:
+                for sock in sockets:
+                    sock.close()
+        raise AssertionError("no run of free ports")
+
+    base = free_run(len(SIMULATORS))
     command = [sys.executable, "-m", "engine.cli", "sandbox", "--port-base", str(base)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
