@@ -31,7 +31,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -365,12 +365,7 @@ def create_app(service: Service) -> Starlette:
     the operator console too (a console setting that is wrong raises StartupError saying which)."""
     console = ConsoleSettings.from_environ(service.environ)
     if console is not None:
-        clash = sorted(path for path in service.generation.routes if _under_console(path))
-        if clash:
-            raise StartupError(
-                f"webhook path {clash[0]} is under the operator console's {CONSOLE_PREFIX}: "
-                "move the webhook, or turn the console off (unset MESBRIDGE_CONSOLE_USERS)"
-            )
+        check_console_paths(service.generation.routes)
 
     async def webhook(request: Request) -> Response:
         try:
@@ -420,6 +415,17 @@ def create_app(service: Service) -> Starlette:
 
 def _under_console(path: str) -> bool:
     return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+
+
+def check_console_paths(paths: Iterable[str]) -> None:
+    """With the console on, no webhook may sit under its prefix (at start, and in every reload):
+    StartupError naming the first that does."""
+    clash = sorted(path for path in paths if _under_console(path))
+    if clash:
+        raise StartupError(
+            f"webhook path {clash[0]} is under the operator console's {CONSOLE_PREFIX}: "
+            "move the webhook, or turn the console off (unset MESBRIDGE_CONSOLE_USERS)"
+        )
 
 
 class _ServiceApp(Starlette):

@@ -31,7 +31,7 @@ from engine.console import ConsoleSettings
 from engine.env import resolve
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
 from engine.pipeline.sources.webhook import WebhookSource
-from engine.service.app import Service, create_app
+from engine.service.app import Service, check_console_paths, create_app
 from engine.service.generation import Generation, settle_heap
 from engine.service.logging import setup_logging
 from engine.service.metrics import Metrics
@@ -78,6 +78,19 @@ def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
                     f"{exc}. Set {exc.name} to the secret webhook callers send "
                     f"(e.g. `export {exc.name}=...`), then start again."
                 ) from None
+
+
+def check_generation(project: Project, environ: Mapping[str, str]) -> None:
+    """What a reload is held to beyond `check`, as the start is: every webhook secret resolves, and
+    with the console on no webhook sits under it. StartupError says what does not hold."""
+    check_caller_secrets(project, environ)
+    if ConsoleSettings.from_environ(environ) is not None:
+        paths = [
+            entry.pipeline.source.path
+            for entry in project.pipelines.values()
+            if isinstance(entry.pipeline.source, WebhookSource)
+        ]
+        check_console_paths(paths)
 
 
 def _loop_options() -> dict[str, str]:
@@ -200,7 +213,7 @@ class ServiceHost:
                 self.root,
                 environ=dict(self.environ),
                 on_swap=self.pollers.sync,
-                check=check_caller_secrets,
+                check=check_generation,
             )
             self.reloader.start()
         settle_heap()

@@ -111,6 +111,32 @@ async def test_a_reload_leaving_a_route_without_its_secret_is_refused(
     assert refused[0].startswith("config version ") and f"still serving {version}" in refused[0]
 
 
+async def test_with_the_console_on_a_reload_adding_a_webhook_under_it_is_refused(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.console.passwords import hash_password
+    from engine.service.server import ServiceHost
+
+    root = write_root(tmp_path)
+    environ = {**sims.environ, "MESBRIDGE_CONSOLE_USERS": f"alice:{hash_password('a long passphrase 1')}"}
+    host = ServiceHost(root, port=0, host="127.0.0.1", environ=environ, reload=True)
+    await host.start()
+    try:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        (root / "mappings" / "test" / "shadow.yaml").write_text(
+            "pipelines:\n  - name: extra.shadow\n    source: {kind: webhook, path: /console/reports}\n"
+            "    reply: {status: 200, body: {ok: true}}\n"
+        )
+        assert await wait_for(lambda: service.metrics.reload_counts().get("invalid", 0) >= 1, 10)
+        assert service.generation.version == version  # the console keeps its paths
+    finally:
+        await host.stop()
+    refused = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("webhook path /console/reports is under the operator console's /console" in m for m in refused)
+
+
 async def test_the_watcher_outlives_a_failed_reload(
     tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
