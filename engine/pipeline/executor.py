@@ -30,7 +30,7 @@ from engine.pipeline.steps import StepModel, truthy
 from engine.pipeline.steps._base import error_context
 from engine.recorder import Recorder, active
 
-__all__ = ["Executor", "Outcome", "StepScope", "run_steps", "step_ids"]
+__all__ = ["Executor", "Outcome", "StepScope", "new_event_id", "run_steps", "step_ids"]
 
 SAFETY_MARGIN = 2.0
 """Seconds past the deadline after which a run that did not end is cut off (calls end by the deadline)."""
@@ -80,7 +80,7 @@ async def run_steps(
     scope: StepScope, steps: list[Any], context: dict[str, Any], *, deadline: float | None = None
 ) -> dict[str, Any]:
     """Run `steps` in `context` (e.g. a poll source's steps before its listing); the context after."""
-    run = _Run(scope, context, deadline, _new_event_id(), False, False, None, None)
+    run = _Run(scope, context, deadline, new_event_id(), False, False, None, None)
     await run.steps(steps)
     return context
 
@@ -242,7 +242,7 @@ class Executor:
             self.scope,
             context,
             deadline,
-            event_id or _new_event_id(),
+            event_id or new_event_id(),
             verify_first,
             refuse_unprotected,
             on_write,
@@ -286,7 +286,7 @@ class Executor:
         return Outcome(error.status, {"message": error.message}, error=error)
 
 
-def _new_event_id() -> str:
+def new_event_id() -> str:
     """An event id for a run given none: 32 random hex digits (`random`'s generator: seeded from the
     OS, again in a forked child, with no system call per event as `uuid4` makes)."""
     return f"{random.getrandbits(128):032x}"

@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +44,7 @@ from engine.config.root import PipelineEntry, Project
 from engine.console import PREFIX as CONSOLE_PREFIX
 from engine.console import ConsoleSettings, console_routes
 from engine.errors import MissingVariableError, RequestRejected, StartupError, StoreError
-from engine.pipeline.executor import Outcome
+from engine.pipeline.executor import Outcome, new_event_id
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.redaction import Redactor, environment_redactor
 from engine.service.activity import Activity
@@ -272,7 +271,7 @@ async def _enqueue(
     if service.store is None:
         return _json(503, {"message": "the queue is not available on this server"})
     idem = _key_value(source.idempotency_key, event, variables)
-    event_id = f"{name}:{idem}" if idem is not None else uuid.uuid4().hex
+    event_id = f"{name}:{idem}" if idem is not None else new_event_id()
     key = _key_value(source.order_key, event, variables) or idem or event_id
     try:
         event_id = await service.store.enqueue(name, key, {"event": event}, event_id=event_id)
@@ -303,7 +302,7 @@ async def _run_sync(
 
     async def run() -> Outcome:
         received = datetime.now(UTC)
-        event_id = f"{name}:{idem}" if idem is not None else uuid.uuid4().hex
+        event_id = f"{name}:{idem}" if idem is not None else new_event_id()
         recorder = service.tracer.recorder(entry.pipeline)
         async with generation.use():
             outcome = await executor.run(
