@@ -205,8 +205,8 @@ def _pipeline_names(data: Any) -> tuple[set[str], bool]:
     pipelines = data.get("pipelines") if isinstance(data, dict) else None
     if not isinstance(pipelines, list):
         return set(), pipelines is None
-    names = {p["name"] for p in pipelines if isinstance(p, dict) and isinstance(p.get("name"), str)}
-    return names, len(names) == len(pipelines)
+    named = [p["name"] for p in pipelines if isinstance(p, dict) and isinstance(p.get("name"), str)]
+    return set(named), len(named) == len(pipelines)  # counted as written: a name may be there twice
 
 
 def _load_payload_schemas(project: Project, digest: Any) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import helpers
+from engine.env import using
 from engine.errors import (
     ConnectorError,
     DeadlineExceeded,
@@ -180,9 +181,12 @@ class Executor:
         variables: Mapping[str, Any] | None = None,
         *,
         clock: helpers.Clock | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        """`clock` is the time templates read with `now()` (default: the system clock)."""
+        """`clock` is the time templates read with `now()` (default: the system clock); `environ` is what
+        `${VAR}` in templates and vars read (default: `engine.env.current()`, the process's)."""
         self.pipeline = pipeline
+        self.environ = environ
         self.connectors = connectors
         self.variables = dict(variables or {})
         self._variables = Variables(self.variables, f"pipeline {pipeline.name}, vars")
@@ -210,6 +214,25 @@ class Executor:
         the queue keeps the event from a second worker for that long. `recorder` traces the run: its
         steps, and every connector attempt they make.
         """
+        if self.environ is not None:
+            with using(self.environ):
+                return await self._recorded(
+                    event, deadline, event_id, verify_first, refuse_unprotected, on_write, recorder
+                )
+        return await self._recorded(
+            event, deadline, event_id, verify_first, refuse_unprotected, on_write, recorder
+        )
+
+    async def _recorded(
+        self,
+        event: Any,
+        deadline: float | None,
+        event_id: str | None,
+        verify_first: bool,
+        refuse_unprotected: bool,
+        on_write: Callable[[float], Awaitable[None]] | None,
+        recorder: Recorder | None,
+    ) -> Outcome:
         if recorder is None:
             return await self._run(
                 event, deadline, event_id, verify_first, refuse_unprotected, on_write, None

@@ -69,9 +69,13 @@ class Generation:
     ) -> None:
         self.project = project
         self.version = project.version
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        """What `${VAR}` in templates and vars read, as the connectors do."""
         self.connectors: Connectors = live_connectors(project, environ, on_call=on_call, transport=transport)
         self.executors: dict[str, Executor] = {
-            name: Executor(entry.pipeline, self.connectors, project.variables.get(entry.binding, {}))
+            name: Executor(
+                entry.pipeline, self.connectors, project.variables.get(entry.binding, {}), environ=environ
+            )
             for name, entry in project.pipelines.items()
         }
         self.schemas: dict[str, PayloadSchema] = project.payload_schemas

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
+from engine.env import using
 from engine.errors import MesbridgeError
 from engine.pipeline.sources.poll import PollSource, Schedule, later, read_changes
 from engine.service.logging import event_context
@@ -166,22 +167,23 @@ class Poller:
             if added:
                 self.service.wake_workers()
 
-        async with generation.use():
-            async for polled in read_changes(source, generation.connectors, stored, variables):
-                if polled.cursor is not None:
-                    cursor = later(cursor, polled.cursor)
-                read += 1
-                batch.append(
-                    PolledItem(
-                        polled.key,
-                        polled.version,
-                        {"event": polled.record, "key": polled.key, "version": polled.version},
-                        f"{self.name}:{polled.key}:{polled.version}",
+        with using(generation.environ):  # the generation's environment, as its connectors'
+            async with generation.use():
+                async for polled in read_changes(source, generation.connectors, stored, variables):
+                    if polled.cursor is not None:
+                        cursor = later(cursor, polled.cursor)
+                    read += 1
+                    batch.append(
+                        PolledItem(
+                            polled.key,
+                            polled.version,
+                            {"event": polled.record, "key": polled.key, "version": polled.version},
+                            f"{self.name}:{polled.key}:{polled.version}",
+                        )
                     )
-                )
-                if len(batch) >= ENQUEUE_BATCH:
-                    await flush()
-            await flush()
+                    if len(batch) >= ENQUEUE_BATCH:
+                        await flush()
+                await flush()
         seen = read - new
         if cursor is not None and cursor != stored:
             await self.store.set_cursor(self.name, _encode_cursor(cursor))

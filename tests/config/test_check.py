@@ -226,3 +226,27 @@ def test_one_misspelt_required_key_is_one_error(
     assert output.count("error:") == 1, output  # not "missing 'base_url'", nor the references that follow
     assert f"{where}: error: unknown key '{new.split(':')[0].split()[-1]}'" in output, output
     assert "did you mean" in output
+
+
+BROKEN = """\
+pipelines:
+  - name: demo.copy
+    source: {kind: webhook, path: /demo/copy}
+  - name: NAME
+    sorce: {kind: webhook, path: /demo/copy2}
+"""
+
+
+@pytest.mark.parametrize("name", ["demo.other", "demo.copy"], ids=["distinct", "written-twice"])
+def test_a_broken_file_whose_pipelines_all_have_names_lets_unknown_pipelines_be_reported(
+    tmp_path: Path, name: str
+) -> None:
+    """Every pipeline of the broken file has a readable name (in one case the same one twice): another
+    file's test of the binding naming a pipeline that exists nowhere is still an error."""
+    mapping = MAPPING.replace("    pipeline: demo.operation\n", "    pipeline: demo.no_such_pipeline\n")
+    root = make_root(tmp_path, mapping)
+    (root / "mappings" / "demo" / "broken.yaml").write_text(BROKEN.replace("NAME", name), encoding="utf-8")
+    code, output = check(root)
+    assert code == 1
+    assert "unknown key 'sorce'" in output, output
+    assert "unknown pipeline 'demo.no_such_pipeline'" in output, output

@@ -121,3 +121,37 @@ async def test_a_trace_commit_leaves_the_stores_durability_as_it_was(tmp_path, c
     assert await store._run(synchronous, write=False) == 2  # FULL again for events and cursors
     assert [t.id for t in await store.list_traces(TraceQuery())] == ["a"]
     await store.close()
+
+
+async def test_a_relaxed_commit_that_fails_rolls_back_and_restores_the_durability(
+    tmp_path, clock: FakeClock
+) -> None:
+    """A COMMIT can fail and leave its transaction open (here a deferred foreign key; on a disk, a
+    full or busy one): the relaxed commit's `PRAGMA synchronous` must still be restored, which SQLite
+    refuses inside a transaction, and the store must stay usable."""
+    import sqlite3
+
+    import pytest
+
+    from engine.errors import StoreError
+    from engine.store.backends.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "durable.db"), clock=clock)
+    await store.migrate()
+
+    def violates_at_commit(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TEMP TABLE child (pid REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+        conn.execute("INSERT INTO child VALUES (1)")
+
+    with pytest.raises((StoreError, sqlite3.Error)) as failed:
+        await store._run(violates_at_commit, durable=False)
+    assert "FOREIGN KEY" in str(failed.value)  # the reason, not "Safety level may not be changed"
+
+    def synchronous(conn: sqlite3.Connection) -> int:  # PRAGMA synchronous: 1 NORMAL, 2 FULL
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    assert await store._run(synchronous, write=False) == 2
+    await store.add_traces([trace(clock, "a")])  # no transaction left open
+    assert [t.id for t in await store.list_traces(TraceQuery())] == ["a"]
+    await store.close()

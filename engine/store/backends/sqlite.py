@@ -186,11 +186,12 @@ class SQLiteStore(Store):
                     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                     try:
                         value = fn(conn)
+                        conn.execute("COMMIT")
                     except BaseException:
-                        conn.execute("ROLLBACK")
+                        if conn.in_transaction:  # a failed COMMIT keeps it open; some errors end it
+                            conn.execute("ROLLBACK")
                         raise
-                    conn.execute("COMMIT")
-                finally:
+                finally:  # outside any transaction: SQLite refuses to change the level inside one
                     if relaxed:
                         conn.execute(f"PRAGMA synchronous={self._synchronous}")
             except sqlite3.OperationalError as exc:
