@@ -155,3 +155,51 @@ async def test_a_relaxed_commit_that_fails_rolls_back_and_restores_the_durabilit
     await store.add_traces([trace(clock, "a")])  # no transaction left open
     assert [t.id for t in await store.list_traces(TraceQuery())] == ["a"]
     await store.close()
+
+
+async def test_traces_wait_their_turn_when_another_writer_holds_the_database(
+    tmp_path, clock: FakeClock
+) -> None:
+    """The event loop writes a batch itself only when the database is free at once; held by another
+    writer, the batch goes to the store's thread, which waits for it and then writes it."""
+    import sqlite3
+
+    from engine.store.backends.sqlite import SQLiteStore
+
+    path = tmp_path / "busy.db"
+    store = SQLiteStore(str(path), clock=clock)
+    await store.migrate()
+    await store.add_traces([trace(clock, "first")])  # written by the loop: the database was free
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    pending = asyncio.create_task(store.add_traces([trace(clock, "second")]))
+    await asyncio.sleep(0.3)
+    assert not pending.done()  # not written, not dropped: waiting on the store's thread
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(pending, 10)
+    assert {t.id for t in await store.list_traces(TraceQuery())} == {"first", "second"}
+    await store.close()
+
+
+async def test_the_write_ahead_log_is_checkpointed_off_the_event_loop(
+    tmp_path, clock: FakeClock, monkeypatch
+) -> None:
+    from engine.store.backends import sqlite as backend
+
+    monkeypatch.setattr(backend, "CHECKPOINT_TRACES", 3)
+    store = backend.SQLiteStore(str(tmp_path / "wal.db"), clock=clock)
+    await store.migrate()
+    checkpoints = []
+    real = store._checkpoint
+
+    async def counted() -> None:
+        checkpoints.append(1)
+        await real()
+
+    monkeypatch.setattr(store, "_checkpoint", counted)
+    for n in range(7):
+        await store.add_traces([trace(clock, f"t{n}", seconds_ago=n)])
+    assert len(checkpoints) == 2  # after the 3rd and the 6th trace
+    assert len(await store.list_traces(TraceQuery())) == 7
+    await store.close()

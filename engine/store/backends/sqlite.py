@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -60,6 +61,28 @@ def _ts(moment: datetime) -> str:
     """A timestamp as fixed-width UTC text, which sorts like time (`_TS_FORMAT`, written without
     strftime, which costs twice as much)."""
     return as_utc(moment).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+log = logging.getLogger("mesbridge.store")
+
+CHECKPOINT_TRACES = 2_000
+"""Traces the event loop writes between two checkpoints of the write-ahead log (a few MB of it)."""
+
+
+def _insert_traces(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    conn.executemany(
+        "INSERT INTO traces (id, received, pipeline, event_id, source, outcome, status, duration, "
+        "version, search, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        rows,
+    )
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _dt(text: str) -> datetime:
@@ -122,6 +145,8 @@ class SQLiteStore(Store):
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesbridge-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._traces_conn: sqlite3.Connection | None = None
+        self._traces_unchecked = 0
         self._closed = False
 
     @classmethod
@@ -204,6 +229,10 @@ class SQLiteStore(Store):
         if self._closed:
             return
         self._closed = True
+
+        if self._traces_conn is not None:
+            self._traces_conn.close()
+            self._traces_conn = None
 
         def shut() -> None:
             if self._conn is not None:
@@ -591,17 +620,61 @@ class SQLiteStore(Store):
             )
             for t in traces
         ]
+        if not rows:
+            return
+        if self._closed:
+            raise StoreError("store is closed")
+        if self._insert_traces_now(rows):
+            self._traces_unchecked += len(rows)
+            if self._traces_unchecked >= CHECKPOINT_TRACES:
+                self._traces_unchecked = 0
+                await self._checkpoint()
+            return
+        await self._run(lambda conn: _insert_traces(conn, rows), durable=False)
 
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO traces (id, received, pipeline, event_id, source, outcome, status, duration, "
-                "version, search, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                rows,
-            )
+    async def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database on the store's thread (the loop's trace
+        connection never does: a checkpoint syncs the disk)."""
 
-        if rows:
-            await self._run(insert, durable=False)
+        def checkpoint() -> None:
+            try:
+                self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError as exc:
+                log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, checkpoint)
+
+    def _insert_traces_now(self, rows: list[tuple[Any, ...]]) -> bool:
+        """Write a batch of traces on the caller's thread, if the database is free at once.
+
+        A batch is a millisecond of SQLite's time. Handed to the store's thread instead, it cost the
+        event loop far more (measured: about 55 µs of CPU per trace in the service) in the two
+        threads' contention for Python's lock. So the loop writes it itself, through a connection of
+        its own that never waits: a database another writer holds (`SQLITE_BUSY`) sends the batch to
+        the store's thread, which waits its turn. An in-memory database has no second connection.
+        """
+        if self.path == ":memory:":
+            return False
+        try:
+            if self._traces_conn is None:
+                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA synchronous=NORMAL")  # traces only: the next durable commit syncs
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the store's thread checkpoints (`_checkpoint`)
+                self._traces_conn = conn
+            conn = self._traces_conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _insert_traces(conn, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return False
+            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+        return True
 
     async def list_traces(self, query: TraceQuery) -> list[TraceSummary]:
         where, params = query.conditions(lambda name: f":{name}")
