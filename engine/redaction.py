@@ -45,14 +45,26 @@ class Redactor:
         for secret in secrets:
             self.add(secret)
 
-    def add(self, secret: Any) -> None:
-        """Remember one secret value; too-short and non-string values are ignored."""
+    def add(self, secret: Any) -> bool:
+        """Remember one secret value; too-short and non-string values are ignored. True when it was
+        not known before (so the caller may `discard` it when it is dead)."""
         if not isinstance(secret, str) or len(secret) < MIN_SECRET_LENGTH or secret in self._secrets:
-            return
+            return False
         with self._lock:
             self._secrets.add(secret)
-            ordered = sorted(self._secrets, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            self._compile()
+        return True
+
+    def discard(self, secret: str) -> None:
+        """Forget a secret that can no longer be used (a token two logins old)."""
+        with self._lock:
+            if secret in self._secrets:
+                self._secrets.discard(secret)
+                self._compile()
+
+    def _compile(self) -> None:
+        ordered = sorted(self._secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
     def add_basic(self, username: str, password: str) -> None:
         """Remember a Basic credential pair and its encoded header value."""

@@ -510,3 +510,20 @@ async def test_a_body_path_that_does_not_fit_the_body_fails_clearly(make):
         ConnectorError, match=r"cannot write at params.args\[1\]: params.args has 1 item\(s\)"
     ):
         await connector.request("POST", "/jsonrpc", body={"params": {"args": ["db"]}})
+
+
+async def test_a_long_running_connector_masks_its_last_two_tokens_not_every_token_it_had(make):
+    """A token is masked while a call may still carry it (the current and the previous one); older
+    ones are forgotten, so the redactor does not grow with every login of a service that runs for
+    months."""
+    server = TokenServer(expires_in=None)
+    connector = make(server, auth=oauth())
+    for _ in range(5):
+        await connector.request("GET", "/p")
+        server.valid.clear()  # every token dies: the next call logs in again
+    await connector.request("GET", "/p")
+    tokens = {secret for secret in connector.redactor.secrets if secret.startswith("tok-")}
+    assert server.logins >= 6
+    assert tokens == {f"tok-{server.logins - 1:04d}", f"tok-{server.logins:04d}"}
+    assert connector.redactor.redact(f"sent tok-{server.logins:04d}") == "sent ***"
+    assert "sec-123456" in connector.redactor.secrets  # the client secret is never forgotten

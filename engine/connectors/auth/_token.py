@@ -16,6 +16,7 @@ kept implicitly: a cookie reaches later calls only when `inject` names it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import logging
 import re
@@ -318,6 +319,8 @@ class TokenAuth(Authenticator):
         super().__init__(config, ctx)
         self._lock = asyncio.Lock()
         self._values: dict[str, Any] = {}
+        self._noted: collections.deque[set[str]] = collections.deque(maxlen=2)
+        """The values each of the last two logins added to the redactor."""
         self.injects_body = any(where.in_ == "body" for where in config.inject)
 
     @property
@@ -370,6 +373,20 @@ class TokenAuth(Authenticator):
             return True
         return when.body is not None and isinstance(body, dict | list) and truthy(when.body, body)
 
+    def _note(self, values: dict[str, Any]) -> None:
+        """Mask a login's values from now on, and forget those of the login before the last: a call
+        in flight may still carry the previous token, none the one before it. So the secrets of a
+        long-running service stay as many as its connectors, not as its logins."""
+        added = {
+            value for value in values.values() if isinstance(value, str) and self.ctx.redactor.add(value)
+        }
+        if len(self._noted) == self._noted.maxlen:
+            oldest = self._noted[0]
+            live = set().union(*list(self._noted)[1:]) | {v for v in values.values() if isinstance(v, str)}
+            for value in oldest - live:
+                self.ctx.redactor.discard(value)
+        self._noted.append(added)
+
     def _failed(self, reply: Any, message: str) -> AuthError:
         return AuthError(
             f"login to {self.ctx.connector} failed: {message}",
@@ -395,9 +412,7 @@ class TokenAuth(Authenticator):
             if found is None:
                 raise self._failed(reply, f"the reply has no {name} (at {source.where})")
             values[name] = found
-        for value in values.values():
-            if isinstance(value, str):
-                self.ctx.redactor.add(value)
+        self._note(values)
         lifetime = config.expires_in.seconds(reply) if config.expires_in is not None else None
         if lifetime is None:
             lifetime = config.ttl
