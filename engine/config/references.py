@@ -46,15 +46,21 @@ class _Checker:
             self.report(loc + leaf.path, f"undefined name '{name}' in template", did_you_mean(name, scope))
         if "vars" not in scope:
             return
+        for leaf, key, hint in self._undefined_vars(template):
+            self.report(
+                loc + leaf.path, f"'vars.{key}' is not defined in binding '{self.entry.binding}'", hint
+            )
+
+    def _undefined_vars(self, template: Template | PathTemplate) -> Iterator[tuple[Any, str, str | None]]:
+        """(leaf, key, hint) for each `vars.key` the template reads that the binding does not define."""
         known = self.project.variables.get(self.entry.binding, {})
         for leaf in template.leaves:
             for key in dict.fromkeys(leaf.references("vars")):
                 if key not in known:
-                    hint = did_you_mean(key, known) or (f"defined: {', '.join(known)}" if known else None)
-                    self.report(
-                        loc + leaf.path,
-                        f"'vars.{key}' is not defined in binding '{self.entry.binding}'",
-                        hint,
+                    yield (
+                        leaf,
+                        key,
+                        did_you_mean(key, known) or (f"defined: {', '.join(known)}" if known else None),
                     )
 
     def call_target(self, loc: Loc, target: str, *, has_path: bool) -> Any:
@@ -80,18 +86,14 @@ class _Checker:
 
     def _operation_vars(self, loc: Loc, connector: str, name: str, operation: Any) -> None:
         """The `vars.X` a named operation reads come from the calling binding: each must be defined."""
-        known = self.project.variables.get(self.entry.binding, {})
         for _, template in operation_templates(operation):
-            for leaf in template.leaves:
-                for key in dict.fromkeys(leaf.references("vars")):
-                    if key not in known:
-                        hint = did_you_mean(key, known) or (f"defined: {', '.join(known)}" if known else None)
-                        self.report(
-                            loc,
-                            f"operation '{connector}.{name}' reads 'vars.{key}', which binding "
-                            f"'{self.entry.binding}' does not define",
-                            hint,
-                        )
+            for _leaf, key, hint in self._undefined_vars(template):
+                self.report(
+                    loc,
+                    f"operation '{connector}.{name}' reads 'vars.{key}', which binding "
+                    f"'{self.entry.binding}' does not define",
+                    hint,
+                )
 
     def steps(self, loc: Loc, steps: list[Any], scope: set[str]) -> None:
         for index, step in enumerate(steps):
