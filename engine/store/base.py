@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -142,6 +142,24 @@ class TraceSummary:
     status: int | None
     duration: float
     version: str
+
+    COLUMNS = "id, received, pipeline, event_id, source, outcome, status, duration, version"
+    """The columns a listing selects, in the order of the fields."""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], received: datetime) -> TraceSummary:
+        """A listing's row, with `received` read by its backend."""
+        return cls(
+            row["id"],
+            received,
+            row["pipeline"],
+            row["event_id"],
+            row["source"],
+            row["outcome"],
+            row["status"],
+            row["duration"],
+            row["version"],
+        )
 
 
 @dataclass(frozen=True)

@@ -534,24 +534,11 @@ class PostgresStore(Store):
         where, params = query.conditions(lambda name: f"%({name})s")
         params["limit"] = query.limit
         rows = await self._fetchall(
-            "SELECT id, received, pipeline, event_id, source, outcome, status, duration, version "
+            f"SELECT {TraceSummary.COLUMNS} "
             f"FROM traces WHERE {where} ORDER BY received DESC, id DESC LIMIT %(limit)s",
             params,
         )
-        return [
-            TraceSummary(
-                row["id"],
-                as_utc(row["received"]),
-                row["pipeline"],
-                row["event_id"],
-                row["source"],
-                row["outcome"],
-                row["status"],
-                row["duration"],
-                row["version"],
-            )
-            for row in rows
-        ]
+        return [TraceSummary.of(row, as_utc(row["received"])) for row in rows]
 
     async def get_trace(self, id: str) -> dict[str, Any] | None:
         row = await self._fetchone("SELECT document FROM traces WHERE id = %(id)s", {"id": id})

@@ -69,6 +69,19 @@ CHECKPOINT_TRACES = 2_000
 """Traces the event loop writes between two checkpoints of the write-ahead log (a few MB of it)."""
 
 
+def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
+    """`fn(conn)` in one transaction: committed, or rolled back when anything fails."""
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        value = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a failed COMMIT keeps it open; some errors end it
+            conn.execute("ROLLBACK")
+        raise
+    return value
+
+
 def _insert_traces(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany(
         "INSERT INTO traces (id, received, pipeline, event_id, source, outcome, status, duration, "
@@ -208,14 +221,7 @@ class SQLiteStore(Store):
                 if relaxed:
                     conn.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    try:
-                        value = fn(conn)
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:  # a failed COMMIT keeps it open; some errors end it
-                            conn.execute("ROLLBACK")
-                        raise
+                    value = _transaction(conn, fn, write)
                 finally:  # outside any transaction: SQLite refuses to change the level inside one
                     if relaxed:
                         conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -661,15 +667,7 @@ class SQLiteStore(Store):
                 conn.execute("PRAGMA synchronous=NORMAL")  # traces only: the next durable commit syncs
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # the store's thread checkpoints (`_checkpoint`)
                 self._traces_conn = conn
-            conn = self._traces_conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                _insert_traces(conn, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            _transaction(self._traces_conn, lambda conn: _insert_traces(conn, rows))
         except sqlite3.OperationalError as exc:
             if _busy(exc):
                 return False
@@ -683,24 +681,11 @@ class SQLiteStore(Store):
 
         def select(conn: sqlite3.Connection) -> list[TraceSummary]:
             rows = conn.execute(
-                "SELECT id, received, pipeline, event_id, source, outcome, status, duration, version "
+                f"SELECT {TraceSummary.COLUMNS} "
                 f"FROM traces WHERE {where} ORDER BY received DESC, id DESC LIMIT :limit",
                 params,
             ).fetchall()
-            return [
-                TraceSummary(
-                    row["id"],
-                    _dt(row["received"]),
-                    row["pipeline"],
-                    row["event_id"],
-                    row["source"],
-                    row["outcome"],
-                    row["status"],
-                    row["duration"],
-                    row["version"],
-                )
-                for row in rows
-            ]
+            return [TraceSummary.of(row, _dt(row["received"])) for row in rows]
 
         return await self._run(select, write=False)
 
