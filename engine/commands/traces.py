@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -80,20 +81,7 @@ def list_(
     query = TraceQuery(pipeline, outcome, source, event_id, since, until, text, limit)
     found = with_store(store_url(root, store), lambda s: s.list_traces(query))
     if as_json:
-        rows = [
-            {
-                "id": t.id,
-                "received": t.received.isoformat(),
-                "pipeline": t.pipeline,
-                "event_id": t.event_id,
-                "source": t.source,
-                "outcome": t.outcome,
-                "status": t.status,
-                "duration": t.duration,
-                "version": t.version,
-            }
-            for t in found
-        ]
+        rows = [{**dataclasses.asdict(t), "received": t.received.isoformat()} for t in found]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not found:
