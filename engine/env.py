@@ -12,12 +12,12 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from engine.errors import MissingVariableError
 
-__all__ = ["FILE_PREFIX", "REFERENCE", "current", "find_references", "resolve", "using"]
+__all__ = ["FILE_PREFIX", "REFERENCE", "current", "enter", "find_references", "leave", "resolve", "using"]
 
 REFERENCE = re.compile(
     r"\$\{(?:file:(?P<path>[^}]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?)\}"
@@ -44,6 +44,16 @@ def using(environ: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _ENVIRON.reset(token)
+
+
+def enter(environ: Mapping[str, str]) -> Token[Mapping[str, str] | None]:
+    """`using` without a context manager, for a hot path: resolve against `environ` until `leave`."""
+    return _ENVIRON.set(environ)
+
+
+def leave(token: Token[Mapping[str, str] | None]) -> None:
+    """End what `enter` began."""
+    _ENVIRON.reset(token)
 
 
 def find_references(value: Any) -> set[str]:

@@ -109,7 +109,7 @@ def path_environment() -> Environment:
 class PathTemplate:
     """A URL path template, compiled once: its literal text as written, each value one segment's data."""
 
-    __slots__ = ("source", "names", "leaves", "raw_lines", "_ast", "_render")
+    __slots__ = ("source", "names", "leaves", "raw_lines", "constant", "_ast", "_render")
 
     def __init__(self, source: str) -> None:
         env = path_environment()
@@ -126,11 +126,13 @@ class PathTemplate:
         """What `check` reads of it, as of any template: the names and `vars` keys it uses."""
         self.raw_lines = tuple(node.lineno for node in ast.find_all(nodes.Filter) if node.name == "path_raw")
         parts = outputs(ast)
+        self.constant: str | None = None
+        """The path when it holds no value, only literal text (it renders to that, as written)."""
         try:
             if parts is None:
                 raise Unsupported
             if all(isinstance(part, nodes.TemplateData) for part in parts):  # literal text: as written
-                constant = "".join(part.data for part in parts)  # type: ignore[attr-defined]
+                constant = self.constant = "".join(part.data for part in parts)  # type: ignore[attr-defined]
                 self._render: Evaluator = lambda context: constant
             else:
                 self._render = Closures(env).text(parts)

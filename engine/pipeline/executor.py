@@ -9,14 +9,15 @@ a call's idempotency key.
 from __future__ import annotations
 
 import asyncio
-import random
+import itertools
+import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from engine import helpers
-from engine.env import using
+from engine import env, helpers
 from engine.errors import (
     ConnectorError,
     DeadlineExceeded,
@@ -33,11 +34,13 @@ from engine.recorder import Recorder, active
 
 __all__ = ["Executor", "Outcome", "StepScope", "new_event_id", "run_steps", "step_ids"]
 
+_T = TypeVar("_T")
+
 SAFETY_MARGIN = 2.0
 """Seconds past the deadline after which a run that did not end is cut off (calls end by the deadline)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """The result of one run: the reply to send, and the error if the run failed."""
 
@@ -64,17 +67,27 @@ def step_ids(steps: list[Any], prefix: str = "steps") -> Iterator[tuple[StepMode
 
 @dataclass
 class StepScope:
-    """What every run of one step list shares: the connectors, a name and the steps' positions."""
+    """What every run of one step list shares: the connectors, a name, the steps' positions, and what
+    each step prepared once for them (`prepared`)."""
 
     name: str
     connectors: Mapping[str, Any]
     ids: dict[int, str]
+    plans: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def of(
         cls, name: str, steps: list[Any], connectors: Mapping[str, Any], prefix: str = "steps"
     ) -> StepScope:
         return cls(name, connectors, {id(step): where for step, where in step_ids(steps, prefix)})
+
+    def prepared(self, step: Any, build: Callable[[Any, StepScope], _T]) -> _T:
+        """What `build(step, self)` returns, built on the step's first run in this scope."""
+        try:
+            plan: _T = self.plans[id(step)]
+        except KeyError:
+            plan = self.plans[id(step)] = build(step, self)
+        return plan
 
 
 async def run_steps(
@@ -88,6 +101,20 @@ async def run_steps(
 
 class _Run:
     """One event's run: its context, and what steps ask of the executor."""
+
+    __slots__ = (
+        "scope",
+        "context",
+        "connectors",
+        "deadline",
+        "ends",
+        "event_id",
+        "verify_first",
+        "refuse_unprotected",
+        "on_write",
+        "recorder",
+        "_plans",
+    )
 
     def __init__(
         self,
@@ -106,40 +133,33 @@ class _Run:
         self.deadline = deadline
         self.ends = None if deadline is None else time.monotonic() + deadline
         self.event_id = event_id
-        self._verify_first = verify_first
-        self._refuse_unprotected = refuse_unprotected
-        self._on_write = on_write
+        self.verify_first = verify_first
+        self.refuse_unprotected = refuse_unprotected
+        self.on_write = on_write
         self.recorder = recorder
-
-    @property
-    def verify_first(self) -> bool:
-        return self._verify_first
-
-    @property
-    def refuse_unprotected(self) -> bool:
-        return self._refuse_unprotected
-
-    async def before_write(self, budget: float) -> None:
-        if self._on_write is not None:
-            await self._on_write(budget)
+        self._plans = scope.plans
 
     def remaining(self) -> float | None:
         return None if self.ends is None else self.ends - time.monotonic()
 
-    def call_options(self, step: Any) -> dict[str, Any]:
-        key = f"{self.event_id}:{self.scope.name}:{self.scope.ids.get(id(step), '')}"
-        return {"deadline": self.remaining(), "idempotency_key": key}
+    def prepared(self, step: Any, build: Callable[[Any, StepScope], _T]) -> _T:
+        try:
+            plan: _T = self._plans[id(step)]
+        except KeyError:
+            plan = self.scope.prepared(step, build)
+        return plan
 
     async def steps(self, steps: list[Any]) -> None:
         context = self.context
         recorder = self.recorder
+        ends = self.ends
         for step in steps:
-            if step.when is not None and not truthy(step.when.search(context)):
+            when = step.when
+            if when is not None and not truthy(when.search(context)):
                 if recorder is not None:
                     recorder.skipped(self.scope.ids.get(id(step), ""), step.kind, step.name)
                 continue
-            remaining = self.remaining()
-            if remaining is not None and remaining <= 0:
+            if ends is not None and ends <= time.monotonic():
                 raise DeadlineExceeded(f"no answer within {self.deadline:g} s; stopped before the next step")
             if recorder is not None:
                 result = await self._traced(step, recorder)
@@ -148,8 +168,9 @@ class _Run:
                     result = await step.run(self)
                 except PipelineError as error:
                     result = step.handle(error, context)
-            if step.name:
-                context[step.name] = result
+            name = step.name
+            if name:
+                context[name] = result
 
     async def _traced(self, step: Any, recorder: Recorder) -> Any:
         """Run one step as `steps` does, marking its start, end and outcome in the recorder."""
@@ -214,65 +235,25 @@ class Executor:
         the queue keeps the event from a second worker for that long. `recorder` traces the run: its
         steps, and every connector attempt they make.
         """
-        if self.environ is not None:
-            with using(self.environ):
-                return await self._recorded(
-                    event, deadline, event_id, verify_first, refuse_unprotected, on_write, recorder
-                )
-        return await self._recorded(
-            event, deadline, event_id, verify_first, refuse_unprotected, on_write, recorder
-        )
-
-    async def _recorded(
-        self,
-        event: Any,
-        deadline: float | None,
-        event_id: str | None,
-        verify_first: bool,
-        refuse_unprotected: bool,
-        on_write: Callable[[float], Awaitable[None]] | None,
-        recorder: Recorder | None,
-    ) -> Outcome:
-        if recorder is None:
-            return await self._run(
-                event, deadline, event_id, verify_first, refuse_unprotected, on_write, None
-            )
-        token = active.set(recorder)
-        try:
-            return await self._run(
-                event, deadline, event_id, verify_first, refuse_unprotected, on_write, recorder
-            )
-        finally:
-            active.reset(token)
-
-    async def _run(
-        self,
-        event: Any,
-        deadline: float | None,
-        event_id: str | None,
-        verify_first: bool,
-        refuse_unprotected: bool,
-        on_write: Callable[[float], Awaitable[None]] | None,
-        recorder: Recorder | None,
-    ) -> Outcome:
         started = time.perf_counter()
+        environ = self.environ
+        bound = None if environ is None else env.enter(environ)
+        active_token = None if recorder is None else active.set(recorder)
         context: dict[str, Any] = {"event": event, "vars": self.variables, **self._clock_names}
         try:
             context["vars"] = self._variables.value()
-        except MissingVariableError as exc:
-            return self._error_outcome(_as_pipeline_error(exc), context)
-        run = _Run(
-            self.scope,
-            context,
-            deadline,
-            event_id or new_event_id(),
-            verify_first,
-            refuse_unprotected,
-            on_write,
-            recorder,
-        )
-        try:
-            if self.pipeline.when is not None and not truthy(self.pipeline.when.search(context)):
+            run = _Run(
+                self.scope,
+                context,
+                deadline,
+                event_id or new_event_id(),
+                verify_first,
+                refuse_unprotected,
+                on_write,
+                recorder,
+            )
+            when = self.pipeline.when
+            if when is not None and not truthy(when.search(context)):
                 return Outcome(200, {"skipped": True}, skipped=True, duration=time.perf_counter() - started)
             if deadline is None:
                 await run.steps(self.pipeline.steps)
@@ -286,10 +267,14 @@ class Executor:
                         "the outcome is unknown; check the external system before sending the event again"
                     ) from None
             reply = self.pipeline.reply
-            body = reply.body.render(context) if reply.body is not None else {}
-            outcome = Outcome(reply.status, body)
+            outcome = Outcome(reply.status, reply.body.render(context) if reply.body is not None else {})
         except MesbridgeError as exc:
             outcome = self._error_outcome(_as_pipeline_error(exc), context)
+        finally:
+            if active_token is not None:
+                active.reset(active_token)
+            if bound is not None:
+                env.leave(bound)
         outcome.duration = time.perf_counter() - started
         outcome.values = context
         return outcome
@@ -309,10 +294,25 @@ class Executor:
         return Outcome(error.status, {"message": error.message}, error=error)
 
 
-def new_event_id() -> str:
-    """An event id for a run given none: 32 random hex digits (`random`'s generator: seeded from the
-    OS, again in a forked child, with no system call per event as `uuid4` makes)."""
-    return f"{random.getrandbits(128):032x}"
+class _EventIds:
+    """Event ids for runs given none: a random 64-bit prefix per process (drawn again in a forked
+    child) and a counter, so ids never repeat across processes and restarts, without a random draw
+    or a system call per event."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.count = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.count):016x}"
+
+
+new_event_id = _EventIds()
+"""An event id for a run given none: 32 hex digits, unique per process and across processes."""
 
 
 def _message(exc: BaseException) -> str:

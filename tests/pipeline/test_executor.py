@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -323,3 +324,22 @@ async def test_a_step_handles_its_own_errors(
     )
     outcome, _ = await run(p, {"id": "D-1"}, [failure])
     assert (outcome.status, outcome.body) == expected
+
+
+def test_event_ids_never_repeat_within_a_process_or_in_a_forked_child() -> None:
+    from engine.pipeline.executor import new_event_id
+
+    ids = {new_event_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(value) == 32 and int(value, 16) >= 0 for value in ids)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports its first id; it must not continue a copy of the parent's ids
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    from_child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(from_child) == 32 and from_child not in ids
+    assert from_child[:16] != new_event_id()[:16]

@@ -8,8 +8,8 @@ A step type is one module: its model (the YAML it accepts), `run` (what it does 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, Protocol
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,6 +33,7 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RESERVED_NAMES = frozenset({"event", "vars", "error", "loop", "args", "now", "lookup", "cursor"})
 
 Loc = tuple[Any, ...]
+_T = TypeVar("_T")
 
 
 def error_context(error: PipelineError) -> dict[str, Any]:
@@ -61,24 +62,26 @@ class Run(Protocol):
 
     context: dict[str, Any]
     connectors: Mapping[str, Any]
+    event_id: str
+    """The event's id; with a step's position it makes the step's idempotency key."""
+    verify_first: bool
+    """True when writes that have a `verify` look before they send (a replayed uncertain event)."""
+    refuse_unprotected: bool
+    """True when an earlier run may have stopped mid-way: a write nothing protects is not sent."""
 
     async def steps(self, steps: list[Any]) -> None:
         """Run a list of steps in this context (a branch, a loop body)."""
 
-    def call_options(self, step: Any) -> dict[str, Any]:
-        """What the run adds to a connector call: the remaining deadline, the idempotency key."""
+    def remaining(self) -> float | None:
+        """Seconds left of the run's deadline; None without one."""
 
-    @property
-    def verify_first(self) -> bool:
-        """True when writes that have a `verify` look before they send (a replayed uncertain event)."""
+    on_write: Callable[[float], Awaitable[None]] | None
+    """Awaited with a budget in seconds before a write that must not overlap a second delivery of the
+    event for that long (the queue keeps the event's lease at least that long); None when no queue."""
 
-    @property
-    def refuse_unprotected(self) -> bool:
-        """True when an earlier run may have stopped mid-way: a write nothing protects is not sent."""
-
-    async def before_write(self, budget: float) -> None:
-        """About to send a write that must not overlap a second delivery of the event for `budget`
-        seconds (the queue keeps the event's lease at least that long)."""
+    def prepared(self, step: Any, build: Callable[[Any, Any], _T]) -> _T:
+        """What `build(step, scope)` returns, built once per executor: what the step resolves of its
+        connectors and position (`scope.connectors`, `scope.ids`, `scope.name`)."""
 
 
 class Checker(Protocol):

@@ -35,42 +35,126 @@ class Missing(BaseModel):
     default: TemplateField | None = Field(default=None, description="Use this value instead")
 
 
-class _Request:
-    """A call's request fields, each from the step or else from the named operation."""
+class _Fields:
+    """A request's fields, each from the spec (a call step, a verify) or else from its named operation."""
 
-    def __init__(self, spec: Any, operation: Any, context: dict[str, Any]) -> None:
-        self.spec = spec
+    __slots__ = ("method", "path", "constant_path", "query", "headers", "body", "args", "scoped")
+
+    def __init__(self, spec: Any, operation: Any) -> None:
+        def pick(field: str) -> Any:
+            own = getattr(spec, field, None)
+            return own if own is not None or operation is None else getattr(operation, field, None)
+
+        self.method: str = spec.method or (operation.method if operation is not None else None) or "GET"
+        self.path = pick("path")
+        self.constant_path: str | None = "" if self.path is None else self.path.constant
+        self.query = pick("query")
+        self.headers = pick("headers")
+        self.body = pick("body")
+        self.args = getattr(spec, "args", None)
+        self.scoped = self.args is not None or operation is not None
+        """Whether the templates see `args` (a named operation's always do, `{}` without any)."""
+
+    def scope(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The context the fields render in: with `args` when they take any."""
+        if not self.scoped:
+            return context
+        return {**context, "args": _render(self.args, context) or {}}
+
+    def path_in(self, scope: Mapping[str, Any]) -> str:
+        if self.constant_path is not None:
+            return self.constant_path
+        return as_text(self.path.render(scope) or "")
+
+
+class _Verify:
+    """A verify lookup resolved: the connector it asks, its fields and what it reads of the answer."""
+
+    __slots__ = ("connector", "fields", "result", "found")
+
+    def __init__(self, spec: VerifyConfig, write_connector: Any, connectors: Mapping[str, Any]) -> None:
+        connector, operation = _target(connectors, spec.call) if spec.call else (write_connector, None)
+        self.connector = connector
+        self.fields = _Fields(spec, operation)
+        self.result = spec.result or (operation.result if operation is not None else None)
+        self.found = spec.found
+
+
+class _Plan:
+    """What a call step resolves once per executor: its target and fields, how a repeat of it is
+    protected, and the part of its idempotency key that names the step."""
+
+    __slots__ = (
+        "connector",
+        "operation",
+        "fields",
+        "result",
+        "paginate",
+        "idempotent",
+        "verify",
+        "unprotected",
+        "budget",
+        "key",
+    )
+
+    def __init__(self, step: CallStep, scope: Any) -> None:
+        connector, operation = _target(scope.connectors, step.call)
+        self.connector = connector
         self.operation = operation
-        args = getattr(spec, "args", None)
-        self.scope = context
-        if args is not None or operation is not None:
-            self.scope = {**context, "args": _render(args, context) or {}}
+        self.fields = _Fields(step, operation)
+        self.result = step.result or (operation.result if operation is not None else None)
+        self.paginate = (
+            step.paginate if step.paginate is not None else bool(getattr(operation, "paginate", False))
+        )
+        self.idempotent = (
+            step.idempotent if step.idempotent is not None else getattr(operation, "idempotent", None)
+        )
+        spec = step.verify or getattr(operation, "verify", None)
+        self.verify = _Verify(spec, connector, scope.connectors) if spec is not None else None
+        self.key = f":{scope.name}:{scope.ids.get(id(step), '')}"
+        # every call carries an idempotency key, so whether a repeat is safe is known now
+        safe = connector.safe_to_repeat(self.fields.method, self.idempotent, self.key)
+        self.unprotected = not self.paginate and not safe
+        """A write that must not overlap a second delivery of the event (and that an interrupted
+        earlier run forbids sending again, unless a verify lookup can tell)."""
+        self.budget: float = connector.config.retry.deadline
+        """How long every attempt of the call may take: the connector's retry deadline."""
 
-    def pick(self, field: str) -> Any:
-        own = getattr(self.spec, field, None)
-        if own is not None:
-            return own
-        return getattr(self.operation, field, None) if self.operation is not None else None
 
-    def render(self, field: str) -> Any:
-        return _render(self.pick(field), self.scope)
+def _looker(run: Run, verify: _Verify, scope: dict[str, Any]) -> Callable[[], Awaitable[tuple[bool, Any]]]:
+    """The verify lookup of one write, rendered in the write's own scope (its `args` included):
+    whether it found the record, and what it found."""
 
-    @property
-    def method(self) -> str:
-        return self.spec.method or (self.operation.method if self.operation is not None else None) or "GET"
+    async def look() -> tuple[bool, Any]:
+        fields = verify.fields
+        lookup_scope = fields.scope(scope)
+        try:
+            response = await verify.connector.request(
+                fields.method,
+                fields.path_in(lookup_scope),
+                query=_render(fields.query, lookup_scope),
+                headers=_render(fields.headers, lookup_scope),
+                body=_render(fields.body, lookup_scope),
+                deadline=run.remaining(),
+            )
+        except BusinessError as exc:
+            if exc.http_status == 404:
+                return False, None
+            raise
+        value = verify.result.search(response.result) if verify.result is not None else response.result
+        found = truthy(verify.found.search(value)) if verify.found is not None else truthy(value)
+        return found, value
 
-    @property
-    def path(self) -> str:
-        return as_text(self.render("path") or "")
+    return look
 
 
 def _render(template: Template | PathTemplate | None, context: Mapping[str, Any]) -> Any:
     return None if template is None else template.render(context)
 
 
-def _target(run: Run, call: str) -> tuple[Any, Any]:
+def _target(connectors: Mapping[str, Any], call: str) -> tuple[Any, Any]:
     connector_name, _, operation_name = call.partition(".")
-    connector = run.connectors[connector_name]
+    connector = connectors[connector_name]
     operation = connector.config.operations.get(operation_name) if operation_name else None
     return connector, operation
 
@@ -104,44 +188,43 @@ class CallStep(StepModel):
     )
 
     async def run(self, run: Run) -> Any:
-        connector, operation = _target(run, self.call)
-        request = _Request(self, operation, run.context)
-        spec = self.verify or getattr(operation, "verify", None)
-        verify = self._verifier(run, connector, spec, request.scope) if spec is not None else None
-        if verify is not None and run.verify_first:
-            found, value = await verify()
-            if found:
-                return value
-        paginate = self.paginate if self.paginate is not None else bool(getattr(operation, "paginate", False))
-        idempotent = (
-            self.idempotent if self.idempotent is not None else getattr(operation, "idempotent", None)
-        )
-        options = run.call_options(self)
-        method = request.method
-        if run.refuse_unprotected and verify is None and not paginate:
-            if not connector.safe_to_repeat(method, idempotent, options.get("idempotency_key")):
+        plan = run.prepared(self, _Plan)
+        fields = plan.fields
+        connector = plan.connector
+        scope = fields.scope(run.context)
+        verify = None
+        if plan.verify is not None:
+            verify = _looker(run, plan.verify, scope)
+            if run.verify_first:
+                found, value = await verify()
+                if found:
+                    return value
+        method = fields.method
+        if plan.unprotected:
+            if run.refuse_unprotected and verify is None:
                 raise UncertainError(
                     f"outcome unknown: an earlier delivery of this event stopped mid-run, and {method} "
-                    f"{request.path} on {connector.name} has no verify lookup and is not idempotent, so it "
-                    f"is not sent again. Check {connector.name}, then replay the event with --force if "
-                    "it is not there",
+                    f"{fields.path_in(scope)} on {connector.name} has no verify lookup and is not "
+                    f"idempotent, so it is not sent again. Check {connector.name}, then replay the event "
+                    "with --force if it is not there",
                     connector=connector.name,
                 )
-        if not paginate and not connector.safe_to_repeat(method, idempotent, options.get("idempotency_key")):
-            # every attempt of the write ends within the connector's retry deadline and the run's
-            remaining, own = options.get("deadline"), connector.config.retry.deadline
-            await run.before_write(own if remaining is None else min(remaining, own))
+            if run.on_write is not None:
+                # every attempt of the write ends within the connector's retry deadline and the run's
+                remaining = run.remaining()
+                await run.on_write(plan.budget if remaining is None else min(remaining, plan.budget))
         try:
             response = await connector.request(
                 method,
-                request.path,
-                query=request.render("query"),
-                headers=request.render("headers"),
-                body=request.render("body"),
-                paginate=paginate,
-                idempotent=idempotent,
+                fields.path_in(scope),
+                query=_render(fields.query, scope),
+                headers=_render(fields.headers, scope),
+                body=_render(fields.body, scope),
+                paginate=plan.paginate,
+                idempotent=plan.idempotent,
                 verify=verify,
-                **options,
+                deadline=run.remaining(),
+                idempotency_key=run.event_id + plan.key,
             )
         except BusinessError as exc:
             if self.missing is not None and exc.http_status == 404:
@@ -150,9 +233,8 @@ class CallStep(StepModel):
         if response.verified:
             return response.result
         result = response.result
-        selector = self.result or (operation.result if operation is not None else None)
-        if selector is not None:
-            result = selector.search(result)
+        if plan.result is not None:
+            result = plan.result.search(result)
         if self.missing is not None and (result is None or result == []):
             return self._missing(run.context)
         return result
@@ -186,34 +268,6 @@ class CallStep(StepModel):
         if config is not None and config.idempotency_key is not None:
             return "idempotency key"
         return None
-
-    def _verifier(
-        self, run: Run, write_connector: Any, spec: VerifyConfig, scope: dict[str, Any]
-    ) -> Callable[[], Awaitable[tuple[bool, Any]]]:
-        """The verify lookup, rendered in the write's own scope (its `args` included)."""
-
-        async def look() -> tuple[bool, Any]:
-            connector, operation = _target(run, spec.call) if spec.call else (write_connector, None)
-            request = _Request(spec, operation, scope)
-            try:
-                response = await connector.request(
-                    request.method,
-                    request.path,
-                    query=request.render("query"),
-                    headers=request.render("headers"),
-                    body=request.render("body"),
-                    deadline=run.call_options(self).get("deadline"),
-                )
-            except BusinessError as exc:
-                if exc.http_status == 404:
-                    return False, None
-                raise
-            selector = spec.result or (operation.result if operation is not None else None)
-            value = selector.search(response.result) if selector is not None else response.result
-            found = truthy(spec.found.search(value)) if spec.found is not None else truthy(value)
-            return found, value
-
-        return look
 
     def _missing(self, context: dict[str, Any]) -> Any:
         missing = self.missing
