@@ -426,12 +426,19 @@ def contender(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its threads so far (Linux `/proc`); 0 elsewhere."""
+    """User + system CPU seconds so far of a process, its threads and the processes it started (the
+    trace writer, say), from Linux `/proc`; 0 elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def measure(name: str, url: str, pid: int, seconds: float, connections: int, folder: Path) -> Result:

@@ -78,7 +78,8 @@ class Redactor:
         return own | self._also.secrets if self._also is not None else own
 
     def redact(self, value: Any) -> Any:
-        """A copy of `value` with every secret masked; dict entries named like secrets are masked whole."""
+        """A copy of `value` with every secret masked, in keys too; dict entries named like secrets are
+        masked whole."""
         if isinstance(value, str):
             pattern = self._pattern
             if pattern is not None:
@@ -88,7 +89,9 @@ class Redactor:
             return self.redact(value.decode("utf-8", "replace"))
         if isinstance(value, Mapping):
             return {
-                key: MASK if isinstance(key, str) and _SECRET_KEYS.search(key) and item else self.redact(item)
+                (self.redact(key) if isinstance(key, str) else key): (
+                    MASK if isinstance(key, str) and _SECRET_KEYS.search(key) and item else self.redact(item)
+                )
                 for key, item in value.items()
             }
         if isinstance(value, list | tuple):

@@ -41,3 +41,11 @@ def test_logging_filter(caplog):
     with caplog.at_level(logging.INFO, logger="test.redaction"):
         logger.info("login with %s", "hunter2-pass")
     assert caplog.messages == ["login with ***"]
+
+
+def test_a_secret_used_as_a_key_is_masked_too() -> None:
+    redactor = Redactor(["opensesame-4711"])
+    assert redactor.redact({"opensesame-4711": 1, "plain": {"x-opensesame-4711": 2}}) == {
+        "***": 1,
+        "plain": {"x-***": 2},
+    }

@@ -55,6 +55,7 @@ from engine.service.logging import event_context
 from engine.service.metrics import CONTENT_TYPE_LATEST, Metrics
 from engine.service.tracer import Tracer
 from engine.store import Store
+from engine.traces.writer import WriterProcess
 
 log = logging.getLogger("mesbridge.service")
 
@@ -72,7 +73,9 @@ class Service:
         store: Store | None = None,
         metrics: Metrics | None = None,
         transport: Any = None,
+        trace_writer: WriterProcess | None = None,
     ) -> None:
+        """`trace_writer` stores the traces from a process of its own (else the event loop does)."""
         self.generation = generation
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.store = store
@@ -88,7 +91,7 @@ class Service:
         self.activity = Activity()
         """The latest errors, calls and poll rounds, for the operator console."""
         self.metrics.set_version(generation.version)
-        self.tracer = Tracer(store, lambda: self.settings.traces, self.redactors, self.metrics)
+        self.tracer = Tracer(store, lambda: self.settings.traces, self.redactors, self.metrics, trace_writer)
 
     @property
     def settings(self) -> Any:

@@ -40,6 +40,7 @@ from engine.service.protocol import protocol_class
 from engine.service.queue import WorkerPool
 from engine.service.reload import Reloader
 from engine.store import Store, open_store
+from engine.traces.writer import WriterProcess
 
 log = logging.getLogger("mesbridge.service")
 
@@ -196,7 +197,12 @@ class ServiceHost:
             await store.close()
             raise StartupError(str(exc)) from None
         service = Service(
-            generation, environ=self.environ, store=store, metrics=metrics, transport=self.transport
+            generation,
+            environ=self.environ,
+            store=store,
+            metrics=metrics,
+            transport=self.transport,
+            trace_writer=WriterProcess(store_url) if store.shared else None,
         )
         self.service = service
         if self.configure_logging:

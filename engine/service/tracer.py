@@ -23,8 +23,9 @@ from engine.config.settings import Traces
 from engine.errors import StoreError
 from engine.recorder import Recorder
 from engine.redaction import Redactor
-from engine.store import Store, StoredTrace
-from engine.traces.document import Finished, Masker, dumps, encode, new_id, search_text
+from engine.store import Store
+from engine.traces.document import Finished, Masker, dumps, encode, new_id, raw, stored
+from engine.traces.writer import WriterProcess
 
 if TYPE_CHECKING:
     from engine.pipeline.executor import Outcome
@@ -50,8 +51,11 @@ class Tracer:
         settings: Callable[[], Traces],
         redactors: Callable[[], list[Redactor]],
         metrics: Metrics,
+        writer: WriterProcess | None = None,
     ) -> None:
+        """`writer` masks, caps and stores the batches in a process of its own (else the loop does)."""
         self.store = store
+        self.writer = writer
         self.settings = settings
         self.redactors = redactors
         self.metrics = metrics
@@ -133,29 +137,55 @@ class Tracer:
         while self._waiting:
             if not await self.flush():
                 break
+        if self.writer is not None:
+            await self.writer.close()
 
     async def flush(self) -> bool:
         """Write one batch of waiting traces; False when the store failed (that batch is dropped)."""
         if self.store is None or not self._waiting:
             return True
         batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
-        settings = self.settings()
+        limit = self.settings().max_body_bytes
+        if self.writer is not None:
+            return await self._send(batch, limit, self.writer)
         masker = Masker(self.redactors())
         rows = []
         for finished in batch:
             try:
-                rows.append(stored(*encode(finished, masker, settings.max_body_bytes)))
+                rows.append(stored(*encode(finished, masker, limit)))
             except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
                 log.exception("cannot record the trace of %s", finished.event_id)
                 self.metrics.traces.labels("dropped").inc()
         try:
             await self.store.add_traces(rows)
         except StoreError as exc:
-            log.warning("cannot write %d trace(s): %s", len(rows), exc)
-            self.metrics.traces.labels("dropped").inc(len(rows))
-            return False
+            return self._lost(len(rows), exc)
         self.metrics.traces.labels("written").inc(len(rows))
         return True
+
+    async def _send(self, batch: list[Finished], limit: int, writer: WriterProcess) -> bool:
+        """Hand a batch to the writer process as raw documents; it masks, caps and stores them."""
+        payloads = []
+        for finished in batch:
+            try:
+                payloads.append(dumps(raw(finished)))
+            except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
+                log.exception("cannot record the trace of %s", finished.event_id)
+                self.metrics.traces.labels("dropped").inc()
+        secrets = sorted(set().union(*(redactor.secrets for redactor in self.redactors())))
+        try:
+            written, dropped = await writer.write(limit, secrets, payloads)
+        except StoreError as exc:
+            return self._lost(len(payloads), exc)
+        self.metrics.traces.labels("written").inc(written)
+        if dropped:
+            self.metrics.traces.labels("dropped").inc(dropped)
+        return True
+
+    def _lost(self, count: int, exc: StoreError) -> bool:
+        log.warning("cannot write %d trace(s): %s", count, exc)
+        self.metrics.traces.labels("dropped").inc(count)
+        return False
 
     async def prune(self) -> int:
         """Delete the traces retention no longer keeps; how many."""
@@ -185,21 +215,3 @@ class Tracer:
             except StoreError as exc:
                 log.warning("cannot prune traces: %s", exc)
             await asyncio.sleep(PRUNE_INTERVAL)
-
-
-def stored(document: dict[str, Any], data: bytes | None = None) -> StoredTrace:
-    """A trace document as the store keeps it (also to copy traces from one store to another);
-    `data` is its JSON when it is at hand."""
-    return StoredTrace(
-        id=document["id"],
-        received=datetime.fromisoformat(document["received"]),
-        pipeline=document["pipeline"],
-        event_id=document["event_id"],
-        source=document["source"],
-        outcome=document["outcome"],
-        status=document.get("status"),
-        duration=document["duration"],
-        version=document["version"],
-        search=search_text(document),
-        document=(dumps(document) if data is None else data).decode("utf-8"),
-    )

@@ -204,6 +204,10 @@ class Store(ABC):
     A backend registers in `STORES` under its URL scheme and builds itself with `from_url`.
     """
 
+    shared: bool = True
+    """Whether another process opening the same URL reaches the same data (an in-memory database
+    does not); the service's trace writer process needs it."""
+
     kind: ClassVar[str]
 
     @classmethod

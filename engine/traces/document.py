@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from engine.connectors.urls import split_call
 from engine.errors import PipelineError
 from engine.recorder import Recorder
 from engine.redaction import Redactor
+from engine.store.base import StoredTrace
 
 __all__ = [
     "OUTCOMES",
@@ -38,9 +39,13 @@ __all__ = [
     "Masker",
     "build",
     "encode",
+    "loads",
     "new_id",
     "outcome_of",
+    "raw",
+    "seal",
     "search_text",
+    "stored",
 ]
 
 OUTCOMES = ("ok", "skipped", "failed", "uncertain")
@@ -152,6 +157,15 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, default=str, separators=(",", ":")).encode("ascii")
 
 
+def loads(data: bytes) -> Any:
+    """What `dumps` wrote, read back: by orjson, or by the standard library where orjson refuses (a
+    lone surrogate's escape, an integer over 64 bits)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def _written(secret: str) -> tuple[bytes, ...]:
     """The bytes a secret is in a trace's JSON: as text (a bare string body) and as JSON writes it."""
     found = [secret.encode("utf-8", "surrogatepass"), json.dumps(secret)[1:-1].encode("ascii")]
@@ -166,10 +180,10 @@ def _seconds(value: float) -> float:
     return round(value, 6)
 
 
-def _error(error: PipelineError | None, mask: Callable[[Any], Any]) -> dict[str, Any] | None:
+def _error(error: PipelineError | None) -> dict[str, Any] | None:
     if error is None:
         return None
-    found: dict[str, Any] = {"message": mask(error.message), "kind": error.kind}
+    found: dict[str, Any] = {"message": error.message, "kind": error.kind}
     for name in ("connector", "http_status"):
         value = getattr(error, name, None)
         if value:
@@ -177,23 +191,17 @@ def _error(error: PipelineError | None, mask: Callable[[Any], Any]) -> dict[str,
     return found
 
 
-def _whole(value: Any, _limit: int = 0) -> Any:
-    return value
-
-
-def _call(
-    step: str | None, end: float, record: Any, body: Callable[[Any, int], Any], limit: int
-) -> dict[str, Any]:
-    path, query = split_call(str(body(record.raw_url, 1 << 20)), record.base_url)
+def _call(step: str | None, end: float, record: Any) -> dict[str, Any]:
+    path, query = split_call(record.raw_url, record.base_url)
     call: dict[str, Any] = {
         "step": step,
         "connector": record.connector,
         "method": record.method,
         "path": path,
         "query": query,
-        "request": body(record.raw_request, limit),
+        "request": record.raw_request,
         "status": record.status,
-        "reply": body(record.raw_reply, limit),
+        "reply": record.raw_reply,
         "latency": _seconds(record.latency),
         "attempt": record.attempt,
         "end": _seconds(end),
@@ -201,16 +209,14 @@ def _call(
     if record.failure is not None:
         call["failure"] = record.failure
     if record.error:
-        call["error"] = body(record.error, limit)
+        call["error"] = record.error
     if record.login:
         call["login"] = True
     return call
 
 
-def _assemble(
-    finished: Finished, body: Callable[[Any, int], Any], mask: Callable[[Any], Any], limit: int
-) -> dict[str, Any]:
-    """The document, each body passed through `body` and each message through `mask`."""
+def raw(finished: Finished) -> dict[str, Any]:
+    """The document of a finished run as recorded: nothing masked, nothing capped (see `seal`)."""
     recorder = finished.recorder
     steps = []
     for mark in recorder.steps:
@@ -224,7 +230,7 @@ def _assemble(
         if mark.name:
             step["name"] = mark.name
         if mark.error is not None:
-            step["error"] = mask(mark.error)
+            step["error"] = mark.error
         steps.append(step)
     document: dict[str, Any] = {
         "id": finished.id,
@@ -237,11 +243,11 @@ def _assemble(
         "duration": _seconds(finished.duration),
         "outcome": finished.outcome,
         "status": finished.status,
-        "reply": body(finished.reply, limit),
-        "error": _error(finished.error, mask),
-        "event": body(finished.event, limit),
+        "reply": finished.reply,
+        "error": _error(finished.error),
+        "event": finished.event,
         "steps": steps,
-        "calls": [_call(step, end, record, body, limit) for step, end, record in recorder.calls],
+        "calls": [_call(step, end, record) for step, end, record in recorder.calls],
     }
     if finished.attempt is not None:
         document["attempt"] = finished.attempt
@@ -251,24 +257,74 @@ def _assemble(
     return document
 
 
-def encode(finished: Finished, masker: Masker, max_body_bytes: int) -> tuple[dict[str, Any], bytes]:
-    """The trace document of a finished run, redacted by `masker` and with bodies capped, and its JSON.
+def _masked(document: dict[str, Any], masker: Masker, limit: int) -> dict[str, Any]:
+    """A raw document (as `raw` made it, or as its JSON reads back) with every body masked and capped
+    and every message, path and query masked."""
+    body, mask = masker.body, masker.mask
+    found = dict(document)
+    found["reply"] = body(document["reply"], limit)
+    found["event"] = body(document["event"], limit)
+    if document["error"] is not None:
+        found["error"] = {**document["error"], "message": mask(document["error"]["message"])}
+    found["steps"] = [
+        {**step, "error": mask(step["error"])} if "error" in step else step for step in document["steps"]
+    ]
+    calls = []
+    for call in document["calls"]:
+        call = dict(call)
+        call["path"] = mask(call["path"])
+        call["query"] = mask(call["query"])
+        call["request"] = body(call["request"], limit)
+        call["reply"] = body(call["reply"], limit)
+        if "error" in call:
+            call["error"] = body(call["error"], limit)
+        calls.append(call)
+    found["calls"] = calls
+    return found
 
-    Most runs need neither: the document is assembled as recorded and serialized once, and when its
-    JSON holds no secret (nor a name like one) and is within the cap as a whole, so is every body in
-    it, and that is the document. Otherwise each body is masked and capped on its own.
+
+def seal(
+    document: dict[str, Any], data: bytes, masker: Masker, max_body_bytes: int
+) -> tuple[dict[str, Any], bytes]:
+    """A raw document and its JSON (`data`) made fit to keep: redacted by `masker`, bodies capped.
+
+    Most runs need neither: when the JSON holds no secret (nor a name like one) and is within the cap
+    as a whole, so is every body in it, and that is the document. Otherwise each body is masked and
+    capped on its own.
     """
-    document = _assemble(finished, _whole, _whole, max_body_bytes)
-    data = dumps(document)
     if len(data) <= max_body_bytes and not masker.suspect(data):
         return document, data
-    document = _assemble(finished, masker.body, masker.mask, max_body_bytes)
+    document = _masked(document, masker, max_body_bytes)
     return document, dumps(document)
+
+
+def encode(finished: Finished, masker: Masker, max_body_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """The trace document of a finished run, redacted by `masker` and with bodies capped, and its JSON."""
+    document = raw(finished)
+    return seal(document, dumps(document), masker, max_body_bytes)
 
 
 def build(finished: Finished, masker: Masker, max_body_bytes: int) -> dict[str, Any]:
     """The trace document of a finished run, redacted by `masker` and with bodies capped."""
     return encode(finished, masker, max_body_bytes)[0]
+
+
+def stored(document: dict[str, Any], data: bytes | None = None) -> StoredTrace:
+    """A trace document as the store keeps it (also to copy traces from one store to another);
+    `data` is its JSON when it is at hand."""
+    return StoredTrace(
+        id=document["id"],
+        received=datetime.fromisoformat(document["received"]),
+        pipeline=document["pipeline"],
+        event_id=document["event_id"],
+        source=document["source"],
+        outcome=document["outcome"],
+        status=document.get("status"),
+        duration=document["duration"],
+        version=document["version"],
+        search=search_text(document),
+        document=(dumps(document) if data is None else data).decode("utf-8"),
+    )
 
 
 def search_text(document: dict[str, Any]) -> str:

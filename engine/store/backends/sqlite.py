@@ -154,6 +154,7 @@ class SQLiteStore(Store):
         if synchronous.lower() not in _SYNCHRONOUS:
             raise StoreError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {synchronous!r}")
         self.path = path
+        self.shared = path != ":memory:"
         self._synchronous = _SYNCHRONOUS[synchronous.lower()]
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesbridge-sqlite")

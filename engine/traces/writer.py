@@ -1,0 +1,165 @@
+"""The trace writer: a child process that masks, caps, indexes and stores batches of traces.
+
+The service's event loop only records a run and writes its raw document as JSON; everything else a
+trace costs (the secret scan, masking and caps, the search text, the store's insert and the disk)
+happens here, in a process of its own that shares no interpreter lock with the loop. The service
+starts it on the first batch and again if it ever exits.
+
+The parent writes, on the child's standard input, the store URL on one line, then one frame per batch:
+a 4-byte big-endian length and a pickle of `(max_body_bytes, secrets, [raw JSON, ...])`. The secrets
+are the values the service's redactors know when the batch is sent (a token refreshed since is in
+the next batch). The child answers each frame with one line: `ok WRITTEN DROPPED` or `error MESSAGE`.
+The pipe is private to the two processes; nothing in it is logged.
+
+    python -m engine.traces.writer        (started by the service; not a command for users)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+from typing import IO, Any
+
+from engine.errors import StoreError
+from engine.redaction import Redactor
+from engine.store import Store, open_store
+from engine.traces.document import Masker, loads, seal, stored
+
+__all__ = ["WriterProcess"]
+
+log = logging.getLogger("mesbridge.traces")
+
+_HEADER = struct.Struct(">I")
+STOP_TIMEOUT = 10.0
+"""Seconds the child has, once its input is closed, to write what it holds and exit."""
+
+
+class WriterProcess:
+    """The service's side of the trace writer: sends batches, reads their outcome, restarts the
+    child when it has exited."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._child: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    async def write(self, max_body_bytes: int, secrets: list[str], payloads: list[bytes]) -> tuple[int, int]:
+        """Store one batch of raw trace documents; (written, dropped as unreadable). A StoreError when
+        the store refused the batch or the child stopped before answering (the batch is lost)."""
+        frame = pickle.dumps((max_body_bytes, secrets, payloads), protocol=pickle.HIGHEST_PROTOCOL)
+        async with self._lock:
+            child = await self._running()
+            assert child.stdin is not None and child.stdout is not None
+            try:
+                child.stdin.write(_HEADER.pack(len(frame)) + frame)
+                await child.stdin.drain()
+                line = await child.stdout.readline()
+            except (BrokenPipeError, ConnectionResetError):
+                line = b""
+            if not line:
+                await self._reap()
+                raise StoreError("the trace writer process stopped; it starts again for the next batch")
+        answer, _, rest = line.decode("utf-8", "replace").strip().partition(" ")
+        if answer != "ok":
+            raise StoreError(rest or "the trace writer gave no reason")
+        written, _, dropped = rest.partition(" ")
+        return int(written), int(dropped or 0)
+
+    async def close(self) -> None:
+        """Let the child finish what it holds and exit (killed if it takes over STOP_TIMEOUT)."""
+        async with self._lock:
+            child, self._child = self._child, None
+            if child is None or child.returncode is not None:
+                return
+            assert child.stdin is not None
+            child.stdin.close()
+            try:
+                await asyncio.wait_for(child.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("the trace writer did not stop within %g s; killed", STOP_TIMEOUT)
+                child.kill()
+                await child.wait()
+
+    async def _running(self) -> asyncio.subprocess.Process:
+        child = self._child
+        if child is None or child.returncode is not None:
+            child = self._child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "engine.traces.writer",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert child.stdin is not None
+            child.stdin.write(self.url.encode("utf-8") + b"\n")  # not in argv, where `ps` shows it
+        return child
+
+    async def _reap(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            await child.wait()
+
+
+def serve(source: IO[bytes], answers: IO[bytes], store: Store) -> None:
+    """Write every batch `source` holds into `store`, answering each on `answers`, until end of input."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            header = source.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return
+            frame = source.read(_HEADER.unpack(header)[0])
+            max_body_bytes, secrets, payloads = pickle.loads(frame)  # noqa: S301 - from the parent only
+            rows, dropped = _rows(max_body_bytes, secrets, payloads)
+            try:
+                loop.run_until_complete(store.add_traces(rows))
+            except StoreError as exc:
+                answers.write(b"error " + " ".join(str(exc).split()).encode("utf-8") + b"\n")
+            else:
+                answers.write(b"ok %d %d\n" % (len(rows), dropped))
+            answers.flush()
+    finally:
+        with contextlib.suppress(StoreError):
+            loop.run_until_complete(store.close())
+        loop.close()
+
+
+def _rows(max_body_bytes: int, secrets: list[str], payloads: list[bytes]) -> tuple[list[Any], int]:
+    masker = Masker([Redactor(secrets)])
+    rows, dropped = [], 0
+    for data in payloads:
+        try:
+            rows.append(stored(*seal(loads(data), data, masker, max_body_bytes)))
+        except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
+            log.exception("cannot record a trace")
+            dropped += 1
+    return rows, dropped
+
+
+def main() -> None:
+    # the parent stops the child by closing its input, once it has written what it holds: a Ctrl-C or
+    # a SIGTERM sent to the whole process group must not end the child first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="mesbridge trace writer: %(message)s")
+    source, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but answers reaches the parent's pipe
+    url = source.readline().decode("utf-8").strip()
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        log.error("%s", exc)
+        os._exit(1)
+    serve(source, answers, store)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The trace writer process: what it stores is what the loop would have stored; it masks with the
+secrets each batch brings, survives a bad trace, restarts after a crash and stops only when told."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.connectors.connector import CallRecord
+from engine.errors import BusinessError, StoreError
+from engine.recorder import Recorder
+from engine.redaction import Redactor
+from engine.store import TraceQuery, open_store
+from engine.traces.document import Finished, Masker, dumps, encode, loads, raw
+from engine.traces.writer import WriterProcess, _rows
+
+SECRET = "s3cr3t-token-value"
+
+bodies = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from([SECRET, f"Bearer {SECRET}", "hunter22", "\ud800"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["a", "token", "password", "note", "items", SECRET]), children, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+
+
+def _finished(event: object, reply: object, request: object, *, error: bool = False) -> Finished:
+    recorder = Recorder()
+    mark = recorder.enter("steps[0]", "call", "report")
+    recorder.call(
+        CallRecord(
+            "erp",
+            "POST",
+            "/reports",
+            500 if error else 201,
+            0.002,
+            1,
+            f"erp answered HTTP 500: {SECRET}" if error else None,
+            "unapplied" if error else None,
+            Redactor([SECRET]),
+            f"http://erp/api/reports?key={SECRET}&n=1",
+            request,
+            reply,
+            "http://erp/api",
+        )
+    )
+    recorder.leave(mark, "failed" if error else "ok", f"refused {SECRET}" if error else None)
+    return Finished(
+        "0123456789abcdef01234567",
+        "erp.report",
+        "erp",
+        "v1",
+        "webhook",
+        "erp.report:ev-1",
+        datetime(2030, 1, 1, tzinfo=UTC),
+        event,
+        422 if error else 200,
+        reply,
+        BusinessError(f"no: {SECRET}", connector="erp") if error else None,
+        False,
+        0.01,
+        recorder,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(event=bodies, reply=bodies, request=bodies, error=st.booleans(), limit=st.sampled_from([64, 4096]))
+def test_the_writer_stores_exactly_what_the_loop_would(
+    event: object, reply: object, request: object, error: bool, limit: int
+) -> None:
+    finished = _finished(event, reply, request, error=error)
+    _, expected = encode(finished, Masker([Redactor([SECRET])]), limit)
+    [row], dropped = _rows(limit, [SECRET], [dumps(raw(finished))])
+    assert dropped == 0
+    assert loads(row.document.encode()) == loads(expected)
+    assert SECRET not in row.document and SECRET not in row.search
+
+
+def test_a_trace_that_cannot_be_read_is_dropped_and_counted_and_the_rest_are_written() -> None:
+    good = dumps(raw(_finished({"wo": "WO-1"}, {"ok": True}, {"n": 1})))
+    rows, dropped = _rows(4096, [], [b"{not json", good])
+    assert dropped == 1 and [row.id for row in rows] == ["0123456789abcdef01234567"]
+
+
+async def _stored_ids(url: str) -> list[str]:
+    store = open_store(url)
+    try:
+        return [summary.id for summary in await store.list_traces(TraceQuery())]
+    finally:
+        await store.close()
+
+
+def _child_pid(writer: WriterProcess) -> int:
+    assert writer._child is not None
+    return writer._child.pid
+
+
+async def test_batches_reach_the_store_and_secrets_sent_with_them_are_masked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'traces.db'}"
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+    writer = WriterProcess(url)
+    try:
+        document = raw(_finished({"wo": "WO-7", "note": SECRET}, {"ok": True}, {"n": 1}))
+        assert await writer.write(4096, [SECRET], [dumps(document)]) == (1, 0)
+        cmdline = Path(f"/proc/{_child_pid(writer)}/cmdline").read_bytes()
+        assert url.encode() not in cmdline  # the store URL (a password, perhaps) is not in `ps`
+    finally:
+        await writer.close()
+    store = open_store(url)
+    try:
+        [summary] = await store.list_traces(TraceQuery())
+        stored = await store.get_trace(summary.id)
+    finally:
+        await store.close()
+    assert stored is not None and stored["event"] == {"wo": "WO-7", "note": "***"}
+    assert SECRET not in orjson.dumps(stored).decode()
+
+
+async def test_a_crashed_writer_loses_only_the_batch_in_hand_and_starts_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'traces.db'}"
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+    writer = WriterProcess(url)
+    first = raw(_finished({"wo": "WO-1"}, {"ok": True}, {"n": 1}))
+    second = {**first, "id": "0123456789abcdef0123456f"}
+    try:
+        assert await writer.write(4096, [], [dumps(first)]) == (1, 0)
+        os.kill(_child_pid(writer), signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert await writer.write(4096, [], [dumps(second)]) == (1, 0)
+    finally:
+        await writer.close()
+    assert sorted(await _stored_ids(url)) == sorted([first["id"], second["id"]])
+
+
+async def test_a_store_that_fails_is_a_store_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'never-migrated.db'}"  # no traces table: every insert fails
+    writer = WriterProcess(url)
+    try:
+        with pytest.raises(StoreError):
+            await writer.write(4096, [], [dumps(raw(_finished({"wo": "WO-1"}, None, None)))])
+    finally:
+        await writer.close()
+
+
+async def test_ctrl_c_and_sigterm_to_the_process_group_leave_the_writer_to_the_service(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'traces.db'}"
+    store = open_store(url)
+    await store.migrate()
+    await store.close()
+    writer = WriterProcess(url)
+    document = raw(_finished({"wo": "WO-1"}, {"ok": True}, {"n": 1}))
+    try:
+        assert await writer.write(4096, [], [dumps(document)]) == (1, 0)
+        pid = _child_pid(writer)
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        assert writer._child is not None and writer._child.returncode is None
+        again = {**document, "id": "0123456789abcdef0123456f"}
+        assert await writer.write(4096, [], [dumps(again)]) == (1, 0)
+    finally:
+        await writer.close()
+    assert writer._child is None
+    assert len(await _stored_ids(url)) == 2
