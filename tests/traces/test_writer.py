@@ -99,6 +99,16 @@ def test_a_trace_that_cannot_be_read_is_dropped_and_counted_and_the_rest_are_wri
     assert dropped == 1 and [row.id for row in rows] == ["0123456789abcdef01234567"]
 
 
+@pytest.fixture(name="url")
+async def migrated_store_url(tmp_path: Path) -> str:
+    """A migrated SQLite store's URL."""
+    found = f"sqlite:///{tmp_path / 'traces.db'}"
+    store = open_store(found)
+    await store.migrate()
+    await store.close()
+    return found
+
+
 async def _stored_ids(url: str) -> list[str]:
     store = open_store(url)
     try:
@@ -112,11 +122,7 @@ def _child_pid(writer: WriterProcess) -> int:
     return writer._child.pid
 
 
-async def test_batches_reach_the_store_and_secrets_sent_with_them_are_masked(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'traces.db'}"
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
+async def test_batches_reach_the_store_and_secrets_sent_with_them_are_masked(url: str) -> None:
     writer = WriterProcess(url)
     try:
         document = raw(_finished({"wo": "WO-7", "note": SECRET}, {"ok": True}, {"n": 1}))
@@ -135,11 +141,7 @@ async def test_batches_reach_the_store_and_secrets_sent_with_them_are_masked(tmp
     assert SECRET not in orjson.dumps(stored).decode()
 
 
-async def test_a_crashed_writer_loses_only_the_batch_in_hand_and_starts_again(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'traces.db'}"
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
+async def test_a_crashed_writer_loses_only_the_batch_in_hand_and_starts_again(url: str) -> None:
     writer = WriterProcess(url)
     first = raw(_finished({"wo": "WO-1"}, {"ok": True}, {"n": 1}))
     second = {**first, "id": "0123456789abcdef0123456f"}
@@ -163,13 +165,7 @@ async def test_a_store_that_fails_is_a_store_error(tmp_path: Path) -> None:
         await writer.close()
 
 
-async def test_ctrl_c_and_sigterm_to_the_process_group_leave_the_writer_to_the_service(
-    tmp_path: Path,
-) -> None:
-    url = f"sqlite:///{tmp_path / 'traces.db'}"
-    store = open_store(url)
-    await store.migrate()
-    await store.close()
+async def test_ctrl_c_and_sigterm_to_the_process_group_leave_the_writer_to_the_service(url: str) -> None:
     writer = WriterProcess(url)
     document = raw(_finished({"wo": "WO-1"}, {"ok": True}, {"n": 1}))
     try:
