@@ -24,7 +24,7 @@ from engine.errors import StoreError
 from engine.recorder import Recorder
 from engine.redaction import Redactor
 from engine.store import Store
-from engine.traces.document import Finished, Masker, dumps, encode, new_id, raw, stored
+from engine.traces.document import Finished, new_id, pack, stored, stored_rows
 from engine.traces.writer import WriterProcess
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ class Tracer:
         self.settings = settings
         self.redactors = redactors
         self.metrics = metrics
-        self._waiting: collections.deque[Finished] = collections.deque()
+        self._waiting: collections.deque[bytes | dict[str, Any]] = collections.deque()
+        """Finished runs, packed: as JSON, they hold no references for the garbage collector to chase."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.last_prune: float | None = None
@@ -71,12 +72,18 @@ class Tracer:
         return Recorder()
 
     def finish(self, finished: Finished) -> None:
-        """A traced run ended: keep it for the next write (never blocks, never raises)."""
+        """A traced run ended: keep its raw document for the next write (never blocks, never raises)."""
+        try:
+            data = pack(finished)
+        except Exception:  # noqa: BLE001 - an odd trace is dropped, never the event
+            log.exception("cannot record the trace of %s", finished.event_id)
+            self.metrics.traces.labels("dropped").inc()
+            return
         waiting = self._waiting
         if len(waiting) >= self.settings().buffer:
             waiting.popleft()
             self.metrics.traces.labels("dropped").inc()
-        waiting.append(finished)
+        waiting.append(data)
         if len(waiting) >= BATCH:
             self._wake.set()
 
@@ -146,37 +153,16 @@ class Tracer:
             return True
         batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
         limit = self.settings().max_body_bytes
-        if self.writer is not None:
-            return await self._send(batch, limit, self.writer)
-        masker = Masker(self.redactors())
-        rows = []
-        for finished in batch:
-            try:
-                rows.append(stored(*encode(finished, masker, limit)))
-            except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
-                log.exception("cannot record the trace of %s", finished.event_id)
-                self.metrics.traces.labels("dropped").inc()
-        try:
-            await self.store.add_traces(rows)
-        except StoreError as exc:
-            return self._lost(len(rows), exc)
-        self.metrics.traces.labels("written").inc(len(rows))
-        return True
-
-    async def _send(self, batch: list[Finished], limit: int, writer: WriterProcess) -> bool:
-        """Hand a batch to the writer process as raw documents; it masks, caps and stores them."""
-        payloads = []
-        for finished in batch:
-            try:
-                payloads.append(dumps(raw(finished)))
-            except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
-                log.exception("cannot record the trace of %s", finished.event_id)
-                self.metrics.traces.labels("dropped").inc()
         secrets = sorted(set().union(*(redactor.secrets for redactor in self.redactors())))
         try:
-            written, dropped = await writer.write(limit, secrets, payloads)
+            if self.writer is not None:
+                written, dropped = await self.writer.write(limit, secrets, batch)
+            else:
+                rows, dropped = stored_rows(limit, secrets, batch)
+                await self.store.add_traces(rows)
+                written = len(rows)
         except StoreError as exc:
-            return self._lost(len(payloads), exc)
+            return self._lost(len(batch), exc)
         self.metrics.traces.labels("written").inc(written)
         if dropped:
             self.metrics.traces.labels("dropped").inc(dropped)

@@ -16,6 +16,7 @@ replaced by `{"$truncated": <its JSON's size in bytes>, "head": <the start of it
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Iterable
@@ -39,14 +40,17 @@ __all__ = [
     "Masker",
     "build",
     "encode",
-    "loads",
     "new_id",
     "outcome_of",
+    "pack",
     "raw",
     "seal",
     "search_text",
     "stored",
+    "stored_rows",
 ]
+
+log = logging.getLogger("mesbridge.traces")
 
 OUTCOMES = ("ok", "skipped", "failed", "uncertain")
 SOURCES = ("webhook", "queue", "poll", "replay")
@@ -157,13 +161,14 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, default=str, separators=(",", ":")).encode("ascii")
 
 
-def loads(data: bytes) -> Any:
-    """What `dumps` wrote, read back: by orjson, or by the standard library where orjson refuses (a
-    lone surrogate's escape, an integer over 64 bits)."""
+def pack(finished: Finished) -> bytes | dict[str, Any]:
+    """A finished run's raw document as it waits to be written: its JSON when orjson writes it (and
+    so reads it back exactly), else the document itself (a lone surrogate, an integer over 64 bits)."""
+    document = raw(finished)
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+        return orjson.dumps(document, default=str)
+    except (TypeError, orjson.JSONEncodeError):
+        return document
 
 
 def _written(secret: str) -> tuple[bytes, ...]:
@@ -325,6 +330,23 @@ def stored(document: dict[str, Any], data: bytes | None = None) -> StoredTrace:
         search=search_text(document),
         document=(dumps(document) if data is None else data).decode("utf-8"),
     )
+
+
+def stored_rows(
+    max_body_bytes: int, secrets: list[str], packed: list[bytes | dict[str, Any]]
+) -> tuple[list[StoredTrace], int]:
+    """Raw documents, as `pack` left them, made into store rows: `secrets` masked, bodies capped to
+    `max_body_bytes`; and how many could not be read (logged and left out)."""
+    masker = Masker([Redactor(secrets)])
+    rows, dropped = [], 0
+    for item in packed:
+        try:
+            document, data = (orjson.loads(item), item) if isinstance(item, bytes) else (item, dumps(item))
+            rows.append(stored(*seal(document, data, masker, max_body_bytes)))
+        except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
+            log.exception("cannot record a trace")
+            dropped += 1
+    return rows, dropped
 
 
 def search_text(document: dict[str, Any]) -> str:

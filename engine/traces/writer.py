@@ -6,7 +6,8 @@ happens here, in a process of its own that shares no interpreter lock with the l
 starts it on the first batch and again if it ever exits.
 
 The parent writes, on the child's standard input, the store URL on one line, then one frame per batch:
-a 4-byte big-endian length and a pickle of `(max_body_bytes, secrets, [raw JSON, ...])`. The secrets
+a 4-byte big-endian length and a pickle of `(max_body_bytes, secrets, [packed document, ...])`
+(`engine.traces.document.pack`: its JSON, or the document where orjson cannot write it). The secrets
 are the values the service's redactors know when the batch is sent (a token refreshed since is in
 the next batch). The child answers each frame with one line: `ok WRITTEN DROPPED` or `error MESSAGE`.
 The pipe is private to the two processes; nothing in it is logged.
@@ -27,9 +28,8 @@ import sys
 from typing import IO, Any
 
 from engine.errors import StoreError
-from engine.redaction import Redactor
 from engine.store import Store, open_store
-from engine.traces.document import Masker, loads, seal, stored
+from engine.traces.document import stored_rows
 
 __all__ = ["WriterProcess"]
 
@@ -49,9 +49,12 @@ class WriterProcess:
         self._child: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
 
-    async def write(self, max_body_bytes: int, secrets: list[str], payloads: list[bytes]) -> tuple[int, int]:
-        """Store one batch of raw trace documents; (written, dropped as unreadable). A StoreError when
-        the store refused the batch or the child stopped before answering (the batch is lost)."""
+    async def write(
+        self, max_body_bytes: int, secrets: list[str], payloads: list[bytes | dict[str, Any]]
+    ) -> tuple[int, int]:
+        """Store one batch of packed trace documents (`engine.traces.document.pack`); (written,
+        dropped as unreadable). A StoreError when the store refused the batch or the child stopped
+        before answering (the batch is lost)."""
         frame = pickle.dumps((max_body_bytes, secrets, payloads), protocol=pickle.HIGHEST_PROTOCOL)
         async with self._lock:
             child = await self._running()
@@ -118,7 +121,7 @@ def serve(source: IO[bytes], answers: IO[bytes], store: Store) -> None:
                 return
             frame = source.read(_HEADER.unpack(header)[0])
             max_body_bytes, secrets, payloads = pickle.loads(frame)  # noqa: S301 - from the parent only
-            rows, dropped = _rows(max_body_bytes, secrets, payloads)
+            rows, dropped = stored_rows(max_body_bytes, secrets, payloads)
             try:
                 loop.run_until_complete(store.add_traces(rows))
             except StoreError as exc:
@@ -130,18 +133,6 @@ def serve(source: IO[bytes], answers: IO[bytes], store: Store) -> None:
         with contextlib.suppress(StoreError):
             loop.run_until_complete(store.close())
         loop.close()
-
-
-def _rows(max_body_bytes: int, secrets: list[str], payloads: list[bytes]) -> tuple[list[Any], int]:
-    masker = Masker([Redactor(secrets)])
-    rows, dropped = [], 0
-    for data in payloads:
-        try:
-            rows.append(stored(*seal(loads(data), data, masker, max_body_bytes)))
-        except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
-            log.exception("cannot record a trace")
-            dropped += 1
-    return rows, dropped
 
 
 def main() -> None:
