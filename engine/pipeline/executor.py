@@ -94,7 +94,7 @@ async def run_steps(
     scope: StepScope, steps: list[Any], context: dict[str, Any], *, deadline: float | None = None
 ) -> dict[str, Any]:
     """Run `steps` in `context` (e.g. a poll source's steps before its listing); the context after."""
-    run = _Run(scope, context, deadline, new_event_id(), False, False, None, None)
+    run = _Run(scope, context, deadline, None, False, False, None, None)
     await run.steps(steps)
     return context
 
@@ -108,7 +108,7 @@ class _Run:
         "connectors",
         "deadline",
         "ends",
-        "event_id",
+        "_event_id",
         "verify_first",
         "refuse_unprotected",
         "on_write",
@@ -121,23 +121,31 @@ class _Run:
         scope: StepScope,
         context: dict[str, Any],
         deadline: float | None,
-        event_id: str,
+        event_id: str | None,
         verify_first: bool,
         refuse_unprotected: bool,
         on_write: Callable[[float], Awaitable[None]] | None,
         recorder: Recorder | None,
     ) -> None:
+        """`event_id` None: one is made if a step asks for it."""
         self.scope = scope
         self.context = context
         self.connectors = scope.connectors
         self.deadline = deadline
         self.ends = None if deadline is None else time.monotonic() + deadline
-        self.event_id = event_id
+        self._event_id = event_id
         self.verify_first = verify_first
         self.refuse_unprotected = refuse_unprotected
         self.on_write = on_write
         self.recorder = recorder
         self._plans = scope.plans
+
+    @property
+    def event_id(self) -> str:
+        event_id = self._event_id
+        if event_id is None:
+            event_id = self._event_id = new_event_id()
+        return event_id
 
     def remaining(self) -> float | None:
         return None if self.ends is None else self.ends - time.monotonic()
@@ -246,7 +254,7 @@ class Executor:
                 self.scope,
                 context,
                 deadline,
-                event_id or new_event_id(),
+                event_id or None,
                 verify_first,
                 refuse_unprotected,
                 on_write,

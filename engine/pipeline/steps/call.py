@@ -95,6 +95,7 @@ class _Plan:
         "unprotected",
         "budget",
         "key",
+        "sends_key",
     )
 
     def __init__(self, step: CallStep, scope: Any) -> None:
@@ -112,6 +113,8 @@ class _Plan:
         spec = step.verify or getattr(operation, "verify", None)
         self.verify = _Verify(spec, connector, scope.connectors) if spec is not None else None
         self.key = f":{scope.name}:{scope.ids.get(id(step), '')}"
+        self.sends_key = getattr(connector.config, "idempotency_key", None) is not None
+        """Whether the connector sends an idempotency key: else the key would change nothing."""
         # every call carries an idempotency key, so whether a repeat is safe is known now
         safe = connector.safe_to_repeat(self.fields.method, self.idempotent, self.key)
         self.unprotected = not self.paginate and not safe
@@ -224,7 +227,7 @@ class CallStep(StepModel):
                 idempotent=plan.idempotent,
                 verify=verify,
                 deadline=run.remaining(),
-                idempotency_key=run.event_id + plan.key,
+                idempotency_key=run.event_id + plan.key if plan.sends_key else None,
             )
         except BusinessError as exc:
             if self.missing is not None and exc.http_status == 404:
