@@ -427,17 +427,21 @@ def contender(
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds so far of a process, its threads and the processes it started (the
-    trace writer, say), from Linux `/proc`; 0 elsewhere."""
+    trace writer, say: those still running, and those it waited for), from Linux `/proc`; 0 elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # utime, stime, then cutime, cstime: the children that ended and were waited for
+    own = sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    try:
         children = [
             int(child)
             for task in Path(f"/proc/{pid}/task").iterdir()
             for child in (task / "children").read_text().split()
         ]
-    except OSError:
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:  # a kernel without /proc/PID/task/TID/children: the process alone
+        children = []
     return own + sum(cpu_seconds(child) for child in children)
 
 

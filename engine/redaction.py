@@ -15,7 +15,15 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "SECRETS_READ", "RedactingFilter", "Redactor", "environment_redactor", "is_secret_name"]
+__all__ = [
+    "MASK",
+    "SECRETS_READ",
+    "RedactingFilter",
+    "Redactor",
+    "distinct",
+    "environment_redactor",
+    "is_secret_name",
+]
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -88,15 +96,26 @@ class Redactor:
         if isinstance(value, bytes):
             return self.redact(value.decode("utf-8", "replace"))
         if isinstance(value, Mapping):
-            return {
-                (self.redact(key) if isinstance(key, str) else key): (
-                    MASK if isinstance(key, str) and _SECRET_KEYS.search(key) and item else self.redact(item)
-                )
-                for key, item in value.items()
-            }
+            masked: dict[Any, Any] = {}
+            for key, item in value.items():
+                named = isinstance(key, str)
+                found = MASK if named and _SECRET_KEYS.search(key) and item else self.redact(item)
+                masked[distinct(self.redact(key), masked) if named else key] = found
+            return masked
         if isinstance(value, list | tuple):
             return [self.redact(item) for item in value]
         return value
+
+
+def distinct(key: str, taken: Mapping[Any, Any]) -> str:
+    """`key` if it is not in `taken`, else `key #2`, `key #3`, ...: the first that is not (two keys
+    that mask alike both stay)."""
+    if key not in taken:
+        return key
+    number = 2
+    while f"{key} #{number}" in taken:
+        number += 1
+    return f"{key} #{number}"
 
 
 SECRETS_READ = Redactor()

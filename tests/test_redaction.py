@@ -49,3 +49,12 @@ def test_a_secret_used_as_a_key_is_masked_too() -> None:
         "***": 1,
         "plain": {"x-***": 2},
     }
+
+
+def test_keys_masked_alike_are_both_kept() -> None:
+    redactor = Redactor(["opensesame-4711", "letmein-0815"])
+    assert redactor.redact({"k-opensesame-4711": 1, "k-letmein-0815": 2, "k-***": 3}) == {
+        "k-***": 1,
+        "k-*** #2": 2,
+        "k-*** #3": 3,
+    }

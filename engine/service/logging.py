@@ -6,13 +6,12 @@ while an event runs (including the connectors' own) carries them without being p
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -31,15 +30,23 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
-@contextlib.contextmanager
-def event_context(pipeline: str | None, event_id: str | None = None) -> Iterator[None]:
-    """Within the block, log records carry this pipeline and event id."""
-    tokens = (_pipeline.set(pipeline), _event_id.set(event_id))
-    try:
-        yield
-    finally:
-        _pipeline.reset(tokens[0])
-        _event_id.reset(tokens[1])
+class event_context:  # noqa: N801 - used as a function: `with event_context(name):`
+    """Within the block, log records carry this pipeline and event id (a class, not a generator: it
+    is entered on every request)."""
+
+    __slots__ = ("pipeline", "event_id", "_tokens")
+
+    def __init__(self, pipeline: str | None, event_id: str | None = None) -> None:
+        self.pipeline = pipeline
+        self.event_id = event_id
+
+    def __enter__(self) -> None:
+        self._tokens = (_pipeline.set(self.pipeline), _event_id.set(self.event_id))
+
+    def __exit__(self, *exc: object) -> None:
+        pipeline, event_id = self._tokens
+        _pipeline.reset(pipeline)
+        _event_id.reset(event_id)
 
 
 class _ContextFilter(logging.Filter):

@@ -25,7 +25,7 @@ from engine.recorder import Recorder
 from engine.redaction import Redactor
 from engine.store import Store
 from engine.traces.document import Finished, new_id, pack, stored, stored_rows
-from engine.traces.writer import WriterProcess
+from engine.traces.writer import WriterProcess, WriterUnavailable
 
 if TYPE_CHECKING:
     from engine.pipeline.executor import Outcome
@@ -56,6 +56,7 @@ class Tracer:
         """`writer` masks, caps and stores the batches in a process of its own (else the loop does)."""
         self.store = store
         self.writer = writer
+        self._writer_down = False
         self.settings = settings
         self.redactors = redactors
         self.metrics = metrics
@@ -155,21 +156,42 @@ class Tracer:
         limit = self.settings().max_body_bytes
         secrets = sorted(set().union(*(redactor.secrets for redactor in self.redactors())))
         try:
-            if self.writer is not None:
-                written, dropped = await self.writer.write(limit, secrets, batch)
-            else:
-                rows, dropped = stored_rows(limit, secrets, batch)
-                await self.store.add_traces(rows)
-                written = len(rows)
+            written, dropped = await self._write(limit, secrets, batch)
+        except asyncio.CancelledError:  # stopping: `stop` writes it; stored twice, the id keeps one
+            self._waiting.extendleft(reversed(batch))
+            raise
         except StoreError as exc:
-            return self._lost(len(batch), exc)
+            return self._lost(len(batch), str(exc))
+        except Exception:  # noqa: BLE001 - traces are a diagnosis: never stop writing them
+            log.exception("cannot write %d trace(s)", len(batch))
+            return self._lost(len(batch), None)
         self.metrics.traces.labels("written").inc(written)
         if dropped:
             self.metrics.traces.labels("dropped").inc(dropped)
         return True
 
-    def _lost(self, count: int, exc: StoreError) -> bool:
-        log.warning("cannot write %d trace(s): %s", count, exc)
+    async def _write(self, limit: int, secrets: list[str], batch: list[Any]) -> tuple[int, int]:
+        """Store a batch through the writer process, or here when there is none or it is down."""
+        assert self.store is not None
+        if self.writer is not None:
+            try:
+                found = await self.writer.write(limit, secrets, batch)
+            except WriterUnavailable as exc:
+                if not exc.pausing:
+                    log.warning("%s; the service writes its traces itself until it is back", exc)
+            else:
+                if self._writer_down:
+                    log.info("the trace writer process is back")
+                self._writer_down = False
+                return found
+            self._writer_down = True
+        rows, dropped = stored_rows(limit, secrets, batch)
+        await self.store.add_traces(rows)
+        return len(rows), dropped
+
+    def _lost(self, count: int, reason: str | None) -> bool:
+        if reason is not None:
+            log.warning("cannot write %d trace(s): %s", count, reason)
         self.metrics.traces.labels("dropped").inc(count)
         return False
 
@@ -190,9 +212,8 @@ class Tracer:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
             self._wake.clear()
             while self._waiting:
-                await self.flush()
-                if len(self._waiting) < BATCH:
-                    break
+                if not await self.flush() or len(self._waiting) < BATCH:
+                    break  # a failing store is tried again at the next interval, not in a loop
 
     async def _prune_loop(self) -> None:
         while True:

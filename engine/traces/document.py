@@ -29,7 +29,7 @@ import orjson
 from engine.connectors.urls import split_call
 from engine.errors import PipelineError
 from engine.recorder import Recorder
-from engine.redaction import Redactor
+from engine.redaction import Redactor, distinct
 from engine.store.base import StoredTrace
 
 __all__ = [
@@ -278,7 +278,11 @@ def _masked(document: dict[str, Any], masker: Masker, limit: int) -> dict[str, A
     for call in document["calls"]:
         call = dict(call)
         call["path"] = mask(call["path"])
-        call["query"] = mask(call["query"])
+        # by value only, as the URL was: a parameter named like a secret (`page_token`) is a cursor
+        query: dict[str, Any] = {}
+        for name, value in call["query"].items():
+            query[distinct(mask(name), query)] = mask(value)
+        call["query"] = query
         call["request"] = body(call["request"], limit)
         call["reply"] = body(call["reply"], limit)
         if "error" in call:

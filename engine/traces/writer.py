@@ -25,54 +25,107 @@ import pickle
 import signal
 import struct
 import sys
+import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from engine.errors import StoreError
 from engine.store import Store, open_store
 from engine.traces.document import stored_rows
 
-__all__ = ["WriterProcess"]
+__all__ = ["WriterProcess", "WriterUnavailable"]
 
 log = logging.getLogger("mesbridge.traces")
 
 _HEADER = struct.Struct(">I")
 STOP_TIMEOUT = 10.0
 """Seconds the child has, once its input is closed, to write what it holds and exit."""
+WRITE_TIMEOUT = 60.0
+"""Seconds one batch may take (a store that hangs): then the child is killed and replaced."""
+RESTART_BACKOFF = 0.5
+"""Seconds before a child is started again after a failure; doubled for each failure in a row, up
+to 64 times this."""
+
+
+class WriterUnavailable(Exception):
+    """The writer process cannot take a batch now (it cannot start, it stopped or hung, or it is
+    waiting to be started again); the batch was not stored, and may be written some other way."""
+
+    def __init__(self, message: str, *, pausing: bool = False) -> None:
+        super().__init__(message)
+        self.pausing = pausing
+        """True while waiting to start the child again (the failure was reported already)."""
 
 
 class WriterProcess:
-    """The service's side of the trace writer: sends batches, reads their outcome, restarts the
-    child when it has exited."""
+    """The service's side of the trace writer: sends batches and reads their outcome. A child that
+    stops, hangs or is interrupted mid-batch is killed; the next one starts after a pause that grows
+    with each failure in a row (RESTART_BACKOFF), and until then `write` raises WriterUnavailable."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        command: tuple[str, ...] = (sys.executable, "-m", "engine.traces.writer"),
+        timeout: float = WRITE_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
+        self.command = command
+        self.timeout = timeout
+        self.clock = clock
+        self.failures = 0
+        """Failures in a row; 0 once a batch has been answered."""
         self._child: asyncio.subprocess.Process | None = None
+        self._retry_at = 0.0
         self._lock = asyncio.Lock()
 
     async def write(
         self, max_body_bytes: int, secrets: list[str], payloads: list[bytes | dict[str, Any]]
     ) -> tuple[int, int]:
         """Store one batch of packed trace documents (`engine.traces.document.pack`); (written,
-        dropped as unreadable). A StoreError when the store refused the batch or the child stopped
-        before answering (the batch is lost)."""
+        dropped as unreadable). StoreError: the store refused the batch. WriterUnavailable: the child
+        could not take it (the batch was not stored)."""
         frame = pickle.dumps((max_body_bytes, secrets, payloads), protocol=pickle.HIGHEST_PROTOCOL)
         async with self._lock:
-            child = await self._running()
-            assert child.stdin is not None and child.stdout is not None
-            try:
-                child.stdin.write(_HEADER.pack(len(frame)) + frame)
-                await child.stdin.drain()
-                line = await child.stdout.readline()
-            except (BrokenPipeError, ConnectionResetError):
-                line = b""
-            if not line:
-                await self._reap()
-                raise StoreError("the trace writer process stopped; it starts again for the next batch")
+            if self.failures and self.clock() < self._retry_at:
+                raise WriterUnavailable("the trace writer process starts again after a pause", pausing=True)
+            line = await self._exchange(frame)
         answer, _, rest = line.decode("utf-8", "replace").strip().partition(" ")
-        if answer != "ok":
+        if answer == "error":
             raise StoreError(rest or "the trace writer gave no reason")
         written, _, dropped = rest.partition(" ")
         return int(written), int(dropped or 0)
+
+    async def _exchange(self, frame: bytes) -> bytes:
+        """Send one frame and read its answer; anything but an answer kills the child, since a frame
+        left unanswered would pair every later answer with the wrong batch."""
+        try:
+            child = await self._running()
+            assert child.stdin is not None and child.stdout is not None
+            async with asyncio.timeout(self.timeout):
+                child.stdin.write(_HEADER.pack(len(frame)))
+                child.stdin.write(frame)
+                await child.stdin.drain()
+                line = await child.stdout.readline()
+            if not line.startswith((b"ok ", b"error ")) or not line.endswith(b"\n"):
+                raise WriterUnavailable(f"the trace writer process stopped{await self._reap()}")
+        except WriterUnavailable:
+            self._failed()
+            raise
+        except (OSError, ValueError, TimeoutError) as exc:
+            reason = "gave no answer in time" if isinstance(exc, TimeoutError) else f"failed: {exc}"
+            self._failed()
+            raise WriterUnavailable(f"the trace writer process {reason}{await self._reap()}") from None
+        except BaseException:  # cancelled mid-batch: the child's next answer would be this batch's
+            await asyncio.shield(self._reap())
+            raise
+        self.failures = 0
+        return line
+
+    def _failed(self) -> None:
+        self.failures += 1
+        self._retry_at = self.clock() + RESTART_BACKOFF * 2 ** min(self.failures - 1, 6)
 
     async def close(self) -> None:
         """Let the child finish what it holds and exit (killed if it takes over STOP_TIMEOUT)."""
@@ -93,22 +146,21 @@ class WriterProcess:
         child = self._child
         if child is None or child.returncode is not None:
             child = self._child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "engine.traces.writer",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+                *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
             )
             assert child.stdin is not None
             child.stdin.write(self.url.encode("utf-8") + b"\n")  # not in argv, where `ps` shows it
         return child
 
-    async def _reap(self) -> None:
+    async def _reap(self) -> str:
+        """Kill the child; how it ended, for the message."""
         child, self._child = self._child, None
-        if child is not None:
-            with contextlib.suppress(ProcessLookupError):
-                child.kill()
-            await child.wait()
+        if child is None:
+            return ""
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        code = await child.wait()
+        return f" (exit status {code})" if code is not None and code > 0 else ""
 
 
 def serve(source: IO[bytes], answers: IO[bytes], store: Store) -> None:
@@ -120,12 +172,13 @@ def serve(source: IO[bytes], answers: IO[bytes], store: Store) -> None:
             if len(header) < _HEADER.size:
                 return
             frame = source.read(_HEADER.unpack(header)[0])
-            max_body_bytes, secrets, payloads = pickle.loads(frame)  # noqa: S301 - from the parent only
-            rows, dropped = stored_rows(max_body_bytes, secrets, payloads)
             try:
+                max_body_bytes, secrets, payloads = pickle.loads(frame)  # noqa: S301 - the parent's
+                rows, dropped = stored_rows(max_body_bytes, secrets, payloads)
                 loop.run_until_complete(store.add_traces(rows))
-            except StoreError as exc:
-                answers.write(b"error " + " ".join(str(exc).split()).encode("utf-8") + b"\n")
+            except Exception as exc:  # noqa: BLE001 - answered, so the parent drops only this batch
+                reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+                answers.write(b"error " + " ".join(reason.split()).encode("utf-8", "replace") + b"\n")
             else:
                 answers.write(b"ok %d %d\n" % (len(rows), dropped))
             answers.flush()

@@ -4,9 +4,12 @@ secrets each batch brings, survives a bad trace, restarts after a crash and stop
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
+import sqlite3
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,10 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.config.settings import Traces
 from engine.connectors.connector import CallRecord
 from engine.errors import BusinessError, StoreError
 from engine.recorder import Recorder
 from engine.redaction import Redactor
+from engine.service.metrics import Metrics
+from engine.service.tracer import Tracer
 from engine.store import TraceQuery, open_store
 from engine.traces.document import Finished, Masker, encode, pack, raw, stored_rows
 from engine.traces.writer import WriterProcess
@@ -149,7 +155,8 @@ async def test_a_crashed_writer_loses_only_the_batch_in_hand_and_starts_again(ur
     try:
         assert await writer.write(4096, [], [orjson.dumps(first)]) == (1, 0)
         os.kill(_child_pid(writer), signal.SIGKILL)
-        await asyncio.sleep(0.2)
+        assert writer._child is not None
+        await writer._child.wait()
         assert await writer.write(4096, [], [orjson.dumps(second)]) == (1, 0)
     finally:
         await writer.close()
@@ -160,8 +167,10 @@ async def test_a_store_that_fails_is_a_store_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'never-migrated.db'}"  # no traces table: every insert fails
     writer = WriterProcess(url)
     try:
-        with pytest.raises(StoreError):
-            await writer.write(4096, [], [pack(_finished({"wo": "WO-1"}, None, None))])
+        for _ in range(2):  # answered by the child, which stays up for the next batch
+            with pytest.raises(StoreError, match="traces"):
+                await writer.write(4096, [], [pack(_finished({"wo": "WO-1"}, None, None))])
+            assert writer._child is not None and writer._child.returncode is None
     finally:
         await writer.close()
 
@@ -182,3 +191,109 @@ async def test_ctrl_c_and_sigterm_to_the_process_group_leave_the_writer_to_the_s
         await writer.close()
     assert writer._child is None
     assert len(await _stored_ids(url)) == 2
+
+
+def _tracer(url: str, writer: WriterProcess | None) -> Tracer:
+    return Tracer(open_store(url), Traces, lambda: [Redactor([SECRET])], Metrics(), writer)
+
+
+def _written(tracer: Tracer, result: str) -> float:
+    return tracer.metrics.traces.labels(result)._value.get()
+
+
+def _runs(count: int) -> list[Finished]:
+    return [
+        dataclasses.replace(_finished({"wo": f"WO-{n}"}, {"ok": True}, {"n": n}), id=f"{n:024x}")
+        for n in range(count)
+    ]
+
+
+async def test_a_writer_that_cannot_start_leaves_the_service_writing_its_traces(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = WriterProcess(url, command=("false",))
+    tracer = _tracer(url, writer)
+    try:
+        for finished in _runs(3):
+            tracer.finish(finished)
+        assert await tracer.flush()
+        assert writer.failures == 1 and "the service writes its traces itself" in caplog.text
+        tracer.finish(_runs(4)[3])
+        assert await tracer.flush()  # within the pause: written here, no second start
+        assert writer.failures == 1
+    finally:
+        await tracer.stop()
+        assert tracer.store is not None
+        await tracer.store.close()
+    assert len(await _stored_ids(url)) == 4 and _written(tracer, "written") == 4
+
+
+async def test_a_writer_that_hangs_is_killed_and_the_batch_written_by_the_service(url: str) -> None:
+    hangs = (sys.executable, "-c", "import sys, time; sys.stdin.buffer.readline(); time.sleep(60)")
+    writer = WriterProcess(url, command=hangs, timeout=0.5)
+    tracer = _tracer(url, writer)
+    try:
+        tracer.finish(_runs(1)[0])
+        assert await tracer.flush()
+        assert writer._child is None and writer.failures == 1
+    finally:
+        await tracer.stop()
+        assert tracer.store is not None
+        await tracer.store.close()
+    assert len(await _stored_ids(url)) == 1
+
+
+async def test_a_batch_interrupted_mid_write_is_kept_for_stop_and_later_answers_stay_paired(
+    url: str, tmp_path: Path
+) -> None:
+    writer = WriterProcess(url)
+    tracer = _tracer(url, writer)
+    lock = sqlite3.connect(tmp_path / "traces.db", isolation_level=None)
+    try:
+        tracer.finish(_runs(1)[0])
+        assert await tracer.flush()  # the child is up
+        lock.execute("BEGIN EXCLUSIVE")  # the child's next insert waits for the database
+        for finished in _runs(3)[1:]:
+            tracer.finish(finished)
+        flushing = asyncio.create_task(tracer.flush())
+        await asyncio.sleep(0.5)
+        flushing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flushing
+        assert tracer.waiting == 2 and writer._child is None  # kept; the child that held it killed
+        lock.execute("ROLLBACK")
+        later = [pack(finished) for finished in _runs(6)[3:]]
+        assert await writer.write(4096, [], later) == (3, 0)
+        assert await writer.write(4096, [], later[:1]) == (1, 0)
+    finally:
+        lock.close()
+        await tracer.stop()  # writes the two kept traces
+        assert tracer.store is not None
+        await tracer.store.close()
+    assert len(await _stored_ids(url)) == 6
+
+
+def test_paths_and_queries_are_masked_by_value_as_they_were_sent() -> None:
+    encoded = "ab'c\\d-" + SECRET
+    recorder = Recorder()
+    recorder.call(
+        CallRecord(
+            "erp",
+            "GET",
+            "/reports",
+            200,
+            0.001,
+            1,
+            None,
+            None,
+            Redactor([encoded]),
+            "http://erp/api/reports/ab%27c%5Cd-" + SECRET + "?q=ab%27c%5Cd-" + SECRET + "&page_token=c2",
+            None,
+            None,
+            "http://erp/api",
+        )
+    )
+    finished = dataclasses.replace(_finished(None, None, None), recorder=recorder)
+    [row], _ = stored_rows(4096, [encoded], [pack(finished)])
+    [call] = json.loads(row.document)["calls"]
+    assert call["path"] == "/reports/***" and call["query"] == {"q": "***", "page_token": "c2"}
