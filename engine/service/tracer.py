@@ -60,7 +60,7 @@ class Tracer:
         self.settings = settings
         self.redactors = redactors
         self.metrics = metrics
-        self._waiting: collections.deque[bytes | dict[str, Any]] = collections.deque()
+        self._waiting: collections.deque[bytes | tuple[Any, ...]] = collections.deque()
         """Finished runs, packed: as JSON, they hold no references for the garbage collector to chase."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

@@ -19,7 +19,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,7 @@ __all__ = [
     "search_text",
     "stored",
     "stored_rows",
+    "unpack",
 ]
 
 log = logging.getLogger("mesbridge.traces")
@@ -161,14 +162,62 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, default=str, separators=(",", ":")).encode("ascii")
 
 
-def pack(finished: Finished) -> bytes | dict[str, Any]:
-    """A finished run's raw document as it waits to be written: its JSON when orjson writes it (and
-    so reads it back exactly), else the document itself (a lone surrogate, an integer over 64 bits)."""
-    document = raw(finished)
+def pack(finished: Finished) -> bytes | tuple[Any, ...]:
+    """A finished run as it waits to be written, at the least cost to the event: its fields as
+    recorded, in a tuple (`unpack` makes the document of it), as JSON when orjson writes it (and so
+    reads it back exactly), else the tuple itself (a lone surrogate, an integer over 64 bits)."""
+    row = _row(finished)
     try:
-        return orjson.dumps(document, default=str)
+        return orjson.dumps(row, default=str)
     except (TypeError, orjson.JSONEncodeError):
-        return document
+        return row
+
+
+def _row(finished: Finished) -> tuple[Any, ...]:
+    error = finished.error
+    recorder = finished.recorder
+    return (
+        finished.id,
+        finished.pipeline,
+        finished.binding,
+        finished.version,
+        finished.source,
+        finished.event_id,
+        finished.received.isoformat(),
+        finished.duration,
+        finished.outcome,
+        finished.status,
+        finished.reply,
+        None if error is None else _error(error),
+        finished.event,
+        [(m.id, m.kind, m.start, m.duration, m.status, m.name, m.error) for m in recorder.steps],
+        [
+            (
+                step,
+                end,
+                r.connector,
+                r.method,
+                r.raw_url,
+                r.base_url,
+                r.raw_request,
+                r.status,
+                r.raw_reply,
+                r.latency,
+                r.attempt,
+                r.failure,
+                r.error,
+            )
+            for step, end, r in recorder.calls
+        ],
+        finished.attempt,
+        finished.then,
+        finished.extra,
+    )
+
+
+def raw(finished: Finished) -> dict[str, Any]:
+    """The document of a finished run as recorded: nothing masked, nothing capped (see `seal`)."""
+    return unpack(_row(finished))
 
 
 def _written(secret: str) -> tuple[bytes, ...]:
@@ -185,9 +234,7 @@ def _seconds(value: float) -> float:
     return round(value, 6)
 
 
-def _error(error: PipelineError | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
+def _error(error: PipelineError) -> dict[str, Any]:
     found: dict[str, Any] = {"message": error.message, "kind": error.kind}
     for name in ("connector", "http_status"):
         value = getattr(error, name, None)
@@ -196,69 +243,85 @@ def _error(error: PipelineError | None) -> dict[str, Any] | None:
     return found
 
 
-def _call(step: str | None, end: float, record: Any) -> dict[str, Any]:
-    path, query = split_call(record.raw_url, record.base_url)
+def _call(row: Sequence[Any]) -> dict[str, Any]:
+    (
+        step,
+        end,
+        connector,
+        method,
+        raw_url,
+        base_url,
+        request,
+        status,
+        reply,
+        latency,
+        attempt,
+        failure,
+        error,
+    ) = row
+    path, query = split_call(raw_url, base_url)
     call: dict[str, Any] = {
         "step": step,
-        "connector": record.connector,
-        "method": record.method,
+        "connector": connector,
+        "method": method,
         "path": path,
         "query": query,
-        "request": record.raw_request,
-        "status": record.status,
-        "reply": record.raw_reply,
-        "latency": _seconds(record.latency),
-        "attempt": record.attempt,
+        "request": request,
+        "status": status,
+        "reply": reply,
+        "latency": _seconds(latency),
+        "attempt": attempt,
         "end": _seconds(end),
     }
-    if record.failure is not None:
-        call["failure"] = record.failure
-    if record.error:
-        call["error"] = record.error
-    if record.login:
-        call["login"] = True
+    if failure is not None:
+        call["failure"] = failure
+    if error:
+        call["error"] = error
+    if attempt == 0:
+        call["login"] = True  # an auth kind's login call, not one the pipeline asked for
     return call
 
 
-def raw(finished: Finished) -> dict[str, Any]:
-    """The document of a finished run as recorded: nothing masked, nothing capped (see `seal`)."""
-    recorder = finished.recorder
+def unpack(row: Sequence[Any]) -> dict[str, Any]:
+    """The raw document of a packed run (the tuple `pack` made, or its JSON read back)."""
+    (id, pipeline, binding, version, source, event_id, received, duration, outcome, status, reply) = row[:11]
+    error, event, marks, calls, attempt, then, extra = row[11:]
     steps = []
-    for mark in recorder.steps:
+    for mark_id, kind, start, took, mark_status, name, mark_error in marks:
         step: dict[str, Any] = {
-            "id": mark.id,
-            "type": mark.kind,
-            "start": _seconds(mark.start),
-            "duration": _seconds(mark.duration),
-            "status": mark.status,
+            "id": mark_id,
+            "type": kind,
+            "start": _seconds(start),
+            "duration": _seconds(took),
+            "status": mark_status,
         }
-        if mark.name:
-            step["name"] = mark.name
-        if mark.error is not None:
-            step["error"] = mark.error
+        if name:
+            step["name"] = name
+        if mark_error is not None:
+            step["error"] = mark_error
         steps.append(step)
     document: dict[str, Any] = {
-        "id": finished.id,
-        "pipeline": finished.pipeline,
-        "binding": finished.binding,
-        "version": finished.version,
-        "source": finished.source,
-        "event_id": finished.event_id,
-        "received": finished.received.isoformat(),
-        "duration": _seconds(finished.duration),
-        "outcome": finished.outcome,
-        "status": finished.status,
-        "reply": finished.reply,
-        "error": _error(finished.error),
-        "event": finished.event,
+        "id": id,
+        "pipeline": pipeline,
+        "binding": binding,
+        "version": version,
+        "source": source,
+        "event_id": event_id,
+        "received": received,
+        "duration": _seconds(duration),
+        "outcome": outcome,
+        "status": status,
+        "reply": reply,
+        "error": error,
+        "event": event,
         "steps": steps,
-        "calls": [_call(step, end, record) for step, end, record in recorder.calls],
+        "calls": [_call(call) for call in calls],
     }
-    if finished.attempt is not None:
-        document["attempt"] = finished.attempt
-    if finished.then is not None:
-        document["then"] = finished.then
-    document.update(finished.extra)
+    if attempt is not None:
+        document["attempt"] = attempt
+    if then is not None:
+        document["then"] = then
+    document.update(extra)
     return document
 
 
@@ -337,16 +400,16 @@ def stored(document: dict[str, Any], data: bytes | None = None) -> StoredTrace:
 
 
 def stored_rows(
-    max_body_bytes: int, secrets: list[str], packed: list[bytes | dict[str, Any]]
+    max_body_bytes: int, secrets: list[str], packed: list[bytes | tuple[Any, ...]]
 ) -> tuple[list[StoredTrace], int]:
-    """Raw documents, as `pack` left them, made into store rows: `secrets` masked, bodies capped to
+    """Runs, as `pack` left them, made into store rows: `secrets` masked, bodies capped to
     `max_body_bytes`; and how many could not be read (logged and left out)."""
     masker = Masker([Redactor(secrets)])
     rows, dropped = [], 0
     for item in packed:
         try:
-            document, data = (orjson.loads(item), item) if isinstance(item, bytes) else (item, dumps(item))
-            rows.append(stored(*seal(document, data, masker, max_body_bytes)))
+            document = unpack(orjson.loads(item) if isinstance(item, bytes) else item)
+            rows.append(stored(*seal(document, dumps(document), masker, max_body_bytes)))
         except Exception:  # noqa: BLE001 - one odd trace must not lose the batch
             log.exception("cannot record a trace")
             dropped += 1

@@ -7,7 +7,8 @@ starts it on the first batch and again if it ever exits.
 
 The parent writes, on the child's standard input, the store URL on one line, then one frame per batch:
 a 4-byte big-endian length and a pickle of `(max_body_bytes, secrets, [packed document, ...])`
-(`engine.traces.document.pack`: its JSON, or the document where orjson cannot write it). The secrets
+(`engine.traces.document.pack`: the run's recorded fields as JSON, or as a tuple where orjson
+cannot write them). The secrets
 are the values the service's redactors know when the batch is sent (a token refreshed since is in
 the next batch). The child answers each frame with one line: `ok WRITTEN DROPPED` or `error MESSAGE`.
 The pipe is private to the two processes; nothing in it is logged.
@@ -81,7 +82,7 @@ class WriterProcess:
         self._lock = asyncio.Lock()
 
     async def write(
-        self, max_body_bytes: int, secrets: list[str], payloads: list[bytes | dict[str, Any]]
+        self, max_body_bytes: int, secrets: list[str], payloads: list[bytes | tuple[Any, ...]]
     ) -> tuple[int, int]:
         """Store one batch of packed trace documents (`engine.traces.document.pack`); (written,
         dropped as unreadable). StoreError: the store refused the batch. WriterUnavailable: the child

@@ -26,7 +26,7 @@ from engine.redaction import Redactor
 from engine.service.metrics import Metrics
 from engine.service.tracer import Tracer
 from engine.store import TraceQuery, open_store
-from engine.traces.document import Finished, Masker, encode, pack, raw, stored_rows
+from engine.traces.document import Finished, Masker, encode, pack, stored_rows
 from engine.traces.writer import WriterProcess
 
 SECRET = "s3cr3t-token-value"
@@ -132,8 +132,8 @@ def _child_pid(writer: WriterProcess) -> int:
 async def test_batches_reach_the_store_and_secrets_sent_with_them_are_masked(url: str) -> None:
     writer = WriterProcess(url)
     try:
-        document = raw(_finished({"wo": "WO-7", "note": SECRET}, {"ok": True}, {"n": 1}))
-        assert await writer.write(4096, [SECRET], [orjson.dumps(document)]) == (1, 0)
+        finished = _finished({"wo": "WO-7", "note": SECRET}, {"ok": True}, {"n": 1})
+        assert await writer.write(4096, [SECRET], [pack(finished)]) == (1, 0)
         cmdline = Path(f"/proc/{_child_pid(writer)}/cmdline").read_bytes()
         assert url.encode() not in cmdline  # the store URL (a password, perhaps) is not in `ps`
     finally:
@@ -150,17 +150,16 @@ async def test_batches_reach_the_store_and_secrets_sent_with_them_are_masked(url
 
 async def test_a_crashed_writer_loses_only_the_batch_in_hand_and_starts_again(url: str) -> None:
     writer = WriterProcess(url)
-    first = raw(_finished({"wo": "WO-1"}, {"ok": True}, {"n": 1}))
-    second = {**first, "id": "0123456789abcdef0123456f"}
+    first, second = _runs(2)
     try:
-        assert await writer.write(4096, [], [orjson.dumps(first)]) == (1, 0)
+        assert await writer.write(4096, [], [pack(first)]) == (1, 0)
         os.kill(_child_pid(writer), signal.SIGKILL)
         assert writer._child is not None
         await writer._child.wait()
-        assert await writer.write(4096, [], [orjson.dumps(second)]) == (1, 0)
+        assert await writer.write(4096, [], [pack(second)]) == (1, 0)
     finally:
         await writer.close()
-    assert sorted(await _stored_ids(url)) == sorted([first["id"], second["id"]])
+    assert sorted(await _stored_ids(url)) == sorted([first.id, second.id])
 
 
 async def test_a_store_that_fails_is_a_store_error(tmp_path: Path) -> None:
@@ -177,16 +176,15 @@ async def test_a_store_that_fails_is_a_store_error(tmp_path: Path) -> None:
 
 async def test_ctrl_c_and_sigterm_to_the_process_group_leave_the_writer_to_the_service(url: str) -> None:
     writer = WriterProcess(url)
-    document = raw(_finished({"wo": "WO-1"}, {"ok": True}, {"n": 1}))
+    first, again = _runs(2)
     try:
-        assert await writer.write(4096, [], [orjson.dumps(document)]) == (1, 0)
+        assert await writer.write(4096, [], [pack(first)]) == (1, 0)
         pid = _child_pid(writer)
         os.kill(pid, signal.SIGINT)
         os.kill(pid, signal.SIGTERM)
         await asyncio.sleep(0.2)
         assert writer._child is not None and writer._child.returncode is None
-        again = {**document, "id": "0123456789abcdef0123456f"}
-        assert await writer.write(4096, [], [orjson.dumps(again)]) == (1, 0)
+        assert await writer.write(4096, [], [pack(again)]) == (1, 0)
     finally:
         await writer.close()
     assert writer._child is None
