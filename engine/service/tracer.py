@@ -1,8 +1,10 @@
 """The service's traces: each finished run queued in memory, written to the store in batches, and
 old ones pruned, all off the event's path.
 
-A run costs the event only its recording (`engine.recorder`); the document (redaction, size
-caps, JSON) is built and written by a background task, many traces per transaction. Traces are a
+A run costs the event its recording (`engine.recorder`) and one `pack` of what was recorded; a
+background task hands the packed runs, many per transaction, to the trace writer process
+(`engine.traces.writer`), which builds the documents (redaction, size caps, search text) and stores
+them; without one (a store in memory), or while it is down, the task does that itself. Traces are a
 diagnosis, not a delivery: when the buffer is full or the store fails, the oldest waiting traces are
 dropped and counted (`mesbridge_traces_total{result="dropped"}`), and no event waits or fails for it.
 Every replica prunes (by age, then count); the deletes are idempotent, so replicas need no leader.
