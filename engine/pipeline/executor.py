@@ -113,7 +113,7 @@ class _Run:
         "refuse_unprotected",
         "on_write",
         "recorder",
-        "_plans",
+        "prepared",
     )
 
     def __init__(
@@ -138,7 +138,8 @@ class _Run:
         self.refuse_unprotected = refuse_unprotected
         self.on_write = on_write
         self.recorder = recorder
-        self._plans = scope.plans
+        self.prepared = scope.prepared
+        """What each step prepared once for the scope (`StepScope.prepared`)."""
 
     @property
     def event_id(self) -> str:
@@ -149,13 +150,6 @@ class _Run:
 
     def remaining(self) -> float | None:
         return None if self.ends is None else self.ends - time.monotonic()
-
-    def prepared(self, step: Any, build: Callable[[Any, StepScope], _T]) -> _T:
-        try:
-            plan: _T = self._plans[id(step)]
-        except KeyError:
-            plan = self.scope.prepared(step, build)
-        return plan
 
     async def steps(self, steps: list[Any]) -> None:
         context = self.context
