@@ -25,8 +25,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The stack with two work orders sent while the MES was down: both are dead letters."""
+    """The stack with two work orders sent while the MES was down: both are dead letters.
+
+    A lookup first makes the engine log in to the MES, so that each trace starts with the work-order
+    call the outage refuses, not with a refused login (which one comes first would otherwise depend on
+    whether the poller's first round ran before the outage)."""
     with console_stack(tmp_path_factory.mktemp("console")) as running:
+        assert running.post_event("/wo-check", {"workorderNumber": "WO-0"}).status_code == 404
         running.faults("nextplus", down=True)
         for number in (FAILED, GUARDED):
             event = {"eventId": f"ev-{number}", "workorderNumber": number, "sku": "VALVE-7", "quantity": 12}
