@@ -36,16 +36,17 @@ class Variables:
     """A binding's `vars`, whose `${…}` references resolve each time they are read (lazily, like a
     template's): `value()` is the mapping itself when nothing in it refers to anything."""
 
-    __slots__ = ("_raw", "_where", "_refers")
+    __slots__ = ("_raw", "_where", "refers")
 
     def __init__(self, raw: Mapping[str, Any], where: str = "vars") -> None:
         self._raw = dict(raw)
         self._where = where
-        self._refers = _refers(self._raw)
+        self.refers = _refers(self._raw)
+        """Whether anything in the vars refers to a variable: else `value()` is always the same."""
 
     def value(self) -> dict[str, Any]:
         """The vars, references resolved now; MissingVariableError names a variable that is not set."""
-        if not self._refers:
+        if not self.refers:
             return self._raw
         return environment.resolve(self._raw, environment.current(), self._where, on_value=_note)
 

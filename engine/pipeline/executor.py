@@ -243,7 +243,8 @@ class Executor:
         active_token = None if recorder is None else active.set(recorder)
         context: dict[str, Any] = {"event": event, "vars": self.variables, **self._clock_names}
         try:
-            context["vars"] = self._variables.value()
+            if self._variables.refers:
+                context["vars"] = self._variables.value()
             run = _Run(
                 self.scope,
                 context,
@@ -269,17 +270,18 @@ class Executor:
                         "the outcome is unknown; check the external system before sending the event again"
                     ) from None
             reply = self.pipeline.reply
-            outcome = Outcome(reply.status, reply.body.render(context) if reply.body is not None else {})
+            body = reply.body.render(context) if reply.body is not None else {}
+            return Outcome(reply.status, body, None, False, time.perf_counter() - started, context)
         except MesbridgeError as exc:
             outcome = self._error_outcome(_as_pipeline_error(exc), context)
+            outcome.duration = time.perf_counter() - started
+            outcome.values = context
+            return outcome
         finally:
             if active_token is not None:
                 active.reset(active_token)
             if bound is not None:
                 env.leave(bound)
-        outcome.duration = time.perf_counter() - started
-        outcome.values = context
-        return outcome
 
     def _error_outcome(self, error: PipelineError, context: dict[str, Any]) -> Outcome:
         context["error"] = error_context(error)

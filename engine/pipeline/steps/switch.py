@@ -31,7 +31,7 @@ class SwitchStep(StepModel):
 
     async def run(self, run: Run) -> Any:
         value = self.switch.search(run.context)
-        case = case_key(value)
+        case = value if type(value) is str else case_key(value)
         branch = self.cases.get(case) if case is not None else None
         if branch is None:
             branch = self.default
