@@ -66,8 +66,9 @@ class Project:
     payload_schemas: dict[str, PayloadSchema] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     version: str = ""
-    """A digest of everything that decides behaviour: settings, connectors, pipelines, vars and payload
-    schemas (test cases are not part of it)."""
+    """A digest of everything in the root that decides behaviour: settings, connectors, pipelines, vars
+    and payload schemas, of every binding, whichever ones `MESBRIDGE_BINDINGS` selects (test cases
+    and descriptions are not part of it)."""
     unloaded_connectors: set[str] = field(default_factory=set)
     """Connectors whose file did not load (reported once); references to them are not reported again."""
     unloaded_pipelines: set[str] = field(default_factory=set)
@@ -158,6 +159,8 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         project.connectors[config.name] = ConnectorEntry(config, loaded)
 
     selected = project.settings.bindings
+    unselected_schemas: set[str] = set()
+    """The payload schemas that the bindings not selected refer to: part of the version too."""
     for path in _yaml_files(mappings_dir):
         relative = path.relative_to(mappings_dir)
         if len(relative.parts) < 2:
@@ -172,6 +175,11 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             continue
         binding = relative.parts[0]
         if selected is not None and binding not in selected:
+            # not run here, but part of the version: selecting bindings (MESBRIDGE_BINDINGS) changes
+            # what runs, not the root's version, which traces record and `mesbridge test` compares
+            unselected = load_yaml(path, file=_relative(root, path))
+            _add_to_version(unselected, digest, tests_aside=True)
+            unselected_schemas.update(_schema_references(unselected.data))
             continue
         before = len(project.diagnostics)
         loaded = _load(root, path, project, digest, tests_aside=True)
@@ -189,7 +197,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             continue
         _add_mapping(project, binding, mapping, loaded)
 
-    _load_payload_schemas(project, digest)
+    _load_payload_schemas(project, digest, unselected_schemas)
     _resolve_deadlines(project)
     project.version = digest.hexdigest()[:12]
     from engine.config.references import check_references
@@ -209,8 +217,9 @@ def _pipeline_names(data: Any) -> tuple[set[str], bool]:
     return set(named), len(named) == len(pipelines)  # counted as written: a name may be there twice
 
 
-def _load_payload_schemas(project: Project, digest: Any) -> None:
-    """Each webhook's `schema:` file, loaded once; its content is part of the config version."""
+def _load_payload_schemas(project: Project, digest: Any, unselected: set[str]) -> None:
+    """Each webhook's `schema:` file, loaded once. The content of each, and of each that `unselected`
+    bindings refer to, is part of the config version, in the order of their paths."""
     loaded: dict[str, PayloadSchema | SchemaFileError] = {}
     for name, entry in project.pipelines.items():
         source = entry.pipeline.source
@@ -219,18 +228,36 @@ def _load_payload_schemas(project: Project, digest: Any) -> None:
             continue
         if relative not in loaded:
             try:
-                schema = load_payload_schema(project.root, relative)
+                loaded[relative] = load_payload_schema(project.root, relative)
             except SchemaFileError as exc:
                 loaded[relative] = exc
-            else:
-                loaded[relative] = schema
-                digest.update(relative.encode())
-                digest.update(json.dumps(schema.schema, sort_keys=True).encode())
         result = loaded[relative]
         if isinstance(result, SchemaFileError):
             project.diagnostics.append(entry.source.diagnostic(entry.loc + ("source", "schema"), str(result)))
         else:
             project.payload_schemas[name] = result
+    for relative in sorted(loaded.keys() | unselected):
+        schema = loaded.get(relative)
+        if schema is None:
+            try:
+                schema = load_payload_schema(project.root, relative)
+            except SchemaFileError:
+                continue  # the binding that refers to it is not loaded: nothing reports it here
+        if isinstance(schema, PayloadSchema):
+            digest.update(relative.encode())
+            digest.update(json.dumps(schema.schema, sort_keys=True).encode())
+
+
+def _schema_references(data: Any) -> set[str]:
+    """The `source.schema` paths of the pipelines in a mapping file's data, as far as it is well formed."""
+    pipelines = data.get("pipelines") if isinstance(data, dict) else None
+    found: set[str] = set()
+    for pipeline in pipelines if isinstance(pipelines, list) else []:
+        source = pipeline.get("source") if isinstance(pipeline, dict) else None
+        schema = source.get("schema") if isinstance(source, dict) else None
+        if isinstance(schema, str):
+            found.add(schema)
+    return found
 
 
 def _resolve_deadlines(project: Project) -> None:
@@ -270,14 +297,7 @@ def _load(
     or editing test cases (an exported trace, say) leaves the config version as it was."""
     loaded = load_yaml(path, file=_relative(root, path))
     project.diagnostics.extend(loaded.diagnostics)
-    if not loaded.ok or not isinstance(loaded.data, dict) or not tests_aside:
-        digest.update(loaded.file.encode())
-        digest.update(loaded.text.encode())
-    else:
-        behaviour = {key: value for key, value in loaded.data.items() if key not in ("tests", "description")}
-        if behaviour:  # a file of test cases only is no part of the version
-            digest.update(loaded.file.encode())
-            digest.update(json.dumps(behaviour, sort_keys=True, default=str).encode())
+    _add_to_version(loaded, digest, tests_aside=tests_aside)
     if not loaded.ok:
         return None
     if loaded.data is None:
@@ -286,6 +306,19 @@ def _load(
         project.diagnostics.append(loaded.diagnostic((), "expected a mapping at the top of the file"))
         return None
     return loaded
+
+
+def _add_to_version(loaded: LoadedYaml, digest: Any, *, tests_aside: bool) -> None:
+    """Add one file to the version digest: whole, or with `tests_aside` its data less `tests` and
+    `description` (a file of test cases only adds nothing)."""
+    if not loaded.ok or not isinstance(loaded.data, dict) or not tests_aside:
+        digest.update(loaded.file.encode())
+        digest.update(loaded.text.encode())
+        return
+    behaviour = {key: value for key, value in loaded.data.items() if key not in ("tests", "description")}
+    if behaviour:
+        digest.update(loaded.file.encode())
+        digest.update(json.dumps(behaviour, sort_keys=True, default=str).encode())
 
 
 def _add_mapping(project: Project, binding: str, mapping: MappingFile, loaded: LoadedYaml) -> None:
