@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,24 @@ def test_demo_plays_a_shift_and_summarises_it(binding: str, tmp_path: Path) -> N
     assert listed.returncode == 0, listed.stderr
     [refused] = json.loads(listed.stdout)
     assert refused["pipeline"] == f"{binding}.operation" and refused["status"] >= 400
+    # exported as a test into a copy of the root, it passes, recorded at the root's own config version
+    # (the demo serves one binding of it, which does not make the version another)
+    copy = tmp_path / "root"
+    for part in ("connectors", "mappings", "schemas"):
+        shutil.copytree(ROOT / part, copy / part)
+    shutil.copy(ROOT / "mesbridge.yaml", copy)
+    recorded = copy / "mappings" / binding / "tests" / "recorded.yaml"
+    exported = subprocess.run(
+        [str(MESBRIDGE), "traces", "export", refused["id"], "--as-test", str(recorded), "--root", "root"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert "1 of 1 exported case(s) pass" in exported.stdout
+    assert "config version" not in exported.stderr, exported.stderr
 
 
 def test_demo_refuses_an_unknown_binding() -> None:

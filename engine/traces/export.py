@@ -4,9 +4,11 @@ the recorded calls and reply as expectations.
 A case is stable and diff-friendly: object keys sorted, lists in the order they happened, and
 volatile values left out. A value is volatile when it holds a timestamp or a generated id (a UUID, a
 long hex string) that neither the event nor any recorded reply holds: the engine made it while it
-ran (`now()`, a key), so another run makes another. A body or query that loses a value is matched as
-a subset. Login calls are left out (test cases run without auth), and attempts that got no reply
-cannot be mocked: `notes` says what was left out and why.
+ran (`now()`, a key), so another run makes another. A value the trace masked (a token the connector's
+auth put in a body, say) is left out too: what it was is not in the trace, and test cases run without
+auth. A body or query that loses a value is matched as a subset. Login calls are left out (test cases
+run without auth), and attempts that got no reply cannot be mocked: `notes` says what was left out
+and why.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from engine.redaction import MASK
 
 from .document import TRUNCATED
 
@@ -59,6 +63,9 @@ class _Known:
         self.text = "\n".join(self.strings)
 
     def volatile(self, value: str) -> bool:
+        """Made while the run ran, or masked in the trace (and so unknown)."""
+        if MASK in value and value not in self.strings:
+            return True
         for pattern in (_TIMESTAMP, _GENERATED):
             for match in pattern.finditer(value):
                 if match.group(0) not in self.text:
