@@ -189,7 +189,9 @@ class BusinessError(ConnectorError):
 
 
 class TransientError(ConnectorError):
-    """The request was not applied (not sent, or refused unapplied), after every allowed attempt."""
+    """After every allowed attempt, the request was not applied (not sent, or refused unapplied), or
+    it may have been but repeating it applies nothing more (a read, an idempotent or keyed write):
+    sending the event again later is safe."""
 
     kind = "transient"
     default_status = 502

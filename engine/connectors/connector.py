@@ -56,6 +56,8 @@ log = logging.getLogger("mesbridge.connectors")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """Methods whose repetition changes nothing more than the first request did (RFC 9110 §9.2.2)."""
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that apply nothing (RFC 9110 §9.2.1)."""
 
 VERIFY_SHARE = 1 / 3
 """The share of what is left of a call's budget that an attempt of a write with a `verify` leaves
@@ -355,14 +357,14 @@ class Connector:
         own = self.clock() + self.config.retry.deadline
         ends = own if ends is None else min(ends, own)
         attempt = 0
-        maybe_applied = False
         last: AttemptFailed | None = None
+        applied = ""
+        """Said of a repeatable write given up on after an uncertain attempt: it may have applied."""
         while True:
             attempt += 1
             remaining = ends - self.clock()
             if remaining <= 0:
-                late: type[ConnectorError] = UncertainError if maybe_applied else DeadlineExceeded
-                raise self._gave_up(late, last, attempt - 1, method, path)
+                raise self._gave_up(DeadlineExceeded, last, attempt - 1, method, path, applied=applied)
             read_timeout = min(self.config.timeout.read, remaining)
             if verify is not None:  # keep time for the lookup that tells whether a lost write applied
                 read_timeout = min(read_timeout, remaining * (1 - VERIFY_SHARE))
@@ -390,8 +392,12 @@ class Connector:
                 )
             except AttemptFailed as exc:
                 last = exc
+            # an uncertain attempt is repeated only when that is safe: the call is repeatable (a read,
+            # idempotent, keyed), or its verify lookup found nothing. So giving up later is transient:
+            # whatever an attempt applied, sending the event again applies nothing more.
             if last.failure == "uncertain":
-                maybe_applied = True
+                if repeatable and method not in READ_METHODS:
+                    applied = f"; an attempt may have applied it, and {method} {path} is safe to repeat"
                 if verify is not None:
                     found, value = await self._verify(verify, last, method, path)
                     if found:
@@ -402,16 +408,16 @@ class Connector:
                             path,
                         )
                         return None, value, attempt, True
-                    maybe_applied = False  # looked for and not there: nothing was applied
+                    applied = ""  # looked for and not there: nothing was applied
                 elif not repeatable:
                     raise self._uncertain(last, attempt, method, path)
             if attempt >= self.config.retry.max_attempts:
-                final: type[ConnectorError] = UncertainError if maybe_applied else TransientError
-                raise self._gave_up(final, last, attempt, method, path)
+                raise self._gave_up(TransientError, last, attempt, method, path, applied=applied)
             wait = self.retry.wait(attempt, last)
             if wait >= ends - self.clock():
-                late = UncertainError if maybe_applied else DeadlineExceeded
-                raise self._gave_up(late, last, attempt, method, path, retry_wait=wait)
+                raise self._gave_up(
+                    DeadlineExceeded, last, attempt, method, path, retry_wait=wait, applied=applied
+                )
             log.info(
                 "%s: attempt %d of %s %s failed (%s): %s; again in %.2f s",
                 self.name,
@@ -454,16 +460,16 @@ class Connector:
 
     def _gave_up(
         self,
-        kind: type[ConnectorError],
+        kind: type[TransientError],
         last: AttemptFailed | None,
         attempts: int,
         method: str,
         path: str,
         retry_wait: float | None = None,
+        applied: str = "",
     ) -> ConnectorError:
-        """The error of a call that will not be attempted again."""
-        if kind is UncertainError and last is not None:
-            return self._uncertain(last, attempts, method, path, f" (gave up after {attempts} attempts)")
+        """The error of a call that will not be attempted again: transient, since an uncertain attempt
+        is repeated only when that is safe (`applied` says when one may have applied it)."""
         if last is None:
             return DeadlineExceeded(
                 f"{self.name}: the deadline passed before {method} {path} could be sent",
@@ -479,7 +485,7 @@ class Connector:
             message = f"{last.message} (gave up after {attempts} attempts)"
         error_class = DeadlineExceeded if kind is DeadlineExceeded else TransientError
         return error_class(
-            message,
+            message + applied,
             connector=self.name,
             http_status=last.status,
             body=last.body,

@@ -161,8 +161,9 @@ async def test_a_failing_verify_leaves_the_outcome_unknown(make_mock):
     assert len(calls) == 1
 
 
-async def test_uncertain_then_out_of_attempts_stays_uncertain(make_mock, fake_time):
-    """An idempotent call that was uncertain once and then not sent: the first may have applied."""
+async def test_an_idempotent_write_given_up_after_an_uncertain_attempt_is_transient(make_mock, fake_time):
+    """Uncertain once, then not sent: the first may have applied, but a PUT is safe to send again, so
+    a queue retries the event (no person needs to check what repeating cannot duplicate)."""
     answers = iter([reply(500, "oops")])
 
     def handler(request):
@@ -171,8 +172,37 @@ async def test_uncertain_then_out_of_attempts_stays_uncertain(make_mock, fake_ti
             raise httpx.ConnectError("refused")
         return answer
 
-    with pytest.raises(UncertainError, match="gave up after 4"):
+    with pytest.raises(TransientError, match="gave up after 4") as info:
         await make_mock(handler, retry=RETRY).request("PUT", "/x", body={})
+    assert info.value.retryable
+    assert "may have applied it, and PUT /x is safe to repeat" in info.value.message
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+async def test_a_read_that_only_got_server_errors_is_transient(make_mock, fake_time, method):
+    """A read applies nothing: four 500s are a system that is failing, not an outcome to check."""
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return reply(500, "oops")
+
+    with pytest.raises(TransientError, match="gave up after 4") as info:
+        await make_mock(handler, retry=RETRY).request(method, "/x")
+    assert len(calls) == 4 and info.value.retryable
+    assert not isinstance(info.value, UncertainError) and "applied" not in info.value.message
+
+
+async def test_a_keyed_post_that_timed_out_past_the_deadline_is_transient(make_mock, fake_time):
+    """A POST with an idempotency key whose attempts got no reply: the key makes a resend safe."""
+
+    def handler(request):
+        raise httpx.ReadTimeout("slow")
+
+    connector = make_mock(handler, retry={**RETRY, "deadline": 0.5}, idempotency_key={"header": "Idem-Key"})
+    with pytest.raises(TransientError) as info:
+        await connector.request("POST", "/x", body={}, deadline=0.5, idempotency_key="k1")
+    assert info.value.retryable and "safe to repeat" in info.value.message
 
 
 @pytest.mark.parametrize(
