@@ -77,15 +77,30 @@ def now() -> str:
     return iso8601(datetime.now(UTC)) or ""
 
 
-def clock_names(clock: Clock | None) -> dict[str, Callable[[], str]]:
-    """Context entries that make `now()` read `clock` instead of the system clock (none for None).
+def _system_time() -> datetime:
+    return datetime.now(UTC)
 
-    A run puts them in its template context, where they shadow the global of the same name; `now`
-    is a reserved name, so no step result can collide with it.
+
+class RunInstant:
+    """`now()` of one run: the clock's time when the run first reads it, and the same time for the rest
+    of the run, so that everything a run makes of the time agrees and its trace can say what it was.
+
+    A run puts it in its template context as `now`, where it shadows the global of that name; `now` is
+    a reserved name, so no step result can collide with it.
     """
-    if clock is None:
-        return {}
-    return {"now": lambda: iso8601(clock()) or ""}
+
+    __slots__ = ("clock", "moment")
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or _system_time
+        self.moment: datetime | None = None
+        """The time the run read; None until it reads one."""
+
+    def __call__(self) -> str:
+        moment = self.moment
+        if moment is None:
+            moment = self.moment = self.clock()
+        return iso8601(moment) or ""
 
 
 def lookup(key: Any, table: Mapping[str, Any], default: Any = _MISSING) -> Any:

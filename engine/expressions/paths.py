@@ -109,7 +109,7 @@ def path_environment() -> Environment:
 class PathTemplate:
     """A URL path template, compiled once: its literal text as written, each value one segment's data."""
 
-    __slots__ = ("source", "names", "leaves", "raw_lines", "constant", "_ast", "_render")
+    __slots__ = ("source", "names", "globals", "leaves", "raw_lines", "constant", "_ast", "_render")
 
     def __init__(self, source: str) -> None:
         env = path_environment()
@@ -124,6 +124,7 @@ class PathTemplate:
         self.names = frozenset(meta.find_undeclared_variables(ast)) - frozenset(env.globals)
         self.leaves = (Leaf(source, (), environment()),)
         """What `check` reads of it, as of any template: the names and `vars` keys it uses."""
+        self.globals = self.leaves[0].globals
         self.raw_lines = tuple(node.lineno for node in ast.find_all(nodes.Filter) if node.name == "path_raw")
         parts = outputs(ast)
         self.constant: str | None = None

@@ -90,7 +90,8 @@ def parse(source: str, env: Environment) -> nodes.Template:
 
 @lru_cache(maxsize=4096)
 def _analysed(source: str, env: Environment) -> tuple[nodes.Template, frozenset[str]]:
-    """The parse tree of `source` (shared, never changed) and the names it reads from its context.
+    """The parse tree of `source` (shared, never changed) and the names it reads from its context or
+    the environment's globals.
 
     Text and `{{ }}` alone declare nothing, so their names are those they load; with statements, Jinja's
     own analysis tells which names the template sets itself.
@@ -103,7 +104,7 @@ def _analysed(source: str, env: Environment) -> tuple[nodes.Template, frozenset[
             names = set(meta.find_undeclared_variables(ast))
         except TemplateError as exc:
             raise ValueError(f"invalid template: {exc.message}") from None
-    return ast, frozenset(names) - frozenset(env.globals)
+    return ast, frozenset(names)
 
 
 def outputs(ast: nodes.Template) -> list[nodes.Node] | None:
@@ -174,12 +175,15 @@ class Leaf:
     text and expressions, "jinja" for a template with statements.
     """
 
-    __slots__ = ("source", "path", "ast", "names", "kind", "constant", "expression", "evaluate")
+    __slots__ = ("source", "path", "ast", "names", "globals", "kind", "constant", "expression", "evaluate")
 
     def __init__(self, source: str, path: tuple[Any, ...], env: Environment) -> None:
         self.source = source
         self.path = path
-        self.ast, self.names = _analysed(source, env)
+        self.ast, read = _analysed(source, env)
+        self.names = read - env.globals.keys()
+        self.globals = read & env.globals.keys()
+        """The globals it reads (`now`, say) that its context does not shadow."""
         ast = self.ast
         self.constant: str | None = None
         self.expression = lone_expression(ast)
@@ -263,13 +267,15 @@ def _defined(value: Any) -> Any:
 class Template:
     """A YAML value whose string leaves are templates, compiled once and rendered per event."""
 
-    __slots__ = ("source", "names", "leaves", "is_constant", "_fast", "_exact")
+    __slots__ = ("source", "names", "globals", "leaves", "is_constant", "_fast", "_exact")
 
     def __init__(self, source: Any, env: Environment | None = None) -> None:
         env = env or environment()
         self.source = source
         self.leaves: tuple[Leaf, ...] = tuple(self._leaves(source, (), env))
         self.names: frozenset[str] = frozenset().union(*(leaf.names for leaf in self.leaves))
+        self.globals: frozenset[str] = frozenset().union(*(leaf.globals for leaf in self.leaves))
+        """The globals any leaf reads (`now`, `lookup`)."""
         self.is_constant = all(leaf.kind == "text" for leaf in self.leaves)
         self._exact = self._compile(source, iter(self.leaves))
         self._fast = generate(source, env, _LeafSource(self.leaves)) if not self.is_constant else None

@@ -15,7 +15,10 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from engine import env, helpers
 from engine.errors import (
@@ -26,6 +29,7 @@ from engine.errors import (
     PipelineError,
     UncertainError,
 )
+from engine.expressions import PathTemplate, Template
 from engine.expressions.variables import Variables
 from engine.pipeline import models as m
 from engine.pipeline.steps import StepModel, truthy
@@ -50,6 +54,8 @@ class Outcome:
     skipped: bool = False
     duration: float = 0.0
     values: dict[str, Any] = field(default_factory=dict)
+    now: datetime | None = None
+    """The time the run's templates read with `now()`; None when they read none."""
 
     @property
     def ok(self) -> bool:
@@ -206,15 +212,18 @@ class Executor:
         clock: helpers.Clock | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        """`clock` is the time templates read with `now()` (default: the system clock); `environ` is what
-        `${VAR}` in templates and vars read (default: `engine.env.current()`, the process's)."""
+        """`clock` is where templates read the time with `now()` (default: the system clock), once per
+        run (`helpers.RunInstant`); `environ` is what `${VAR}` in templates and vars read (default:
+        `engine.env.current()`, the process's)."""
         self.pipeline = pipeline
         self.environ = environ
         self.connectors = connectors
         self.variables = dict(variables or {})
         self._variables = Variables(self.variables, f"pipeline {pipeline.name}, vars")
         self.scope = StepScope.of(pipeline.name, pipeline.steps, connectors)
-        self._clock_names = helpers.clock_names(clock)
+        self._clock = clock
+        self._reads_now = "now" in _globals_read(pipeline)
+        """Whether any template of the pipeline reads `now()`: only then does a run keep an instant."""
 
     async def run(
         self,
@@ -241,7 +250,10 @@ class Executor:
         environ = self.environ
         bound = None if environ is None else env.enter(environ)
         active_token = None if recorder is None else active.set(recorder)
-        context: dict[str, Any] = {"event": event, "vars": self.variables, **self._clock_names}
+        context: dict[str, Any] = {"event": event, "vars": self.variables}
+        instant = None
+        if self._reads_now:
+            instant = context["now"] = helpers.RunInstant(self._clock)
         try:
             if self._variables.refers:
                 context["vars"] = self._variables.value()
@@ -271,11 +283,20 @@ class Executor:
                     ) from None
             reply = self.pipeline.reply
             body = reply.body.render(context) if reply.body is not None else {}
-            return Outcome(reply.status, body, None, False, time.perf_counter() - started, context)
+            return Outcome(
+                reply.status,
+                body,
+                None,
+                False,
+                time.perf_counter() - started,
+                context,
+                None if instant is None else instant.moment,
+            )
         except MesbridgeError as exc:
             outcome = self._error_outcome(_as_pipeline_error(exc), context)
             outcome.duration = time.perf_counter() - started
             outcome.values = context
+            outcome.now = None if instant is None else instant.moment
             return outcome
         finally:
             if active_token is not None:
@@ -317,6 +338,21 @@ class _EventIds:
 
 new_event_id = _EventIds()
 """An event id for a run given none: 32 hex digits, unique per process and across processes."""
+
+
+def _globals_read(value: Any) -> frozenset[str]:
+    """The template globals (`now`, `lookup`) that the templates anywhere in a model read."""
+    if isinstance(value, Template | PathTemplate):
+        return value.globals
+    if isinstance(value, BaseModel):
+        items: Any = value.__dict__.values()
+    elif isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return frozenset()
+    return frozenset().union(*(_globals_read(item) for item in items))
 
 
 def _message(exc: BaseException) -> str:

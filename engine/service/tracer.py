@@ -123,6 +123,7 @@ class Tracer:
                 recorder,
                 attempt,
                 then,
+                outcome.now,
             )
         )
 

@@ -5,7 +5,8 @@ a test case:
 
     id, pipeline, binding, version, source (webhook | queue | poll | replay), event_id, received,
     duration, outcome (ok | skipped | failed | uncertain), status, reply, error, attempt, then,
-    event, steps: [{id, type, name, start, duration, status, error}],
+    now (what the run's `now()` read, when it read it), event,
+    steps: [{id, type, name, start, duration, status, error}],
     calls: [{step, connector, method, path, query, request, status, reply, latency, attempt,
              failure, error, login, end}]
 
@@ -28,6 +29,7 @@ import orjson
 
 from engine.connectors.urls import split_call
 from engine.errors import PipelineError
+from engine.helpers import iso8601
 from engine.recorder import Recorder
 from engine.redaction import Redactor, distinct
 from engine.store.base import StoredTrace
@@ -97,6 +99,8 @@ class Finished:
     attempt: int | None = None
     then: str | None = None
     """What the queue does next with a failed delivery: `retry` or `dead`."""
+    now: datetime | None = None
+    """The time the run's templates read with `now()`, when they read it."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -211,6 +215,7 @@ def _row(finished: Finished) -> tuple[Any, ...]:
         ],
         finished.attempt,
         finished.then,
+        None if finished.now is None else iso8601(finished.now),
         finished.extra,
     )
 
@@ -285,7 +290,7 @@ def _call(row: Sequence[Any]) -> dict[str, Any]:
 def unpack(row: Sequence[Any]) -> dict[str, Any]:
     """The raw document of a packed run (the tuple `pack` made, or its JSON read back)."""
     (id, pipeline, binding, version, source, event_id, received, duration, outcome, status, reply) = row[:11]
-    error, event, marks, calls, attempt, then, extra = row[11:]
+    error, event, marks, calls, attempt, then, now, extra = row[11:]
     steps = []
     for mark_id, kind, start, took, mark_status, name, mark_error in marks:
         step: dict[str, Any] = {
@@ -321,6 +326,8 @@ def unpack(row: Sequence[Any]) -> dict[str, Any]:
         document["attempt"] = attempt
     if then is not None:
         document["then"] = then
+    if now is not None:
+        document["now"] = now
     document.update(extra)
     return document
 

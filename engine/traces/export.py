@@ -175,6 +175,10 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
     case: dict[str, Any] = {
         "name": name or f"{trace['pipeline']} {trace['event_id']}",
         "pipeline": trace["pipeline"],
+    }
+    if trace.get("now"):  # what the run's now() read: the case reads the same, today or next year
+        case["now"] = trace["now"]
+    case |= {
         "event": _sorted(trace.get("event")),
         "responses": responses,
         "expect": {"calls": expected, "calls_exact": True, "reply": expect_reply},

@@ -243,6 +243,52 @@ async def test_now_reads_the_given_clock_everywhere_in_the_run() -> None:
     assert abs((datetime.now(UTC) - read).total_seconds()) < 60
 
 
+async def test_a_run_reads_one_instant_however_often_and_wherever_it_reads_the_time() -> None:
+    """A clock that moves between reads: every `now()` of one run is the first one's time (so a date
+    and a document number made of the time agree), the outcome says which it was, and the next run
+    reads the clock again."""
+    ticks = iter(datetime(2026, 11, 20, 10, 0, second, tzinfo=UTC) for second in range(60))
+    p = pipeline(
+        [
+            {"set": {"at": "{{ now() }}"}},
+            {
+                "name": "sent",
+                "call": "erp",
+                "method": "POST",
+                "path": "/docs/{{ now() | date('%H%M%S') }}",
+                "body": {"at": "{{ now() }}"},
+            },
+        ],
+        reply={"body": {"at": "{{ at }}", "again": "{{ now() }}"}},
+    )
+    erp = FakeConnector("erp", [{}, {}])
+    executor = Executor(p, {"erp": erp}, clock=lambda: next(ticks))
+    first = await executor.run({})
+    assert first.body == {"at": "2026-11-20T10:00:00.000Z", "again": "2026-11-20T10:00:00.000Z"}
+    assert erp.calls[0]["path"] == "/docs/100000" and erp.calls[0]["body"] == {"at": first.body["at"]}
+    assert first.now == datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
+    second = await executor.run({})
+    assert second.now == datetime(2026, 11, 20, 10, 0, 1, tzinfo=UTC) and second.body["again"].endswith(
+        ":01.000Z"
+    )
+
+
+async def test_a_run_that_reads_no_time_keeps_none() -> None:
+    """Only a pipeline whose templates call `now()` keeps an instant; the others read no clock."""
+    reads: list[int] = []
+
+    def clock() -> datetime:
+        reads.append(1)
+        return datetime(2026, 1, 1, tzinfo=UTC)
+
+    outcome = await Executor(pipeline([{"set": {"n": "{{ event.n }}"}}]), {}, clock=clock).run({"n": 1})
+    assert outcome.ok and outcome.now is None and "now" not in outcome.values and reads == []
+    failed = await Executor(pipeline([{"fail": "late at {{ now() }}"}]), {}, clock=clock).run(
+        {}
+    )  # a failure's outcome says the time too
+    assert failed.error is not None and failed.now == datetime(2026, 1, 1, tzinfo=UTC) and reads == [1]
+
+
 async def test_a_write_not_safe_to_repeat_is_announced_with_its_budget() -> None:
     """The queue stretches the event's lease before such a write, so no second worker overlaps it."""
     p = pipeline(

@@ -141,6 +141,19 @@ def test_a_masked_value_is_not_expected_unless_the_event_gave_it() -> None:
     assert second["match"] == "subset"
 
 
+def test_the_time_a_run_read_becomes_the_cases_now() -> None:
+    """A document number made of `now()` replays as recorded, today or next year."""
+    case = as_case(_trace(now="2030-01-01T00:00:00.250Z")).case
+    assert case["now"] == "2030-01-01T00:00:00.250Z"
+    assert list(case)[:3] == ["name", "pipeline", "now"]
+    parsed = MappingFile.model_validate(yaml.safe_load(dump_cases([case], "a header")))
+    assert (
+        parsed.tests[0].now is not None
+        and parsed.tests[0].now.isoformat() == "2030-01-01T00:00:00.250000+00:00"
+    )
+    assert "now" not in as_case(_trace()).case  # a run that read no time
+
+
 def test_truncated_bodies_are_noted_and_not_expected() -> None:
     trace = _trace(
         calls=[

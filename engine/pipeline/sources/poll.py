@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from engine.errors import ExpressionError
 from engine.expressions import PathTemplateField, SelectionField, TemplateField
 from engine.expressions.variables import Variables
-from engine.helpers import Clock, clock_names, parse_datetime
+from engine.helpers import Clock, RunInstant, parse_datetime
 
 from ._base import SOURCES, SourceModel
 
@@ -162,7 +162,7 @@ async def read_changes(
     context: dict[str, Any] = {
         "cursor": effective_cursor(source, cursor),
         "vars": Variables(variables, f"{source.connector} poll, vars").value(),
-        **clock_names(clock),
+        "now": RunInstant(clock),
     }
     if source.steps:
         from engine.pipeline.executor import StepScope, run_steps  # the executor imports the sources
