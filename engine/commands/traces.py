@@ -37,15 +37,19 @@ class _Moment(click.ParamType):
             return value
         text = str(value).strip()
         span = _SPAN.match(text)
-        if span:
-            return datetime.now(UTC) - timedelta(**{_UNITS[span.group(2)]: float(span.group(1))})
         try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail(
-                f"{text!r} is neither a span such as 30m, 2h or 7d nor an ISO-8601 date-time", param, ctx
-            )
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            if span:
+                return datetime.now(UTC) - timedelta(**{_UNITS[span.group(2)]: float(span.group(1))})
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                self.fail(
+                    f"{text!r} is neither a span such as 30m, 2h or 7d nor an ISO-8601 date-time", param, ctx
+                )
+            # in UTC here: the store compares UTC times, and a time near the ends of the calendar has none
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            self.fail(f"{text!r} is out of range: a time falls in the years 1 to 9999 (UTC)", param, ctx)
 
 
 @click.group("traces")

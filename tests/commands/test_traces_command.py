@@ -1,0 +1,153 @@
+"""`mesbridge traces list` and `traces export` as a user drives them, in a folder holding the store the
+service (or `mesbridge demo`) left: whatever is typed, a one-line error and a clear exit status, never a
+traceback; a file it cannot use is left as it was; and what it says it wrote is what it wrote."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.cli import main
+from engine.store import open_store
+from engine.traces.document import stored
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty config root (connectors/, mappings/) the tests run in; the store is its mesbridge.db."""
+    for name in ("MESBRIDGE_STORE", "MESBRIDGE_BINDINGS"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "mappings").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def trace(
+    id: str, *, event_id: str = "ev-1", attempt: int | None = None, pipeline: str = "priority.operation"
+) -> dict[str, Any]:
+    """A trace document as the service records one: an event, one ERP call and the reply."""
+    failed = attempt == 1
+    document: dict[str, Any] = {
+        "id": id,
+        "pipeline": pipeline,
+        "binding": "priority",
+        "version": "v1",
+        "source": "webhook" if attempt is None else "queue",
+        "event_id": event_id,
+        "received": datetime.now(UTC).isoformat(),
+        "duration": 0.01,
+        "outcome": "failed" if failed else "ok",
+        "status": 503 if failed else 200,
+        "reply": {"ok": not failed},
+        "error": None,
+        "event": {"workorderNumber": "WO-1", "validQty": 4},
+        "steps": [],
+        "calls": [
+            {
+                "step": "steps[0]",
+                "connector": "priority",
+                "method": "POST",
+                "path": "/ALINE_ONE",
+                "query": None,
+                "request": {"QUANT": 4},
+                "status": 503 if failed else 200,
+                "reply": {"ok": not failed},
+                "latency": 0.005,
+                "attempt": 1,
+            }
+        ],
+    }
+    if attempt is not None:
+        document["attempt"] = attempt
+    return document
+
+
+def put(*documents: dict[str, Any]) -> None:
+    """Keep the traces in the folder's store, mesbridge.db, where the service would."""
+
+    async def go() -> None:
+        store = open_store("sqlite:///mesbridge.db")
+        try:
+            await store.migrate()
+            await store.add_traces([stored(document) for document in documents])
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def no_traceback(result: Result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+
+
+# --- traces list --since / --until ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "99999999d",
+        "9" * 400 + "d",  # inf days
+        "999999999999s",  # 31 700 years
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-01:00",  # after 9999 in UTC
+    ],
+)
+def test_a_time_out_of_range_is_a_usage_error(folder: Path, option: str, value: str) -> None:
+    put(trace("t1"))
+    result = run("traces", "list", f"{option}={value}")
+    no_traceback(result)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.stderr and "out of range" in result.stderr
+
+
+def test_the_ends_of_the_calendar_in_utc_are_times(folder: Path) -> None:
+    put(trace("t1"))
+    result = run("traces", "list", "--since=0001-01-01T00:00:00Z", "--until=9999-12-31T23:59:59Z", "--json")
+    assert result.exit_code == 0, result.output
+    assert '"id": "t1"' in result.stdout
+
+
+_SPANS = st.from_regex(r"\A[0-9]{1,40}(\.[0-9]{1,8})?\s{0,2}[smhd]\Z")
+_ISO = st.datetimes(timezones=st.timezones()).map(datetime.isoformat)
+_OFFSETS = st.builds(
+    lambda day, hours: f"{day}T00:00:00{hours:+03d}:00",
+    st.sampled_from(["0001-01-01", "0001-01-02", "9999-12-31", "9999-12-30", "2025-06-01"]),
+    st.integers(-23, 23),
+)
+
+
+def test_any_time_given_lists_or_is_a_usage_error(folder: Path) -> None:
+    put(trace("t1"))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(option=st.sampled_from(["--since", "--until"]), value=st.one_of(st.text(), _SPANS, _ISO, _OFFSETS))
+    def check(option: str, value: str) -> None:
+        result = run("traces", "list", f"{option}={value}")
+        no_traceback(result)
+        assert result.exit_code in (0, 2), result.output
+
+    check()
+
+
+def test_a_relative_date_a_day_back_still_lists(folder: Path) -> None:
+    put(trace("t1"))
+    result = run("traces", "list", "--since", "1d", "--until", (datetime.now(UTC) + timedelta(1)).isoformat())
+    assert result.exit_code == 0, result.output
+    assert "t1" in result.stdout
