@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import os
 import re
+import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from engine.commands._common import store_options, store_url, with_store
+from engine.config.diagnostic import Diagnostic
+from engine.config.report import format_text
 from engine.config.root import load_project
+from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.store import Store, TraceQuery
 from engine.testing.runner import run_case
 from engine.traces.document import OUTCOMES, SOURCES
@@ -156,6 +162,10 @@ def export(
     """Export traces: as test cases (--as-test FILE) or as JSON (--json)."""
     if (as_test is not None) == as_json:
         raise click.UsageError("choose one of --as-test FILE or --json")
+    existing: list[dict[str, Any]] = []
+    if as_test is not None:
+        _check_folder(as_test)
+        existing = _existing_cases(as_test)
     documents = _documents(root, store, tuple(dict.fromkeys(trace_ids)))
     if as_json:
         click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
@@ -165,25 +175,101 @@ def export(
     for document, item in zip(documents, exported, strict=True):
         for note in item.notes:
             click.echo(f"{document['id']}: {note}", err=True)
-    existing: list[dict[str, Any]] = []
-    if as_test.is_file():
-        try:
-            data = yaml.safe_load(as_test.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise click.ClickException(f"cannot read {as_test}: {exc}") from None
-        if not isinstance(data, dict) or set(data) - {"tests", "description"}:
-            raise click.ClickException(f"{as_test} holds more than test cases; export into a file of its own")
-        existing = list(data.get("tests") or [])
     cases = merge_cases(existing, [item.case for item in exported])
     versions = sorted({document["version"] for document in documents})
     header = (
         "Test cases recorded from production traces by `mesbridge traces export`.\n"
         f"Recorded with config version {', '.join(versions)}."
     )
-    as_test.parent.mkdir(parents=True, exist_ok=True)
-    as_test.write_text(dump_cases(cases, header), encoding="utf-8")
+    _write(as_test, dump_cases(cases, header))
     click.echo(f"wrote {len(exported)} case(s) to {as_test}")
     _try(root, as_test, [item.case["name"] for item in exported], versions)
+
+
+def _check_folder(file: Path) -> None:
+    """A usage error when a folder on the way to `file` is a file."""
+    for folder in file.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise click.BadParameter(f"{folder} is a file, not a folder", param_hint="'--as-test'")
+            return
+
+
+def _existing_cases(file: Path) -> list[dict[str, Any]]:
+    """The cases `file` holds already (none when it does not exist); when it holds something else, or is
+    not valid YAML, say where as `mesbridge check` does and exit 1, leaving it as it is."""
+    if not file.is_file():
+        return []
+    loaded = load_yaml(file)
+    problems = loaded.diagnostics if not loaded.ok else _not_cases(loaded)
+    if problems:
+        click.echo(f"mesbridge traces export: {file} was left as it is:", err=True)
+        click.echo(format_text(problems, color=sys.stderr.isatty()), err=True)
+        raise SystemExit(1)
+    return list((loaded.data or {}).get("tests") or [])
+
+
+def _kind(value: Any) -> str:
+    kinds = {dict: "a mapping", list: "a list", str: "a string", type(None): "empty"}
+    return kinds.get(type(value), f"the value {value!r}")
+
+
+def _not_cases(loaded: LoadedYaml) -> list[Diagnostic]:
+    """What keeps a loaded file from being one `traces export` adds cases to: a mapping holding a
+    `tests:` list of mappings (and maybe a `description:`), or nothing."""
+    data = loaded.data
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return [
+            loaded.diagnostic(
+                (), f"expected a mapping with a `tests:` list at the top of the file, found {_kind(data)}"
+            )
+        ]
+    problems = [
+        loaded.diagnostic(
+            (key,), f"the file holds more than test cases (`{key}:`): export into a file of its own", key=True
+        )
+        for key in data
+        if key not in ("tests", "description")
+    ]
+    tests = data.get("tests")
+    if tests is not None and not isinstance(tests, list):
+        found = f"`tests:` is {_kind(tests)}, not a list of test cases"
+        problems.append(loaded.diagnostic(("tests",), found))
+    elif tests:
+        problems += [
+            loaded.diagnostic(("tests", index), f"test case {index + 1} is {_kind(case)}, not a mapping")
+            for index, case in enumerate(tests)
+            if not isinstance(case, dict)
+        ]
+    return problems
+
+
+def _write(file: Path, text: str) -> None:
+    """Write `file` whole or not at all (through a file beside it), making its folder if need be."""
+    file = file.resolve() if file.is_symlink() else file  # write where it points, keep the link
+    made: list[Path] = []  # the folders made for it, innermost first: removed if the write fails
+    folder = file.parent
+    while not folder.exists() and folder != folder.parent:
+        made.append(folder)
+        folder = folder.parent
+    partial = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    try:
+        for folder in reversed(made):
+            folder.mkdir()
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if file.exists():
+            shutil.copymode(file, partial)
+        os.replace(partial, file)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(partial) else ""
+        raise click.ClickException(f"cannot write {file}: {exc.strerror or exc}{where}") from None
 
 
 def _try(root: Path, file: Path, names: list[str], versions: list[str]) -> None:

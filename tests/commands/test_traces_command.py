@@ -5,6 +5,7 @@ traceback; a file it cannot use is left as it was; and what it says it wrote is 
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
+from engine.config.yamlsource import load_yaml
 from engine.store import open_store
 from engine.traces.document import stored
 
@@ -151,3 +153,101 @@ def test_a_relative_date_a_day_back_still_lists(folder: Path) -> None:
     result = run("traces", "list", "--since", "1d", "--until", (datetime.now(UTC) + timedelta(1)).isoformat())
     assert result.exit_code == 0, result.output
     assert "t1" in result.stdout
+
+
+# --- traces export --as-test: where it writes -------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_a_folder_that_cannot_be_made_is_a_one_line_error(folder: Path) -> None:
+    put(trace("t1"))
+    result = run("traces", "export", "t1", "--as-test", "/proc/x/y.yaml")
+    no_traceback(result)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "Error: cannot write /proc/x/y.yaml: No such file or directory (/proc/x)"
+    ]
+
+
+def test_a_file_on_the_way_to_the_target_is_a_usage_error(folder: Path) -> None:
+    put(trace("t1"))
+    Path("afile").write_text("not a folder", encoding="utf-8")
+    for target in ("afile/x.yaml", "afile/deeper/x.yaml"):
+        result = run("traces", "export", "t1", "--as-test", target)
+        no_traceback(result)
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--as-test': afile is a file, not a folder" in result.stderr
+    assert Path("afile").read_text(encoding="utf-8") == "not a folder"
+
+
+def test_a_failed_write_leaves_the_file_and_its_folder_as_they_were(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(trace("t1"))
+    Path("cases.yaml").write_text("tests: []\n", encoding="utf-8")
+
+    def full(source: Any, target: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    before = sorted(p.as_posix() for p in Path(".").rglob("*"))
+    for target in ("cases.yaml", "new/deeper/cases.yaml"):
+        result = run("traces", "export", "t1", "--as-test", target)
+        no_traceback(result)
+        assert result.exit_code == 1, result.output
+        assert f"cannot write {target}: No space left on device" in result.stderr
+    assert Path("cases.yaml").read_text(encoding="utf-8") == "tests: []\n"
+    assert sorted(p.as_posix() for p in Path(".").rglob("*")) == before  # no part-file, no folder
+
+
+# --- traces export --as-test: an existing file ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param("tests: {a: 1}\n", "x.yaml:1:8: error: `tests:` is a mapping, not a list", id="map"),
+        pytest.param("tests: [1, 2]\n", "x.yaml:1:9: error: test case 1 is the value 1", id="scalars"),
+        pytest.param("tests: nope\n", "x.yaml:1:8: error: `tests:` is a string", id="string"),
+        pytest.param("tests:\n  - name: a\n  - [b]\n", "x.yaml:3:5: error: test case 2 is a list", id="item"),
+        pytest.param("- 1\n- 2\n", "x.yaml:1:1: error: expected a mapping with a `tests:` list", id="list"),
+        pytest.param("just text\n", "x.yaml:1:1: error: expected a mapping", id="scalar"),
+        pytest.param(
+            "pipelines: []\ntests: []\n",
+            "x.yaml:1:1: error: the file holds more than test cases (`pipelines:`)",
+            id="more",
+        ),
+        pytest.param("tests: [\n", "x.yaml:2:1: error: invalid YAML: expected the node content", id="syntax"),
+        pytest.param("a: 1\na: 2\n", "x.yaml:2:1: error: duplicate key 'a'", id="duplicate"),
+        pytest.param(b"tests: \xff\n", "x.yaml:1:8: error: the file is not valid UTF-8", id="bytes"),
+    ],
+)
+def test_an_existing_file_that_is_not_test_cases_is_refused_and_left_alone(
+    folder: Path, content: str | bytes, message: str
+) -> None:
+    put(trace("t1"))
+    target = Path("cases/x.yaml")
+    target.parent.mkdir()
+    raw = content if isinstance(content, bytes) else content.encode("utf-8")
+    target.write_bytes(raw)
+    result = run("traces", "export", "t1", "--as-test", "cases/x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("mesbridge traces export: cases/x.yaml was left as it is:\n")
+    assert f"cases/{message}" in result.stderr, result.stderr
+    assert target.read_bytes() == raw
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.yaml"]
+
+
+def test_cases_are_added_to_an_existing_file_of_cases(folder: Path) -> None:
+    put(trace("t1"))
+    kept = "tests:\n  - name: kept\n    pipeline: p\n    code: 010\n    flag: on\n"
+    Path("x.yaml").write_text(kept, encoding="utf-8")
+    result = run("traces", "export", "t1", "--as-test", "x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 case(s) to x.yaml" in result.stdout
+    cases = load_yaml(Path("x.yaml")).data["tests"]
+    # kept as `mesbridge test` reads it (YAML 1.1 would have made them 8 and true)
+    assert cases[0] == {"name": "kept", "pipeline": "p", "code": "010", "flag": "on"}
+    assert [case["pipeline"] for case in cases] == ["p", "priority.operation"]
