@@ -12,7 +12,7 @@ import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -31,6 +31,7 @@ from engine.traces.render import render
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_SHOWN = 3  # config errors shown when the root keeps exported cases from being tried
 
 
 class _Moment(click.ParamType):
@@ -276,8 +277,7 @@ def _try(root: Path, file: Path, names: list[str], versions: list[str]) -> None:
     """Run the exported cases against the config root, and say where `mesbridge test` finds them."""
     project = load_project(root)
     if not project.ok:
-        click.echo(f"{root} has config errors: the cases were not tried (see `mesbridge check`)", err=True)
-        return
+        _not_tried(root, file, [d for d in project.diagnostics if d.severity == "error"])
     try:
         relative = file.resolve().relative_to((root / "mappings").resolve())
     except ValueError:
@@ -309,6 +309,21 @@ def _try(root: Path, file: Path, names: list[str], versions: list[str]) -> None:
     click.echo(f"{len(results) - len(failed)} of {len(results)} exported case(s) pass against {root}")
     if failed:
         raise SystemExit(1)
+
+
+def _not_tried(root: Path, file: Path, errors: list[Diagnostic]) -> NoReturn:
+    """Say, briefly, which config errors kept the cases from being tried, and exit 1."""
+    ours = [d for d in errors if (root / d.file).resolve() == file.resolve()]
+    errors = ours + [d for d in errors if d not in ours]
+    click.echo(f"{root} has config errors, so the cases were not tried:", err=True)
+    for d in errors[:_SHOWN]:
+        click.echo(f"  {d}", err=True)
+    if len(errors) > _SHOWN:
+        click.echo(f"  and {len(errors) - _SHOWN} more", err=True)
+    if ours:
+        click.echo(f"{len(ours)} of them in {file}, the file just written", err=True)
+    click.echo(f"`mesbridge check {root}` shows them in full", err=True)
+    raise SystemExit(1)
 
 
 async def _run(project: Any, entries: list[Any]) -> list[Any]:

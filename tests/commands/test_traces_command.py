@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,35 @@ def test_cases_are_added_to_an_existing_file_of_cases(folder: Path) -> None:
     # kept as `mesbridge test` reads it (YAML 1.1 would have made them 8 and true)
     assert cases[0] == {"name": "kept", "pipeline": "p", "code": "010", "flag": "on"}
     assert [case["pipeline"] for case in cases] == ["p", "priority.operation"]
+
+
+# --- traces export: the cases tried against the root ------------------------------------------------
+
+
+def test_cases_that_cannot_be_tried_for_config_errors_exit_1(folder: Path) -> None:
+    put(trace("t1"))
+    shutil.rmtree("mappings")
+    shutil.rmtree("connectors")  # the folder `mesbridge demo` leaves: a store, no config root
+    result = run("traces", "export", "t1", "--as-test", "x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 1, result.output
+    assert "wrote 1 case(s) to x.yaml" in result.stdout
+    assert ". has config errors, so the cases were not tried:" in result.stderr
+    assert "not a config root" in result.stderr and "`mesbridge check .`" in result.stderr
+
+
+def test_config_errors_the_written_file_brings_are_named(folder: Path) -> None:
+    for part in ("mappings", "connectors", "schemas", "mesbridge.yaml"):
+        shutil.rmtree(part, ignore_errors=True)
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, part)
+        else:
+            shutil.copy2(REPO / part, part)
+    put(trace("t1", pipeline="priority.nowhere"))
+    target = "mappings/priority/tests/recorded.yaml"
+    result = run("traces", "export", "t1", "--as-test", target)
+    no_traceback(result)
+    assert result.exit_code == 1, result.output
+    assert f"wrote 1 case(s) to {target}" in result.stdout
+    assert f"  {target}:" in result.stderr and "priority.nowhere" in result.stderr
+    assert f"1 of them in {target}, the file just written" in result.stderr
