@@ -176,6 +176,8 @@ def export(
     for document, item in zip(documents, exported, strict=True):
         for note in item.notes:
             click.echo(f"{document['id']}: {note}", err=True)
+    names = [item.case["name"] for item in exported]
+    _warn_of_one_name(as_test, [document["id"] for document in documents], names)
     cases = merge_cases(existing, [item.case for item in exported])
     versions = sorted({document["version"] for document in documents})
     header = (
@@ -183,8 +185,8 @@ def export(
         f"Recorded with config version {', '.join(versions)}."
     )
     _write(as_test, dump_cases(cases, header))
-    click.echo(f"wrote {len(exported)} case(s) to {as_test}")
-    _try(root, as_test, [item.case["name"] for item in exported], versions)
+    click.echo(f"wrote {len(set(names))} case(s) to {as_test}")
+    _try(root, as_test, names, versions)
 
 
 def _check_folder(file: Path) -> None:
@@ -245,6 +247,20 @@ def _not_cases(loaded: LoadedYaml) -> list[Diagnostic]:
             if not isinstance(case, dict)
         ]
     return problems
+
+
+def _warn_of_one_name(file: Path, ids: list[str], names: list[str]) -> None:
+    """Warn when traces make cases of one name: the file keeps only the last of them."""
+    by_name: dict[str, list[str]] = {}
+    for trace_id, name in zip(ids, names, strict=True):
+        by_name.setdefault(name, []).append(trace_id)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            click.echo(
+                f"traces {', '.join(same[:-1])} and {same[-1]} make one case, {name!r}: "
+                f"{file} keeps only the last, {same[-1]}",
+                err=True,
+            )
 
 
 def _write(file: Path, text: str) -> None:

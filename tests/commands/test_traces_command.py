@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
+from engine.commands import traces as traces_module
 from engine.config.yamlsource import load_yaml
 from engine.store import open_store
 from engine.traces.document import stored
@@ -284,3 +285,42 @@ def test_config_errors_the_written_file_brings_are_named(folder: Path) -> None:
     assert f"wrote 1 case(s) to {target}" in result.stdout
     assert f"  {target}:" in result.stderr and "priority.nowhere" in result.stderr
     assert f"1 of them in {target}, the file just written" in result.stderr
+
+
+# --- traces export: what it says it wrote -----------------------------------------------------------
+
+
+def test_traces_of_one_case_name_count_once_and_warn(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    put(trace("t1", event_id="a"), trace("t2", event_id="b"), trace("t3", event_id="c"))
+    real = traces_module.as_case
+
+    def one_name(document: dict[str, Any], name: str | None = None) -> Any:
+        exported = real(document, name)
+        if document["event_id"] in ("a", "b"):
+            exported.case["name"] = "same"
+        return exported
+
+    monkeypatch.setattr(traces_module, "as_case", one_name)
+    result = run("traces", "export", "t1", "t2", "t3", "t1", "--as-test", "x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 case(s) to x.yaml" in result.stdout
+    assert "traces t1 and t2 make one case, 'same': x.yaml keeps only the last, t2" in result.stderr
+    assert len(load_yaml(Path("x.yaml")).data["tests"]) == 2
+
+
+def test_the_attempts_of_a_retried_delivery_report_the_cases_written(folder: Path) -> None:
+    put(trace("first", event_id="q-1", attempt=1), trace("second", event_id="q-1", attempt=2))
+    result = run("traces", "export", "first", "second", "--as-test", "x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    names = [case["name"] for case in load_yaml(Path("x.yaml")).data["tests"]]
+    assert f"wrote {len(names)} case(s) to x.yaml" in result.stdout
+    assert ("keeps only the last" in result.stderr) == (len(names) == 1)
+
+
+def test_a_trace_given_twice_is_one_case_and_no_warning(folder: Path) -> None:
+    put(trace("t1"))
+    result = run("traces", "export", "t1", "t1", "--as-test", "x.yaml")
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 case(s)" in result.stdout and "keeps only" not in result.stderr
