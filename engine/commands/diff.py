@@ -48,6 +48,9 @@ def _gather(
     problems: list[Diagnostic] = []
     if from_tests:
         found, wrong = samples_from_tests(base, head)
+        if not found and not wrong:  # --from-tests where neither root has a case compares nothing
+            click.echo("mesbridge diff: --from-tests: neither root has a test case to compare", err=True)
+            raise SystemExit(USAGE)
         samples += found
         problems += wrong
     for folder in folders:
@@ -56,6 +59,8 @@ def _gather(
         problems += wrong
     for file in files:
         found, wrong = samples_from_cases(file, pipelines)
+        if not found and not wrong:  # as an events folder without events is
+            wrong = [Diagnostic(file.as_posix(), 0, 0, "no test cases: expected a top-level `tests:` list")]
         samples += found
         problems += wrong
     if any(d.severity == "error" for d in problems):
@@ -112,7 +117,8 @@ def diff(
     """Run the same events through BASE and HEAD (default: the current folder) offline, with the same
     mocked responses, and show what changes in the calls and the replies.
 
-    Exit 0 when nothing changed, 1 when something did, 2 when the diff cannot be made.
+    Exit 0 when nothing changed, 1 when something did, 2 when the diff cannot be made (also when
+    a source given, or -k, leaves no event to compare).
     """
     if not (from_tests or folders or files):
         raise click.UsageError("give the events to compare: --from-tests, --events DIR or --from-traces FILE")
@@ -121,6 +127,9 @@ def diff(
     samples = _gather(before, after, from_tests, folders, files)
     if keyword is not None:
         samples = [s for s in samples if keyword in s.name or keyword in s.pipeline]
+        if not samples:  # a mistyped filter must not pass as "no changes"
+            click.echo(f"mesbridge diff: no event matches -k {keyword!r}: nothing was compared", err=True)
+            raise SystemExit(USAGE)
     try:
         report = asyncio.run(compare_roots(before, after, samples, lambda: moment))
     except Exception as exc:  # never a traceback: say what failed, and that no diff was made

@@ -547,3 +547,32 @@ def test_the_example_workflow_runs_check_test_and_diff_beside_a_checkout_of_the_
     assert MARKER in next(s["with"]["script"] for s in steps if "script" in s.get("with", {}))
     [gate] = [s for s in steps if "behaviour-change" in str(s.get("if", ""))]
     assert "steps.diff.outputs.status == '1'" in gate["if"]
+
+
+# --- nothing to compare -----------------------------------------------------------------------------
+
+
+def test_a_filter_that_matches_no_event_is_a_usage_error(roots: Path) -> None:
+    result = diff("base", "head", "--from-tests", "-k", "zzzz")
+    assert result.exit_code == 2, result.output
+    assert "mesbridge diff: no event matches -k 'zzzz': nothing was compared" in result.stderr
+    assert "no changes" not in result.stdout
+
+
+@pytest.mark.parametrize("content", ["", "# recorded later\n", "tests: []\n"])
+def test_a_traces_file_without_cases_is_a_located_usage_error(roots: Path, content: str) -> None:
+    Path("traced.yaml").write_text(content, "utf-8")
+    result = diff("base", "head", "--from-tests", "--from-traces", "traced.yaml")
+    assert result.exit_code == 2, result.output
+    assert "traced.yaml: error: no test cases: expected a top-level `tests:` list" in result.stderr
+    assert "no changes" not in result.stdout
+
+
+def test_roots_without_test_cases_are_a_usage_error_for_from_tests(roots: Path) -> None:
+    for tests in Path(".").glob("*/mappings/*/tests"):
+        shutil.rmtree(tests)
+    assert not load_project("head").tests and not load_project("base").tests
+    result = diff("base", "head", "--from-tests")
+    assert result.exit_code == 2, result.output
+    assert "--from-tests: neither root has a test case to compare" in result.stderr
+    assert "no changes" not in result.stdout
