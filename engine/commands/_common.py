@@ -13,7 +13,7 @@ import click
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
 from engine.errors import StoreError
-from engine.store import Store, open_store
+from engine.store import Store, open_store, safe_url
 
 T = TypeVar("T")
 
@@ -98,4 +98,4 @@ def with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
     try:
         return asyncio.run(go())
     except StoreError as exc:
-        raise click.ClickException(f"store {url}: {exc}") from None
+        raise click.ClickException(f"store {safe_url(url)}: {exc}") from None

@@ -39,7 +39,7 @@ from engine.service.poller import Pollers
 from engine.service.protocol import protocol_class
 from engine.service.queue import WorkerPool
 from engine.service.reload import Reloader
-from engine.store import Store, open_store
+from engine.store import Store, open_store, safe_url
 from engine.traces.writer import WriterProcess
 
 log = logging.getLogger("mesbridge.service")
@@ -185,7 +185,7 @@ class ServiceHost:
             await store.migrate()
         except (StoreError, OSError) as exc:
             await store.close()
-            raise StartupError(f"cannot open the store {store_url}: {exc}") from None
+            raise StartupError(f"cannot open the store {safe_url(store_url)}: {exc}") from None
         self.store = store
 
         def on_call(record: Any) -> None:  # the service's hook, as reloaded generations have it
@@ -271,7 +271,7 @@ class ServiceHost:
             self.url,
             generation.version,
             len(project.pipelines),
-            _safe_url(store_url),
+            safe_url(store_url),
             settings.workers,
         )
         console = app.state.console
@@ -341,13 +341,3 @@ class ServiceHost:
         waiter.cancel()
         log.info("signal received" if stop.is_set() else "HTTP server ended")
         await self.stop()
-
-
-def _safe_url(url: str) -> str:
-    """The store URL without its password."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
