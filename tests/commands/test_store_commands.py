@@ -73,3 +73,29 @@ async def test_run_that_cannot_open_its_store_does_not_show_the_password(here: P
         await host.start()
     assert "cannot open the store postgresql://u:***@127.0.0.1:1/x" in str(failed.value)
     assert PASSWORD not in str(failed.value)
+
+
+# -- a file that is not a SQLite database -------------------------------------------------------------
+
+NOT_A_DATABASE = b"this is a text file, not a database\n" * 40
+
+
+@pytest.mark.parametrize("command", [["traces", "list"], ["dlq", "list"], ["dlq", "replay", "--all"]])
+def test_a_file_that_is_not_a_database_is_a_one_line_store_error(here: Path, command: list[str]) -> None:
+    (here / "bad.db").write_bytes(NOT_A_DATABASE)
+    result = mesbridge(*command, "--store", "sqlite:///bad.db")
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        "Error: store sqlite:///bad.db: SQLite bad.db: file is not a database"
+    ]
+    no_traceback(result)
+    assert (here / "bad.db").read_bytes() == NOT_A_DATABASE
+
+
+async def test_run_on_a_file_that_is_not_a_database_is_a_startup_error(here: Path) -> None:
+    (here / "bad.db").write_bytes(NOT_A_DATABASE)
+    host = ServiceHost(make_root(here / "root"), environ={}, port=0, store_url="sqlite:///bad.db")
+    with pytest.raises(
+        StartupError, match=r"cannot open the store sqlite:///bad.db: .*file is not a database"
+    ):
+        await host.start()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
-from engine.store import Store
+import pytest
+
+from engine.errors import StoreError
+from engine.store import Store, TraceQuery, open_store
 from engine.store.migrations import POSTGRES, SQLITE, Migration, check_order
 
 
@@ -57,3 +61,15 @@ async def test_concurrent_migrate_applies_once(backend: str, make_store: Callabl
     assert await _versions(backend, stores[0]) == list(range(1, len(_expected(backend)) + 1))
     await stores[1].enqueue("p", "A", {})
     assert len(await stores[2].claim("w")) == 1
+
+
+async def test_a_file_that_is_not_a_sqlite_database_is_a_store_error(tmp_path: Path) -> None:
+    """SQLite answers "file is not a database" (a DatabaseError, not an OperationalError) at the first
+    statement on the file: opening, migrating and reading all say so as a StoreError."""
+    (tmp_path / "bad.db").write_bytes(b"not a database\n" * 100)
+    store = open_store(f"sqlite:///{tmp_path / 'bad.db'}")
+    with pytest.raises(StoreError, match="file is not a database"):
+        await store.migrate()
+    with pytest.raises(StoreError, match="file is not a database"):
+        await store.list_traces(TraceQuery())
+    await store.close()

@@ -187,10 +187,14 @@ class SQLiteStore(Store):
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
             conn.row_factory = sqlite3.Row
-            if self.path != ":memory:":
-                self._wal(conn)
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
+            try:  # a file that is not a database fails here, at its first statement
+                if self.path != ":memory:":
+                    self._wal(conn)
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
@@ -226,7 +230,7 @@ class SQLiteStore(Store):
                 finally:  # outside any transaction: SQLite refuses to change the level inside one
                     if relaxed:
                         conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:  # also "file is not a database", "disk image is malformed"
                 raise StoreError(f"SQLite {self.path}: {exc}") from exc
             return value
 
@@ -646,7 +650,7 @@ class SQLiteStore(Store):
         def checkpoint() -> None:
             try:
                 self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
 
         await asyncio.get_running_loop().run_in_executor(self._executor, checkpoint)
@@ -669,8 +673,8 @@ class SQLiteStore(Store):
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # the store's thread checkpoints (`_checkpoint`)
                 self._traces_conn = conn
             _transaction(self._traces_conn, lambda conn: _insert_traces(conn, rows))
-        except sqlite3.OperationalError as exc:
-            if _busy(exc):
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
                 return False
             raise StoreError(f"SQLite {self.path}: {exc}") from exc
         return True
