@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
+from engine.config.settings import SETTINGS_FILE
 from engine.errors import StoreError
 from engine.store import Store, open_store, safe_url
 
@@ -78,10 +80,27 @@ def store_options(function: Any) -> Any:
 
 
 def store_url(root: Path, store: str | None) -> str:
-    """--store, else the config root's settings (mesbridge.yaml, MESBRIDGE_STORE)."""
+    """--store, else the config root's settings (mesbridge.yaml, MESBRIDGE_STORE).
+
+    Settings that cannot be read stop the command (exit 2): `load_project` falls back to the default
+    settings then, whose store is another one. Errors in the root's other files do not: an operator
+    lists dead letters while a mapping is broken."""
     if store:
         return store
-    return str(load_project(root).settings.store)
+    if not root.is_dir():
+        raise click.UsageError(f"config root {root} is not a folder (give --root ROOT, or --store URL)")
+    project = load_project(root)
+    unreadable = [d for d in project.diagnostics if d.file == SETTINGS_FILE and d.severity == "error"]
+    if unreadable:
+        click.echo(
+            f"the settings of {root} cannot be read, so the store they name is not known "
+            "(fix them, or give --store URL):",
+            err=True,
+        )
+        located = [dataclasses.replace(d, file=str(root / d.file)) for d in unreadable]
+        click.echo(format_text(located, color=sys.stderr.isatty()), err=True)
+        raise SystemExit(2)
+    return str(project.settings.store)
 
 
 def with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:

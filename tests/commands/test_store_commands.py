@@ -3,6 +3,8 @@ say when they cannot, in one line and without a traceback."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from click.testing import CliRunner, Result
 from engine.cli import main
 from engine.errors import StartupError
 from engine.service.server import ServiceHost
-from engine.store import safe_url
+from engine.store import open_store, safe_url
 from tests.config.test_check import make_root
 
 PASSWORD = "s3cret-9f8e"
@@ -31,6 +33,98 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The operator's current folder: relative paths and sqlite:/// URLs are read from it."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+STORE_COMMANDS = [
+    ["dlq", "list"],
+    ["dlq", "show", "ev-1"],
+    ["dlq", "replay", "--all"],
+    ["dlq", "drop", "--all"],
+    ["traces", "list"],
+    ["traces", "show", "t-1"],
+    ["traces", "export", "t-1", "--json"],
+]
+
+
+def root_with(here: Path, settings: str | None, mapping: str | None = None) -> Path:
+    """A config root `root` in the current folder, with this mesbridge.yaml (None: none)."""
+    root = make_root(here / "root") if mapping is None else make_root(here / "root", mapping)
+    if settings is not None:
+        (root / "mesbridge.yaml").write_text(settings, encoding="utf-8")
+    return root
+
+
+def store_with_a_dead_letter(path: Path) -> None:
+    """A store at `path`, as `mesbridge run` leaves it, holding the dead letter ev-1."""
+
+    async def fill() -> None:
+        store = open_store(f"sqlite:///{path}")
+        await store.migrate()
+        await store.enqueue("demo.operation", "WO-1", {"event": {"validQty": 1}}, event_id="ev-1")
+        [job] = await store.claim("worker")
+        await store.dead_letter(job, "refused", "business")
+        await store.close()
+
+    asyncio.run(fill())
+
+
+# -- the store the settings name, or an error: never another store -------------------------------------
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS)
+def test_a_settings_file_that_does_not_parse_stops_a_store_command(here: Path, command: list[str]) -> None:
+    root_with(here, "store: sqlite:///q.db\nworkers: [4\n")
+    store_with_a_dead_letter(here / "q.db")
+    result = mesbridge(*command, "--root", "root")
+    assert result.exit_code == 2, result.output
+    assert "the settings of root cannot be read" in result.output
+    assert "root/mesbridge.yaml:3:1: error: invalid YAML" in result.output
+    assert not (here / "mesbridge.db").exists()  # the default store, which the settings do not name
+    no_traceback(result)
+
+
+def test_a_settings_value_that_does_not_validate_stops_a_store_command(here: Path) -> None:
+    root_with(here, "store: sqlite:///q.db\nworkers: many\n")
+    result = mesbridge("dlq", "list", "--root", "root")
+    assert result.exit_code == 2, result.output
+    assert "root/mesbridge.yaml:2:10: error:" in result.output
+    assert not (here / "mesbridge.db").exists()
+
+
+def test_an_invalid_mesbridge_variable_stops_a_store_command(here: Path) -> None:
+    root_with(here, None)
+    result = mesbridge("traces", "list", "--root", "root", env={"MESBRIDGE_WORKERS": "many"})
+    assert result.exit_code == 2, result.output
+    assert "root/mesbridge.yaml:1:1: error: invalid MESBRIDGE_* setting" in result.output
+    assert not (here / "mesbridge.db").exists()
+
+
+def test_a_broken_mapping_does_not_stop_a_store_command(here: Path) -> None:
+    """An operator lists and drops dead letters while a mapping (or connector) file is broken."""
+    root = root_with(here, "store: sqlite:///state.db\n", mapping="pipelines: [oops\n")
+    (root / "connectors" / "mes.yaml").write_text("name: [\n", encoding="utf-8")
+    store_with_a_dead_letter(here / "state.db")
+    listed = mesbridge("dlq", "list", "--root", "root", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [dead["id"] for dead in json.loads(listed.output)] == ["ev-1"]
+    dropped = mesbridge("dlq", "drop", "ev-1", "--root", "root")
+    assert (dropped.exit_code, dropped.output) == (0, "dropped ev-1\n")
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS)
+def test_a_config_root_that_does_not_exist_is_refused(here: Path, command: list[str]) -> None:
+    result = mesbridge(*command, "--root", "nowhere")
+    assert result.exit_code == 2, result.output
+    assert "config root nowhere is not a folder" in result.output
+    assert not (here / "mesbridge.db").exists()
+    no_traceback(result)
+
+
+def test_a_missing_config_root_does_not_matter_with_store(here: Path) -> None:
+    store_with_a_dead_letter(here / "state.db")
+    result = mesbridge("dlq", "list", "--root", "nowhere", "--store", "sqlite:///state.db", "--json")
+    assert result.exit_code == 0, result.output
+    assert [dead["id"] for dead in json.loads(result.output)] == ["ev-1"]
 
 
 # -- a store password is never shown ------------------------------------------------------------------
