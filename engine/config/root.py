@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from engine.config.diagnostic import Diagnostic
-from engine.config.settings import SETTINGS_FILE, Settings, with_overrides
+from engine.config.settings import SETTINGS_FILE, Settings, override_problems, with_overrides
 from engine.config.validation import validate_model
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
@@ -125,8 +127,9 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
                 settings_data = settings.model_dump(exclude_unset=True)
     try:
         project.settings = Settings.model_validate(with_overrides(settings_data, environ))
-    except ValueError as exc:
-        project.diagnostics.append(Diagnostic(SETTINGS_FILE, 1, 1, f"invalid MESBRIDGE_* setting: {exc}"))
+    except ValidationError as exc:
+        message = f"invalid MESBRIDGE_* setting: {override_problems(exc)}"
+        project.diagnostics.append(Diagnostic(SETTINGS_FILE, 1, 1, message))
 
     connectors_dir, mappings_dir = root / "connectors", root / "mappings"
     if not connectors_dir.is_dir() and not mappings_dir.is_dir():

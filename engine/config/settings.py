@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import StoreError
 from engine.pipeline.sources.caller_auth import CallerAuth
@@ -163,3 +163,16 @@ def with_overrides(data: Mapping[str, Any], environ: Mapping[str, str] | None = 
             {**section, **value} if isinstance(value, dict) and isinstance(section, dict) else value
         )
     return merged
+
+
+def override_problems(exc: ValidationError) -> str:
+    """What `Settings` refused in the `MESBRIDGE_*` overrides, by variable, without the values: a store
+    URL's password, say, is not repeated."""
+    variables = {tuple(name.split(".")): variable for variable, name in _ENV_FIELDS.items()}
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(str(part) for part in error["loc"])
+        named = [variable for path, variable in variables.items() if loc[: len(path)] == path]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{named[0] if named else '.'.join(loc)}: {message}")
+    return "; ".join(problems)

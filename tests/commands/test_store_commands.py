@@ -95,7 +95,7 @@ def test_an_invalid_mesbridge_variable_stops_a_store_command(here: Path) -> None
     root_with(here, None)
     result = mesbridge("traces", "list", "--root", "root", env={"MESBRIDGE_WORKERS": "many"})
     assert result.exit_code == 2, result.output
-    assert "root/mesbridge.yaml:1:1: error: invalid MESBRIDGE_* setting" in result.output
+    assert "root/mesbridge.yaml:1:1: error: invalid MESBRIDGE_* setting: MESBRIDGE_WORKERS:" in result.output
     assert not (here / "mesbridge.db").exists()
 
 
@@ -158,6 +158,17 @@ def test_a_store_command_that_cannot_connect_does_not_show_the_password(
     assert "store postgresql://u:***@127.0.0.1:1/x: cannot connect" in result.output
     assert PASSWORD not in result.output
     no_traceback(result)
+
+
+@pytest.mark.parametrize("command", [["traces", "list"], ["check"]])
+def test_an_invalid_mesbridge_store_variable_is_named_not_echoed(here: Path, command: list[str]) -> None:
+    root_with(here, None)
+    result = mesbridge(*command, "--root", "root", env={"MESBRIDGE_STORE": f"postgresq://u:{PASSWORD}@db/x"})
+    assert result.exit_code in (1, 2), result.output
+    assert "invalid MESBRIDGE_* setting: MESBRIDGE_STORE: unsupported store URL scheme 'postgresq'" in (
+        result.output
+    )
+    assert PASSWORD not in result.output
 
 
 async def test_run_that_cannot_open_its_store_does_not_show_the_password(here: Path) -> None:
