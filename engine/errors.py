@@ -9,7 +9,8 @@
     │   └── PathValueError        a value cannot be put into a URL path as data
     ├── StartupError              `mesbridge run` cannot start; the message says what to do
     ├── StoreError                the state store failed (also: unreachable, locked too long)
-    │   └── LeaseLostError        another worker took the job; this outcome was not recorded
+    │   ├── LeaseLostError        another worker took the job; this outcome was not recorded
+    │   └── StoreMissingError     no store where the URL points (a SQLite file); none was created
     ├── RequestRejected           an inbound request refused with a 4xx before any pipeline ran
     ├── TransportError            one HTTP attempt failed below the request path (internal)
     │   ├── NotSent               nothing reached the system: connect refused, DNS, TLS, pool wait
@@ -92,6 +93,15 @@ class StoreError(MesbridgeError):
 
 class LeaseLostError(StoreError):
     """The job's lease was taken by another worker; the caller's outcome was not recorded."""
+
+
+class StoreMissingError(StoreError):
+    """`Store.check_schema` found no store where the URL points (`where`: a SQLite file's absolute
+    path) and created none: only `migrate` (`mesbridge run`) creates a store."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(f"{where} does not exist")
 
 
 class RequestRejected(MesbridgeError):

@@ -14,7 +14,7 @@ import click
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
 from engine.config.settings import SETTINGS_FILE
-from engine.errors import StoreError
+from engine.errors import StoreError, StoreMissingError
 from engine.store import Store, open_store, safe_url
 
 T = TypeVar("T")
@@ -104,17 +104,23 @@ def store_url(root: Path, store: str | None) -> str:
 
 
 def with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
-    """Run `action` on the migrated store at `url`; a store failure is a one-line error."""
+    """Run `action` on the store at `url`, which must exist at this version's schema: a store command
+    creates and migrates nothing (only `mesbridge run` does). A store failure is a one-line error."""
 
     async def go() -> T:
         store = open_store(url)
         try:
-            await store.migrate()
+            await store.check_schema()
             return await action(store)
         finally:
             await store.close()
 
     try:
         return asyncio.run(go())
+    except StoreMissingError as exc:
+        raise click.ClickException(
+            f"store {safe_url(url)} ({exc.where}) does not exist; `mesbridge run` creates it "
+            "(a relative sqlite:/// path is taken from the current folder)"
+        ) from None
     except StoreError as exc:
         raise click.ClickException(f"store {safe_url(url)}: {exc}") from None

@@ -2,7 +2,7 @@
 traces.
 
     store = open_store("sqlite:///var/mesbridge.db")      # or postgresql://user@host:5432/db
-    await store.migrate()
+    await store.migrate()         # the service; a command beside it: `await store.check_schema()`
 
 Each backend is one module of `engine.store.backends`, registered in `STORES` by URL scheme:
     sqlite:///relative/path.db   sqlite:////absolute/path.db   sqlite:///:memory:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
+from engine.errors import StoreError
 from engine.registry import Registry
 
 Clock = Callable[[], datetime]
@@ -199,7 +200,8 @@ class TraceQuery:
 
 
 class Store(ABC):
-    """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()`.
+    """Async state store. Obtain one with `engine.store.open_store(url)`, then `await migrate()` (the
+    service) or `await check_schema()` (a command beside it, which creates and migrates nothing).
 
     A backend registers in `STORES` under its URL scheme and builds itself with `from_url`.
     """
@@ -209,6 +211,9 @@ class Store(ABC):
     does not); the service's trace writer process needs it."""
 
     kind: ClassVar[str]
+
+    latest_schema: ClassVar[int]
+    """The schema version `migrate` brings the backend's tables to (its number of migrations)."""
 
     @classmethod
     @abstractmethod
@@ -227,6 +232,31 @@ class Store(ABC):
     @abstractmethod
     async def migrate(self) -> int:
         """Apply pending schema migrations (idempotent, safe concurrently); return the schema version."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The schema version the store is at (0: it has no mesbridge tables), read without creating or
+        changing anything: a SQLite file that does not exist is a `StoreMissingError`, and stays absent."""
+
+    async def check_schema(self) -> int:
+        """Instead of `migrate`, for a command beside the service (`mesbridge dlq`, `mesbridge traces`):
+        check that the store exists at `latest_schema` or later, creating and migrating nothing, and
+        return its version.
+
+        A CLI of another version than the service must not migrate a production store's schema under
+        it: an older schema is a StoreError saying who migrates it. A newer one is used, as replicas of
+        the previous version use it during a rolling update (migrations only add; docs/deploy.md)."""
+        found, latest = await self.schema_version(), self.latest_schema
+        if found == 0:
+            raise StoreError(
+                "it holds no mesbridge tables: `mesbridge run` creates them, a store command does not"
+            )
+        if found < latest:
+            raise StoreError(
+                f"its schema is at version {found}, this mesbridge's at {latest}: a store command does not "
+                "migrate it (`mesbridge run` of this version does); or use the mesbridge the service runs"
+            )
+        return found
 
     @abstractmethod
     async def close(self) -> None:

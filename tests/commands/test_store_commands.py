@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,68 @@ def test_a_missing_config_root_does_not_matter_with_store(here: Path) -> None:
     result = mesbridge("dlq", "list", "--root", "nowhere", "--store", "sqlite:///state.db", "--json")
     assert result.exit_code == 0, result.output
     assert [dead["id"] for dead in json.loads(result.output)] == ["ev-1"]
+
+
+# -- a store command creates and migrates no store ---------------------------------------------------
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS)
+def test_a_store_command_does_not_create_a_missing_sqlite_store(here: Path, command: list[str]) -> None:
+    root_with(here, None)  # the default settings: sqlite:///mesbridge.db, in the current folder
+    result = mesbridge(*command, "--root", "root")
+    assert result.exit_code == 1, result.output
+    where = Path.cwd() / "mesbridge.db"
+    assert result.output.startswith(f"Error: store sqlite:///mesbridge.db ({where}) does not exist;")
+    assert len(result.output.splitlines()) == 1
+    assert sorted(path.name for path in here.iterdir()) == ["root"]  # no mesbridge.db, -wal or -shm
+    no_traceback(result)
+
+
+def _versions(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+
+
+def test_a_store_command_does_not_migrate_an_older_store(here: Path) -> None:
+    store_with_a_dead_letter(here / "old.db")
+    with sqlite3.connect(here / "old.db") as conn:  # as an older mesbridge left it
+        conn.execute("DELETE FROM schema_version WHERE version = (SELECT max(version) FROM schema_version)")
+    before = _versions(here / "old.db")
+    result = mesbridge("dlq", "list", "--store", "sqlite:///old.db")
+    assert result.exit_code == 1, result.output
+    assert f"its schema is at version {len(before)}, this mesbridge's at {len(before) + 1}" in result.output
+    assert _versions(here / "old.db") == before
+
+
+def test_a_store_command_uses_a_store_a_newer_mesbridge_migrated(here: Path) -> None:
+    """Migrations only add: an older CLI works on a newer schema, as older replicas do in a rolling
+    update (docs/deploy.md), and leaves its version as it is."""
+    store_with_a_dead_letter(here / "new.db")
+    latest = len(_versions(here / "new.db"))
+    with sqlite3.connect(here / "new.db") as conn:
+        conn.execute(
+            "INSERT INTO schema_version VALUES (?, 'later', '2031-01-01T00:00:00.000000Z')", (latest + 1,)
+        )
+    result = mesbridge("dlq", "drop", "--all", "--store", "sqlite:///new.db")
+    assert (result.exit_code, result.output) == (0, "dropped ev-1\n")
+    assert _versions(here / "new.db") == [*range(1, latest + 2)]
+
+
+def test_a_store_command_adds_no_tables_to_an_empty_file(here: Path) -> None:
+    (here / "empty.db").touch()
+    result = mesbridge("traces", "list", "--store", "sqlite:///empty.db")
+    assert result.exit_code == 1, result.output
+    assert "Error: store sqlite:///empty.db: it holds no mesbridge tables" in result.output
+    assert (here / "empty.db").stat().st_size == 0
+
+
+async def test_run_still_creates_its_store(here: Path) -> None:
+    host = ServiceHost(make_root(here / "root"), environ={}, port=0, store_url="sqlite:///state.db")
+    await host.start()
+    await host.stop()
+    assert _versions(here / "state.db")
+    listed = await asyncio.to_thread(mesbridge, "dlq", "list", "--store", "sqlite:///state.db")
+    assert (listed.exit_code, listed.output) == (0, "no dead letters\n")
 
 
 # -- a store password is never shown ------------------------------------------------------------------

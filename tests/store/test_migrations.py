@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import StoreError
+from engine.errors import StoreError, StoreMissingError
 from engine.store import Store, TraceQuery, open_store
 from engine.store.migrations import POSTGRES, SQLITE, Migration, check_order
 
@@ -73,3 +73,51 @@ async def test_a_file_that_is_not_a_sqlite_database_is_a_store_error(tmp_path: P
     with pytest.raises(StoreError, match="file is not a database"):
         await store.list_traces(TraceQuery())
     await store.close()
+
+
+async def _add_version(backend: str, version: int) -> None:
+    """A row in schema_version as a newer mesbridge would write it."""
+    if backend.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(backend[len("sqlite:///") :]) as conn:
+            conn.execute(
+                "INSERT INTO schema_version VALUES (?, 'newer', '2031-01-01T00:00:00.000000Z')", (version,)
+            )
+        return
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(backend, autocommit=True) as conn:
+        await conn.execute("INSERT INTO schema_version VALUES (%s, 'newer', now())", (version,))
+
+
+async def test_check_schema_creates_and_migrates_nothing(
+    backend: str, make_store: Callable[..., Store]
+) -> None:
+    """What a command beside the service (`mesbridge dlq`, `traces`) does instead of migrating."""
+    store = make_store()
+    latest = len(_expected(backend))
+    assert store.latest_schema == latest
+    if backend.startswith("sqlite"):
+        path = Path(backend[len("sqlite:///") :])
+        with pytest.raises(StoreMissingError) as missing:
+            await store.check_schema()
+        assert missing.value.where == str(path)
+        assert not path.exists()
+        path.touch()  # an empty file: a database without tables
+        assert await make_store().schema_version() == 0
+    with pytest.raises(StoreError, match="holds no mesbridge tables"):
+        await make_store().check_schema()
+    assert await make_store().schema_version() == 0  # not even schema_version was created
+
+    await make_store().migrate()
+    assert await make_store().check_schema() == latest
+    newer_cli = make_store()
+    with pytest.MonkeyPatch.context() as patch:  # a mesbridge with one more migration than the store
+        patch.setattr(type(newer_cli), "latest_schema", latest + 1)
+        with pytest.raises(StoreError, match=f"version {latest}, this mesbridge's at {latest + 1}"):
+            await newer_cli.check_schema()
+    assert await _versions(backend, store) == [*range(1, latest + 1)]
+    await _add_version(backend, latest + 1)  # a newer mesbridge migrated it: migrations only add
+    assert await make_store().check_schema() == latest + 1
+    assert await _versions(backend, store) == [*range(1, latest + 2)]

@@ -165,6 +165,8 @@ class _Pool:
 class PostgresStore(Store):
     """`Store` on a PostgreSQL database shared by any number of replicas."""
 
+    latest_schema = len(POSTGRES)
+
     def __init__(self, url: str, *, clock: Clock | None = None) -> None:
         super().__init__(clock)
         conninfo, size = split_url(url)
@@ -213,6 +215,19 @@ class PostgresStore(Store):
         return result
 
     # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        async def read(cur: psycopg.AsyncCursor[Row]) -> int:
+            await cur.execute("SELECT to_regclass('schema_version') IS NOT NULL AS present")
+            row = await cur.fetchone()
+            if not row or not row["present"]:
+                return 0
+            await cur.execute("SELECT coalesce(max(version), 0) AS version FROM schema_version")
+            row = await cur.fetchone()
+            return int(row["version"]) if row else 0
+
+        result: int = await self._tx(read)
+        return result
 
     async def migrate(self) -> int:
         check_order(POSTGRES)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -20,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
-from engine.errors import LeaseLostError, StoreError
+from engine.errors import LeaseLostError, StoreError, StoreMissingError
 from engine.store.base import (
     STORES,
     Attempt,
@@ -142,6 +143,8 @@ def _dead(row: sqlite3.Row) -> DeadLetter:
 class SQLiteStore(Store):
     """`Store` on a SQLite file (or `:memory:`)."""
 
+    latest_schema = len(SQLITE)
+
     def __init__(
         self,
         path: str,
@@ -180,15 +183,24 @@ class SQLiteStore(Store):
 
     # -- plumbing --------------------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        """The connection, opened on first use (always on the store's own thread)."""
+    def _connection(self, create: bool = True) -> sqlite3.Connection:
+        """The connection, opened on first use (always on the store's own thread). Without `create`, a
+        file that does not exist is a StoreMissingError and is not created, and its journal mode is
+        left as it is (the service's `migrate` made it WAL)."""
         if self._conn is None:
+            memory = self.path == ":memory:"
+            target, uri = self.path, False
+            if not create and not memory:
+                where = os.path.abspath(self.path)
+                if not os.path.exists(where):
+                    raise StoreMissingError(where)
+                target, uri = f"file:{quote(where)}?mode=rw", True  # never creates the file
             conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                target, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
             )
             conn.row_factory = sqlite3.Row
             try:  # a file that is not a database fails here, at its first statement
-                if self.path != ":memory:":
+                if create and not memory:
                     self._wal(conn)
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
@@ -212,16 +224,22 @@ class SQLiteStore(Store):
                 time.sleep(0.01)
 
     async def _run(
-        self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True, durable: bool = True
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool = True,
+        durable: bool = True,
+        create: bool = True,
     ) -> T:
         """Run `fn(conn)` in one transaction on the store's thread; a commit that is not `durable`
-        does not wait for the disk (in WAL mode the next durable commit syncs it)."""
+        does not wait for the disk (in WAL mode the next durable commit syncs it). Without `create`, a
+        connection opened now does not create the file (see `_connection`)."""
         if self._closed:
             raise StoreError("store is closed")
 
         def call() -> T:
             try:
-                conn = self._connection()
+                conn = self._connection(create)
                 relaxed = not durable and self._synchronous != "NORMAL"
                 if relaxed:
                     conn.execute("PRAGMA synchronous=NORMAL")
@@ -254,6 +272,14 @@ class SQLiteStore(Store):
         self._executor.shutdown(wait=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone() is None:
+                return 0
+            return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
+        return await self._run(read, write=False, create=False)
 
     async def migrate(self) -> int:
         check_order(SQLITE)
