@@ -13,8 +13,6 @@ Each backend is one module of `engine.store.backends`, registered in `STORES` by
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
-
 from engine.errors import StoreError
 from engine.registry import Registry
 from engine.store.base import (
@@ -30,6 +28,7 @@ from engine.store.base import (
     TraceSummary,
     utc_now,
 )
+from engine.store.urls import hide_password, safe_url
 
 Registry.load("engine.store.backends")
 
@@ -44,6 +43,7 @@ __all__ = [
     "StoredTrace",
     "TraceQuery",
     "TraceSummary",
+    "hide_password",
     "open_store",
     "safe_url",
     "scheme_of",
@@ -63,22 +63,3 @@ def scheme_of(url: str) -> str:
 def open_store(url: str, *, clock: Clock | None = None) -> Store:
     """A store for `url`. Nothing connects until first use; call `await store.migrate()` first."""
     return STORES.implementation(scheme_of(url)).from_url(url, clock)
-
-
-def safe_url(url: str) -> str:
-    """The store URL as a message or a log may show it: its password (`user:password@` or a
-    `password=` parameter) replaced by `***`."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return url
-    rest, question, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")  # credentials come before the path (sqlite:/// has none)
-    credentials, at, host = netloc.rpartition("@")
-    if at and ":" in credentials:
-        rest = f"{credentials.split(':', 1)[0]}:***@{host}{slash}{path}"
-    if question:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(name.lower() == "password" for name, _ in pairs):
-            masked = [(name, "***" if name.lower() == "password" else value) for name, value in pairs]
-            query = urlencode(masked, safe="*")
-    return f"{scheme}://{rest}{question}{query}"

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from engine.cli import main
 from engine.errors import StartupError
 from engine.service.server import ServiceHost
-from engine.store import open_store, safe_url
+from engine.store import hide_password, open_store, safe_url
 from tests.config.test_check import make_root
 
 PASSWORD = "s3cret-9f8e"
@@ -221,6 +221,29 @@ def test_a_store_command_that_cannot_connect_does_not_show_the_password(
     assert "store postgresql://u:***@127.0.0.1:1/x: cannot connect" in result.output
     assert PASSWORD not in result.output
     no_traceback(result)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (f"postgresql://u:p%zz{PASSWORD}@127.0.0.1:1/x", 'invalid percent-encoded token: "***"'),
+        (f"postgresql://127.0.0.1:1/x?password=p%zz{PASSWORD}", "cannot connect to PostgreSQL"),
+        (f"postgresql://u:{PASSWORD}@127.0.0.1:1/x?bogus=1", 'invalid URI query parameter: "bogus"'),
+        (f"postgresql://u:{PASSWORD}@127.0.0.1:1/x?pool_size=x", "pool_size must be a whole number"),
+    ],
+)
+def test_a_store_url_libpq_refuses_is_one_line_without_the_password(here: Path, url: str, says: str) -> None:
+    result = mesbridge("dlq", "list", "--store", url)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: store postgresql://") and says in result.output
+    assert PASSWORD not in result.output
+    no_traceback(result)
+
+
+def test_hide_password_replaces_it_as_written_and_decoded() -> None:
+    url = "postgresql://u:p%40ss@db/x?password=q%2Fw"
+    assert hide_password("token p%40ss; p@ss; q/w; q%2Fw", url) == "token ***; ***; ***; ***"
+    assert hide_password("no secret here", "postgresql://u@db/x") == "no secret here"
 
 
 @pytest.mark.parametrize("command", [["traces", "list"], ["check"]])

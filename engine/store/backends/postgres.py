@@ -47,6 +47,7 @@ from engine.store.base import (
     as_utc,
 )
 from engine.store.migrations import POSTGRES, POSTGRES_SCHEMA_VERSION_TABLE, check_order
+from engine.store.urls import hide_password
 
 # (classid, objid) of the migration lock; the two-int form never collides with one-bigint locks.
 _MIGRATION_LOCK = (0x6D657362, 1)
@@ -114,6 +115,8 @@ def split_url(url: str) -> tuple[str, int]:
     kept = []
     for name, value in query:
         if name == "pool_size":
+            if not value.strip().isdigit():
+                raise StoreError(f"pool_size must be a whole number, not {value!r}")
             size = int(value)
         else:
             kept.append((name, value))
@@ -142,8 +145,9 @@ class _Pool:
                     conn = await psycopg.AsyncConnection.connect(
                         self._conninfo, autocommit=True, row_factory=psycopg.rows.dict_row
                     )
-                except psycopg.OperationalError as exc:
-                    raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+                except psycopg.Error as exc:  # also a URL libpq cannot parse (ProgrammingError)
+                    reason = hide_password(str(exc), self._conninfo)  # libpq may quote the URL
+                    raise StoreError(f"cannot connect to PostgreSQL: {reason}") from None
             try:
                 yield conn
             finally:
