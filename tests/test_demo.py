@@ -15,17 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 MESBRIDGE = Path(sys.executable).parent / "mesbridge"
 
 
+def mesbridge(folder: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`mesbridge ARGS` run in `folder`, as a newcomer types it."""
+    return subprocess.run(
+        [str(MESBRIDGE), *args], cwd=folder, capture_output=True, text=True, encoding="utf-8", timeout=timeout
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("binding", ["priority", "nextup", "nextx"])
 def test_demo_plays_a_shift_and_summarises_it(binding: str, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(MESBRIDGE), "demo", "--binding", binding, "--size", "6"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
+    done = mesbridge(tmp_path, "demo", "--binding", binding, "--size", "6", timeout=60)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Traceback" not in output
@@ -49,28 +49,14 @@ def test_demo_plays_a_shift_and_summarises_it(binding: str, tmp_path: Path) -> N
     assert seconds < 30
     # its traces are where `mesbridge traces` looks, in the folder it ran in
     assert "traces kept in sqlite:///mesbridge.db" in done.stdout
-    listed = subprocess.run(
-        [str(MESBRIDGE), "traces", "list", "--outcome", "failed", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=30,
-    )
+    listed = mesbridge(tmp_path, "traces", "list", "--outcome", "failed", "--json", timeout=30)
     assert listed.returncode == 0, listed.stderr
     [refused] = json.loads(listed.stdout)
     assert refused["pipeline"] == f"{binding}.operation" and refused["status"] >= 400
     # every trace, exported as tests into a copy of the root, passes (the times its runs read with
     # now() included), recorded at the root's own config version (the demo serves one binding of it,
     # which does not make the version another)
-    every = subprocess.run(
-        [str(MESBRIDGE), "traces", "list", "--json", "--limit", "1000"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=30,
-    )
+    every = mesbridge(tmp_path, "traces", "list", "--json", "--limit", "1000", timeout=30)
     ids = [trace["id"] for trace in json.loads(every.stdout)]
     assert refused["id"] in ids and len(ids) > 10
     copy = tmp_path / "root"
@@ -78,13 +64,8 @@ def test_demo_plays_a_shift_and_summarises_it(binding: str, tmp_path: Path) -> N
         shutil.copytree(ROOT / part, copy / part)
     shutil.copy(ROOT / "mesbridge.yaml", copy)
     recorded = copy / "mappings" / binding / "tests" / "recorded.yaml"
-    exported = subprocess.run(
-        [str(MESBRIDGE), "traces", "export", *ids, "--as-test", str(recorded), "--root", "root"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
+    exported = mesbridge(
+        tmp_path, "traces", "export", *ids, "--as-test", str(recorded), "--root", "root", timeout=60
     )
     assert exported.returncode == 0, exported.stdout + exported.stderr
     assert f"{len(ids)} of {len(ids)} exported case(s) pass" in exported.stdout, exported.stdout

@@ -291,6 +291,14 @@ def _write(file: Path, text: str) -> None:
 
 def _try(root: Path, file: Path, names: list[str], versions: list[str]) -> None:
     """Run the exported cases against the config root, and say where `mesbridge test` finds them."""
+    if not (root / "connectors").is_dir() and not (root / "mappings").is_dir():
+        # the folder `mesbridge demo` ran in, say: the file is written; there is nothing to try it on
+        click.echo(
+            f"{root} is not a config root, so the cases were not tried: give the root as --root and "
+            f"write the file under its mappings/<binding>/, e.g. mappings/<binding>/tests/",
+            err=True,
+        )
+        return
     project = load_project(root)
     if not project.ok:
         _not_tried(root, file, [d for d in project.diagnostics if d.severity == "error"])

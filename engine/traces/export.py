@@ -113,7 +113,8 @@ def _truncated(value: Any) -> bool:
 
 
 def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
-    """The test case of one trace (its name: `name`, else the pipeline and event id)."""
+    """The test case of one trace (its name: `name`, else the pipeline, the event id and, for a queued
+    delivery, its attempt: each attempt of a retried event is a case of its own)."""
     notes: list[str] = []
     calls = [call for call in trace.get("calls", []) if not call.get("login")]
     replied = [call for call in calls if call.get("status") is not None]
@@ -173,7 +174,7 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
         expect_reply["body"] = reply_body
     expect_reply["match"] = "subset" if lost else "exact"
     case: dict[str, Any] = {
-        "name": name or f"{trace['pipeline']} {trace['event_id']}",
+        "name": name or _name(trace),
         "pipeline": trace["pipeline"],
     }
     if trace.get("now"):  # what the run's now() read: the case reads the same, today or next year
@@ -186,6 +187,11 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
     if _truncated(trace.get("event")):
         notes.append("the event was cut in the trace (traces.max_body_bytes): the case cannot replay it")
     return ExportedCase(case, notes)
+
+
+def _name(trace: dict[str, Any]) -> str:
+    attempt = trace.get("attempt")
+    return f"{trace['pipeline']} {trace['event_id']}" + (f" attempt {attempt}" if attempt else "")
 
 
 def merge_cases(existing: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -141,6 +141,15 @@ def test_a_masked_value_is_not_expected_unless_the_event_gave_it() -> None:
     assert second["match"] == "subset"
 
 
+def test_each_attempt_of_a_retried_delivery_is_a_case_of_its_own() -> None:
+    """Attempt 1 failed, attempt 2 delivered: merged into one file, both are kept."""
+    failed = as_case(_trace(source="queue", attempt=1, status=502)).case
+    delivered = as_case(_trace(source="queue", attempt=2)).case
+    assert failed["name"] == "erp.report erp.report:ev-1 attempt 1"
+    assert delivered["name"] == "erp.report erp.report:ev-1 attempt 2"
+    assert [c["name"] for c in merge_cases([], [failed, delivered])] == [failed["name"], delivered["name"]]
+
+
 def test_the_time_a_run_read_becomes_the_cases_now() -> None:
     """A document number made of `now()` replays as recorded, today or next year."""
     case = as_case(_trace(now="2030-01-01T00:00:00.250Z")).case
