@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from engine import env
 from engine.config.diagnostic import Diagnostic
 from engine.config.settings import SETTINGS_FILE, Settings, override_problems, with_overrides
 from engine.config.validation import validate_model
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
-from engine.errors import SchemaFileError
+from engine.errors import MissingVariableError, SchemaFileError
 from engine.pipeline.models import MappingFile, Pipeline, TestCase
 from engine.pipeline.payload import PayloadSchema, load_payload_schema
+from engine.redaction import MASK, is_secret_name
 from engine.suggest import did_you_mean
 
 
@@ -201,7 +205,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         _add_mapping(project, binding, mapping, loaded)
 
     _load_payload_schemas(project, digest, unselected_schemas)
-    _resolve_deadlines(project)
+    _resolve_deadlines(project, env.current() if environ is None else environ)
     project.version = digest.hexdigest()[:12]
     from engine.config.references import check_references
 
@@ -263,8 +267,9 @@ def _schema_references(data: Any) -> set[str]:
     return found
 
 
-def _resolve_deadlines(project: Project) -> None:
-    """A webhook's `deadline: "{{ vars.NAME }}"` becomes the seconds its binding's var holds."""
+def _resolve_deadlines(project: Project, environ: Mapping[str, str]) -> None:
+    """A webhook's `deadline: "{{ vars.NAME }}"` becomes the seconds its binding's var holds: a number,
+    or a `${VAR}` reference (`${SYNC_DEADLINE:-8}`) whose value, read now from `environ`, is one."""
     for entry in project.pipelines.values():
         source = entry.pipeline.source
         name = getattr(source, "deadline_var", None)
@@ -277,12 +282,30 @@ def _resolve_deadlines(project: Project) -> None:
             message = f"deadline: vars.{name} is not defined in binding '{entry.binding}'"
             project.diagnostics.append(entry.source.diagnostic(loc, message, hint=hint))
             continue
-        value = variables[name]
+        value = shown = variables[name]
+        if isinstance(value, str) and env.REFERENCE.search(value):
+            try:
+                shown = env.resolve(value, environ, f"vars.{name}")
+            except MissingVariableError as exc:
+                project.diagnostics.append(entry.source.diagnostic(loc, f"deadline: vars.{name}: {exc}"))
+                continue
+            value = _seconds(shown)
+            if any(is_secret_name(ref) for ref in env.find_references(variables[name])):
+                shown = MASK  # a secret's value is never shown in a message
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            message = f"deadline: vars.{name} must be a number of seconds > 0, got {value!r}"
+            message = f"deadline: vars.{name} must be a number of seconds > 0, got {shown!r}"
             project.diagnostics.append(entry.source.diagnostic(loc, message))
             continue
         source.deadline = float(value)
+
+
+def _seconds(text: str) -> float | str:
+    """A number of seconds as an environment variable gives it (`8`, `2.5`); else the text itself."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return text
+    return seconds if math.isfinite(seconds) else text
 
 
 def _validate(model: type[Any], loaded: LoadedYaml) -> tuple[Any, list[Diagnostic]]:

@@ -265,3 +265,34 @@ def test_a_webhook_deadline_may_name_a_var_of_its_binding(tmp_path: Path) -> Non
     text = named.replace("sync_deadline: 8", 'sync_deadline: "8 s"')
     code, output = invoke("check", str(make_root(tmp_path / "text", text)))
     assert code == 1 and "deadline: vars.sync_deadline must be a number of seconds > 0, got '8 s'" in output
+
+
+def test_a_webhook_deadline_var_may_read_the_environment_when_the_config_loads(tmp_path: Path) -> None:
+    """`sync_deadline: ${SYNC_DEADLINE:-8}`: one binding, its deadline set per site by a variable."""
+    from engine.config.root import load_project
+
+    named = MAPPING.replace("  centres:", '  sync_deadline: "${SYNC_DEADLINE:-8}"\n  centres:').replace(
+        "path: /demo/operation}", 'path: /demo/operation, deadline: "{{ vars.sync_deadline }}"}'
+    )
+    root = make_root(tmp_path / "env", named)
+
+    def deadline(environ: dict[str, str]) -> object:
+        project = load_project(root, environ=environ)
+        assert project.ok, [str(d) for d in project.diagnostics]
+        return project.pipelines["demo.operation"].pipeline.source.deadline  # type: ignore[union-attr]
+
+    assert deadline({}) == 8.0
+    assert deadline({"SYNC_DEADLINE": "2.5"}) == 2.5
+    for given in ("soon", "0", "-1", "nan", "inf", ""):
+        project = load_project(root, environ={"SYNC_DEADLINE": given})
+        assert [d.message for d in project.diagnostics] == [
+            f"deadline: vars.sync_deadline must be a number of seconds > 0, got {given!r}"
+        ]
+    secret = make_root(tmp_path / "secret", named.replace("${SYNC_DEADLINE:-8}", "${API_TOKEN}"))
+    [problem] = load_project(secret, environ={"API_TOKEN": "s3cret-value"}).diagnostics
+    assert problem.message == "deadline: vars.sync_deadline must be a number of seconds > 0, got '***'"
+    unset = make_root(tmp_path / "unset", named.replace("${SYNC_DEADLINE:-8}", "${SYNC_DEADLINE}"))
+    [problem] = load_project(unset, environ={}).diagnostics
+    assert problem.message.startswith(
+        "deadline: vars.sync_deadline: environment variable SYNC_DEADLINE is not set"
+    )
