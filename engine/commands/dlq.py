@@ -112,7 +112,9 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter (of --pipeline)")
 @click.option("--pipeline", default=None)
 @click.option(
-    "--force", is_flag=True, help="Replay uncertain dead letters even when a write could apply twice"
+    "--force",
+    is_flag=True,
+    help="Replay uncertain and partial dead letters even when a write could apply twice",
 )
 def replay(
     root: Path,
@@ -124,8 +126,9 @@ def replay(
 ) -> None:
     """Queue dead letters again (same event id and key, fresh attempts); a running service delivers them.
 
-    An uncertain one (the ERP may have applied it) runs each write's verify lookup first; when a write
-    of its pipeline has none and is not idempotent, it is replayed only with --force.
+    An uncertain one (the ERP may have applied it) or a partial one (it failed after a write of it had
+    been applied) runs each write's verify lookup first; when a write of its pipeline has none and is
+    not idempotent, it is replayed only with --force.
     """
     if not event_ids and not replay_all:
         raise click.UsageError("give the event id(s) to replay, or --all")

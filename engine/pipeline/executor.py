@@ -56,6 +56,9 @@ class Outcome:
     values: dict[str, Any] = field(default_factory=dict)
     now: datetime | None = None
     """The time the run's templates read with `now()`; None when they read none."""
+    applied: list[str] = field(default_factory=list)
+    """The writes not safe to repeat that the run applied (`METHOD path`), in order: a run that fails
+    after one must not run again as a whole, or it applies them twice."""
 
     @property
     def ok(self) -> bool:
@@ -120,6 +123,7 @@ class _Run:
         "on_write",
         "recorder",
         "prepared",
+        "applied",
     )
 
     def __init__(
@@ -146,6 +150,7 @@ class _Run:
         self.recorder = recorder
         self.prepared = scope.prepared
         """What each step prepared once for the scope (`StepScope.prepared`)."""
+        self.applied: list[str] = []
 
     @property
     def event_id(self) -> str:
@@ -254,6 +259,7 @@ class Executor:
         instant = None
         if self._reads_now:
             instant = context["now"] = helpers.RunInstant(self._clock)
+        run: _Run | None = None
         try:
             if self._variables.refers:
                 context["vars"] = self._variables.value()
@@ -291,12 +297,15 @@ class Executor:
                 time.perf_counter() - started,
                 context,
                 None if instant is None else instant.moment,
+                run.applied,
             )
         except MesbridgeError as exc:
-            outcome = self._error_outcome(_as_pipeline_error(exc), context)
+            applied = [] if run is None else run.applied
+            outcome = self._error_outcome(_as_pipeline_error(exc), context, applied)
             outcome.duration = time.perf_counter() - started
             outcome.values = context
             outcome.now = None if instant is None else instant.moment
+            outcome.applied = applied
             return outcome
         finally:
             if active_token is not None:
@@ -304,8 +313,10 @@ class Executor:
             if bound is not None:
                 env.leave(bound)
 
-    def _error_outcome(self, error: PipelineError, context: dict[str, Any]) -> Outcome:
+    def _error_outcome(self, error: PipelineError, context: dict[str, Any], applied: list[str]) -> Outcome:
         context["error"] = error_context(error)
+        if applied and error.kind != "uncertain":  # an uncertain one says what to check already
+            context["error"]["message"] = error.message = f"{error.message}{applied_note(applied)}"
         handler = self.pipeline.on_error
         if handler is not None:
             try:
@@ -353,6 +364,14 @@ def _globals_read(value: Any) -> frozenset[str]:
     else:
         return frozenset()
     return frozenset().union(*(_globals_read(item) for item in items))
+
+
+def applied_note(applied: list[str]) -> str:
+    """What a failure says of the writes its run applied before it: the event must not run again."""
+    return (
+        f" (after {', '.join(applied)} had been applied: sending the event again would apply "
+        f"{'it' if len(applied) == 1 else 'them'} twice)"
+    )
 
 
 def _message(exc: BaseException) -> str:

@@ -321,8 +321,8 @@ async def _run_sync(
     async def produce() -> dict[str, Any]:
         outcome = await run()
         _answer(service, name, outcome)
-        if outcome.error is not None and not outcome.error.settled:
-            raise _Unstored(outcome)
+        if outcome.error is not None and not outcome.error.settled and not outcome.applied:
+            raise _Unstored(outcome)  # transient: the same event may be sent again; none was applied
         return {"status": outcome.status, "body": outcome.body}
 
     with event_context(name, idem):

@@ -1,6 +1,7 @@
 """Acting on dead letters: what `mesbridge dlq` and the operator console both do.
 
-A dead letter whose failure was **uncertain** may already have been applied by the ERP. Replaying it
+A dead letter whose failure was **uncertain** may already have been applied by the ERP, and a
+**partial** one failed after its run had applied a write that is not safe to repeat. Replaying either
 runs the verify lookup of each write first when every write of its pipeline is protected (a verify
 lookup, an idempotent method or flag, an idempotency key); otherwise the replay is refused unless
 forced, naming the writes that could apply twice.
@@ -49,18 +50,22 @@ async def replay_dead(store: Store, project: Project | None, event_id: str, *, f
     dead = await store.get_dead(event_id)
     if dead is None:
         return Replay(event_id, False, reason=f"no dead letter {event_id}")
-    if dead.kind != "uncertain" or force:
+    if dead.kind not in ("uncertain", "partial") or force:
         return Replay(event_id, await store.replay_dead(event_id))
     if project is None:
-        return Replay(event_id, False, reason="it is uncertain and the config root could not be read")
+        return Replay(event_id, False, reason=f"it is {dead.kind} and the config root could not be read")
     unprotected = unprotected_writes(project, dead.pipeline)
     if unprotected:
         listed = "; ".join(unprotected)
+        what = (
+            "its outcome is unknown (it may have been applied)"
+            if dead.kind == "uncertain"
+            else "it failed after a write of it had been applied"
+        )
         return Replay(
             event_id,
             False,
-            reason=f"its outcome is unknown (it may have been applied), and these writes of {dead.pipeline} "
-            f"have no verify lookup and are not idempotent: {listed}. Check the ERP, then replay it with "
-            "--force if it was not applied",
+            reason=f"{what}, and these writes of {dead.pipeline} have no verify lookup and are not "
+            f"idempotent: {listed}. Check the ERP, then replay it with --force if it was not applied",
         )
     return Replay(event_id, await store.replay_dead(event_id, verify_first=True), verify_first=True)

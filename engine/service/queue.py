@@ -210,7 +210,12 @@ class WorkerPool:
                 await asyncio.gather(heartbeat, return_exceptions=True)
             then = None
             if outcome.error is not None:
-                retry = is_retryable(outcome.error) and job.attempts < self.policy.max_attempts
+                # a run that applied a write not safe to repeat is not run again as a whole
+                retry = (
+                    is_retryable(outcome.error)
+                    and not outcome.applied
+                    and job.attempts < self.policy.max_attempts
+                )
                 then = "retry" if retry else "dead"
             if recorder is not None:
                 origin = "replay" if job.payload.get("replayed") else source.kind
@@ -265,9 +270,12 @@ class WorkerPool:
                 )
                 return
             reason = error.message
-            if is_retryable(error):
+            kind = error.kind
+            if outcome.applied and kind != "uncertain":
+                kind = "partial"  # replayed only as an uncertain one is: writes look first, or --force
+            elif is_retryable(error):
                 reason = f"{error.message} (dead letter after {job.attempts} deliveries)"
-            await self._dead(job, reason, connector=connector, kind=error.kind)
+            await self._dead(job, reason, connector=connector, kind=kind)
 
     async def _dead(self, job: Job, message: str, **extra: Any) -> None:
         try:

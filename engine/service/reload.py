@@ -128,18 +128,23 @@ class Reloader:
         """
         async with self._lock:
             started = time.perf_counter()
-            result = await self._reload()
-            seconds = round(time.perf_counter() - started, 4)
-            self.service.last_reload = {
-                "result": result,
-                "seconds": seconds,
-                "version": self.service.generation.version,
-                "at": round(time.time(), 3),
-            }
+            result = await self._reload(started)
+            seconds = self._note(result, started)
             log.info("reload %s in %.3f s", result, seconds, extra={"result": result, "seconds": seconds})
             return result
 
-    async def _reload(self) -> str:
+    def _note(self, result: str, started: float, version: str | None = None) -> float:
+        """Keep the reload's result in `service.last_reload`; its seconds so far."""
+        seconds = round(time.perf_counter() - started, 4)
+        self.service.last_reload = {
+            "result": result,
+            "seconds": seconds,
+            "version": version or self.service.generation.version,
+            "at": round(time.time(), 3),
+        }
+        return seconds
+
+    async def _reload(self, started: float) -> str:
         metrics = self.service.metrics
         environ = dict(self.environ) if self.environ is not None else None
         project = await asyncio.to_thread(load_project, self.root, environ=environ)
@@ -174,6 +179,8 @@ class Reloader:
             await generation.retire()
             metrics.reloads.labels("unchanged").inc()
             return "unchanged"
+        # noted as it is served: /status never shows the new version beside the previous reload
+        self._note("applied", started, generation.version)
         await self.service.swap(generation)
         settle_heap()
         metrics.reloads.labels("applied").inc()

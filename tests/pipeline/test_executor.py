@@ -289,6 +289,29 @@ async def test_a_run_that_reads_no_time_keeps_none() -> None:
     assert failed.error is not None and failed.now == datetime(2026, 1, 1, tzinfo=UTC) and reads == [1]
 
 
+async def test_a_run_lists_the_writes_it_applied_that_are_not_safe_to_repeat() -> None:
+    """Reads, PUTs and writes declared idempotent may run again; the POST may not, and a failure after
+    it says so (the queue then never reruns the event as a whole)."""
+    p = pipeline(
+        [
+            {"name": "read", "call": "erp", "method": "GET", "path": "/a"},
+            {"name": "put", "call": "erp", "method": "PUT", "path": "/b/{{ event.n }}"},
+            {"name": "rpc", "call": "erp", "method": "POST", "path": "/rpc", "idempotent": True},
+            {"name": "post", "call": "erp", "method": "POST", "path": "/c/{{ event.n }}"},
+            {"fail": "refused later", "when": "event.fail"},
+        ]
+    )
+    ok, _ = await run(p, {"n": 7}, [{}, {}, {}, {}])
+    assert ok.ok and ok.applied == ["POST /c/7"]
+    failed, _ = await run(p, {"n": 8, "fail": True}, [{}, {}, {}, {}])
+    assert failed.applied == ["POST /c/8"]
+    assert failed.body == {
+        "message": "refused later (after POST /c/8 had been applied: sending the event again would apply it twice)"
+    }
+    before, _ = await run(p, {"n": 9}, [{}, TransientError("busy")])  # nothing applied: retried as is
+    assert before.error is not None and before.applied == [] and before.body == {"message": "busy"}
+
+
 async def test_a_write_not_safe_to_repeat_is_announced_with_its_budget() -> None:
     """The queue stretches the event's lease before such a write, so no second worker overlaps it."""
     p = pipeline(

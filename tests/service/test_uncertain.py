@@ -54,7 +54,16 @@ class Ledger:
             ref = request.query_params.get("ref")
             return JSONResponse([r for r in self.records if r.get("ref") == ref])
 
-        return Starlette(routes=[Route("/records", create, methods=["POST"]), Route("/records", find)])
+        async def busy(request: Request) -> Response:
+            return JSONResponse({"error": {"message": "busy"}}, 503)
+
+        return Starlette(
+            routes=[
+                Route("/records", create, methods=["POST"]),
+                Route("/records", find),
+                Route("/busy", busy),
+            ]
+        )
 
 
 CONNECTOR = """\
@@ -79,6 +88,16 @@ pipelines:
         path: /records
         body: {ref: "{{ event.ref }}"}
         verify: {path: /records, query: {ref: "{{ event.ref }}"}, result: "[0]"}
+  - name: then.busy
+    source: {kind: webhook, path: /then-busy, mode: queue, idempotency_key: ref}
+    steps:
+      - {name: saved, call: ledger, method: POST, path: /records, body: {ref: "{{ event.ref }}"}}
+      - {name: after, call: ledger, method: GET, path: /busy}
+  - name: then.busy.sync
+    source: {kind: webhook, path: /then-busy-sync, mode: sync, idempotency_key: ref, deadline: 5}
+    steps:
+      - {name: saved, call: ledger, method: POST, path: /records, body: {ref: "{{ event.ref }}"}}
+      - {name: after, call: ledger, method: GET, path: /busy}
 """
 
 
@@ -149,6 +168,42 @@ async def test_saved_then_500_is_one_record_and_an_uncertain_dead_letter(tmp_pat
     assert code == 0 and "uncertain" in output
     code, output = await cli(root, "replay", dead.id, "--force")
     assert code == 0 and f"replayed {dead.id}" in output
+
+
+async def test_a_run_that_fails_after_a_write_is_a_partial_dead_letter_never_run_again(
+    tmp_path: Path, ledger
+) -> None:
+    """Saved, then a later read finds the ERP busy (transient): retrying the whole run would save the
+    record a second time, so the event is not retried; its replay needs --force, as an uncertain one's."""
+    erp, base = ledger
+    root = write_root(tmp_path)
+    async with serving(root, base) as host, httpx.AsyncClient() as client:
+        assert (await client.post(f"{host.url}/then-busy", json={"ref": "P-1"})).status_code == 202
+        assert await until(_dead_count(host, 1))
+        [dead] = await host.store.list_dead()
+    assert [r["ref"] for r in erp.records] == ["P-1"]  # once: the transient failure did not rerun it
+    assert dead.kind == "partial" and len(dead.attempts) == 1
+    assert "ledger answered HTTP 503" in dead.error and "after POST /records had been applied" in dead.error
+    code, output = await cli(root, "replay", dead.id)
+    assert code == 1 and "failed after a write of it had been applied" in output and "--force" in output
+    code, output = await cli(root, "replay", dead.id, "--force")
+    assert code == 0 and f"replayed {dead.id}" in output
+
+
+async def test_a_sync_event_that_failed_after_a_write_keeps_its_answer(tmp_path: Path, ledger) -> None:
+    """The same event sent again (the MES retrying a 502) gets the same answer; nothing is saved twice."""
+    erp, base = ledger
+    root = write_root(tmp_path)
+    async with serving(root, base) as host, httpx.AsyncClient() as client:
+        first = await client.post(f"{host.url}/then-busy-sync", json={"ref": "Q-1"})
+        again = await client.post(f"{host.url}/then-busy-sync", json={"ref": "Q-1"})
+    assert first.status_code == again.status_code == 502
+    assert first.json() == again.json()
+    assert (
+        "after POST /records had been applied: sending the event again would apply it twice"
+        in (first.json()["message"])
+    )
+    assert [r["ref"] for r in erp.records] == ["Q-1"]
 
 
 async def test_an_uncertain_write_with_verify_replays_by_looking_first(tmp_path: Path, ledger) -> None:

@@ -75,6 +75,9 @@ class Run(Protocol):
     def remaining(self) -> float | None:
         """Seconds left of the run's deadline; None without one."""
 
+    applied: list[str]
+    """The writes not safe to repeat that the run applied so far (`METHOD path`)."""
+
     on_write: Callable[[float], Awaitable[None]] | None
     """Awaited with a budget in seconds before a write that must not overlap a second delivery of the
     event for that long (the queue keeps the event's lease at least that long); None when no queue."""

@@ -200,7 +200,9 @@ class CallStep(StepModel):
             verify = _looker(run, plan.verify, scope)
             if run.verify_first:
                 found, value = await verify()
-                if found:
+                if found:  # an earlier delivery applied it
+                    if plan.unprotected:
+                        run.applied.append(f"{fields.method} {fields.path_in(scope)}")
                     return value
         method = fields.method
         if plan.unprotected:
@@ -219,10 +221,12 @@ class CallStep(StepModel):
         # the fields inline, not through _render and path_in: this is every call's hot path
         query, headers, body = fields.query, fields.headers, fields.body
         path = fields.constant_path
+        if path is None:
+            path = fields.path_in(scope)
         try:
             response = await connector.request(
                 method,
-                path if path is not None else fields.path_in(scope),
+                path,
                 query=None if query is None else query.render(scope),
                 headers=None if headers is None else headers.render(scope),
                 body=None if body is None else body.render(scope),
@@ -236,6 +240,8 @@ class CallStep(StepModel):
             if self.missing is not None and exc.http_status == 404:
                 return self._missing(run.context)
             raise
+        if plan.unprotected:  # applied (or found applied by its verify): a rerun would send it again
+            run.applied.append(f"{method} {path}")
         if response.verified:
             return response.result
         result = response.result
