@@ -19,7 +19,12 @@ class Delivery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int = Field(8, ge=1, description="Attempts before an event goes to the dead letters")
+    max_attempts: int = Field(
+        20,
+        ge=1,
+        description="Deliveries before an event nothing was applied of goes to the dead letters (the "
+        "default waits out about 45 minutes of an ERP outage)",
+    )
     initial: float = Field(1.0, gt=0, description="Seconds before the first retry")
     multiplier: float = Field(2.0, ge=1, description="Backoff growth per attempt")
     max: float = Field(300.0, gt=0, description="Longest wait between attempts, seconds")

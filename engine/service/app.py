@@ -277,6 +277,13 @@ async def _enqueue(
     event_id = f"{name}:{idem}" if idem is not None else new_event_id()
     key = _key_value(source.order_key, event, variables) or idem or event_id
     try:
+        dead = await service.store.get_dead(event_id) if idem is not None else None
+        if dead is not None:  # accepting it again would queue nothing: say where it is
+            message = (
+                f"event {event_id} is in the dead letters ({dead.kind}: {dead.error}); it is not queued "
+                "again: replay it with `mesbridge dlq replay` or the console"
+            )
+            return _json(409, {"message": message, "eventId": event_id})
         event_id = await service.store.enqueue(name, key, {"event": event}, event_id=event_id)
     except StoreError as exc:
         log.error("cannot queue the event: %s", exc)

@@ -181,9 +181,15 @@ async def test_a_run_that_fails_after_a_write_is_a_partial_dead_letter_never_run
         assert (await client.post(f"{host.url}/then-busy", json={"ref": "P-1"})).status_code == 202
         assert await until(_dead_count(host, 1))
         [dead] = await host.store.list_dead()
-    assert [r["ref"] for r in erp.records] == ["P-1"]  # once: the transient failure did not rerun it
-    assert dead.kind == "partial" and len(dead.attempts) == 1
-    assert "ledger answered HTTP 503" in dead.error and "after POST /records had been applied" in dead.error
+        assert [r["ref"] for r in erp.records] == ["P-1"]  # once: the transient failure did not rerun it
+        assert dead.kind == "partial" and len(dead.attempts) == 1
+        assert (
+            "ledger answered HTTP 503" in dead.error and "after POST /records had been applied" in dead.error
+        )
+        again = await client.post(f"{host.url}/then-busy", json={"ref": "P-1"})  # the MES sends it again
+    assert again.status_code == 409 and again.json()["eventId"] == dead.id
+    assert again.json()["message"].startswith(f"event {dead.id} is in the dead letters (partial: ")
+    assert [r["ref"] for r in erp.records] == ["P-1"]
     code, output = await cli(root, "replay", dead.id)
     assert code == 1 and "failed after a write of it had been applied" in output and "--force" in output
     code, output = await cli(root, "replay", dead.id, "--force")
