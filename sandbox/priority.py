@@ -155,7 +155,10 @@ class PrioritySimulator(Simulator):
             snapshot[form] = [
                 self.render(form, row, Query(), expand_all=True) for row in self.store.tables[form]
             ]
-        snapshot["_reported"] = {k: v for k, v in self.rules.reported.items() if v}
+        # reported quantity per (work order, operation), as "WO/OPERATION" keys: JSON keys are text
+        snapshot["_reported"] = {
+            "/".join(key): quantity for key, quantity in self.rules.reported.items() if quantity
+        }
         return snapshot
 
     def authorized(self, request: Request) -> bool:

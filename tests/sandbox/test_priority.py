@@ -315,6 +315,11 @@ def test_admin_state(client: httpx.Client) -> None:
     base = str(client.base_url).removesuffix(ROOT)
     state = client.get(base + "/_admin/state", params={"form": "ACT"}).json()
     assert [a["ACTNAME"] for a in state["ACT"]][:3] == ["ASSY", "TEST", "PACK"]
+    line = _line(client)  # after a production report too: the reported quantities keyed as text
+    assert client.post("ALINE_ONE", json={**line, "QUANT": 1}).status_code == 201
+    answered = client.get(base + "/_admin/state", params={"form": "ALINE_ONE"})
+    assert answered.status_code == 200
+    assert answered.json()["_reported"] == {f"{line['SERIALNAME']}/{line['ACTNAME']}": 1}
 
 
 # -- faults --------------------------------------------------------------------------------------------
