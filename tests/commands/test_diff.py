@@ -161,7 +161,7 @@ def test_a_removed_call_and_an_added_call(roots: Path) -> None:
 
 
 def test_a_changed_path_pairs_the_calls(roots: Path) -> None:
-    edit(OPERATION, 'path: "/ALINE_ONE(FORM=', 'path: "/ALINE(FORM=')
+    edit(OPERATION, 'path: "/ALINE_ONE(FORM={{ form }}', 'path: "/ALINE(FORM={{ form }}')  # the DELETE
     document = as_json(
         diff("base", "head", "--from-tests", "-k", "remove with externalId", "--format", "json")
     )
