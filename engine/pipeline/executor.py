@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
 from engine import env, helpers
 from engine.errors import (
     ConnectorError,
@@ -29,7 +27,7 @@ from engine.errors import (
     PipelineError,
     UncertainError,
 )
-from engine.expressions import PathTemplate, Template
+from engine.expressions import templates_in
 from engine.expressions.variables import Variables
 from engine.pipeline import models as m
 from engine.pipeline.steps import StepModel, truthy
@@ -351,19 +349,9 @@ new_event_id = _EventIds()
 """An event id for a run given none: 32 hex digits, unique per process and across processes."""
 
 
-def _globals_read(value: Any) -> frozenset[str]:
-    """The template globals (`now`, `lookup`) that the templates anywhere in a model read."""
-    if isinstance(value, Template | PathTemplate):
-        return value.globals
-    if isinstance(value, BaseModel):
-        items: Any = value.__dict__.values()
-    elif isinstance(value, dict):
-        items = value.values()
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        return frozenset()
-    return frozenset().union(*(_globals_read(item) for item in items))
+def _globals_read(pipeline: m.Pipeline) -> frozenset[str]:
+    """The template globals (`now`, `lookup`) that the templates anywhere in a pipeline read."""
+    return frozenset().union(*(template.globals for template in templates_in(pipeline)))
 
 
 def applied_note(applied: list[str]) -> str:

@@ -9,11 +9,14 @@ forced, naming the writes that could apply twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from engine.expressions import PathTemplate, Template, templates_in
 from engine.pipeline.executor import step_ids
 from engine.pipeline.steps.call import CallStep
+from engine.pipeline.steps.set_values import SetStep
 from engine.store import Store
 
 if TYPE_CHECKING:
@@ -34,15 +37,54 @@ class Replay:
 
 
 def unprotected_writes(project: Project, pipeline: str) -> list[str]:
-    """The writes of a pipeline that nothing protects against being applied twice, as `METHOD target`."""
+    """The writes of a pipeline that a later run of the event may apply twice, as `METHOD target`: those
+    nothing protects, and those protected only by a verify lookup that reads what a later run reads
+    anew (a call's result, `now()`), so that it may not find what the earlier run created."""
     entry = project.pipelines.get(pipeline)
     if entry is None:
         return []
+    configs = project.connector_configs
+    steps = list(step_ids(entry.pipeline.steps))
     found = []
-    for step, where in step_ids(entry.pipeline.steps):
-        if isinstance(step, CallStep) and step.protection(project.connector_configs) is None:
-            found.append(f"{step.describe(project.connector_configs)} ({where})")
+    for step, where in steps:
+        if not isinstance(step, CallStep):
+            continue
+        protection = step.protection(configs)
+        if protection is None:
+            found.append(f"{step.describe(configs)} ({where})")
+        elif protection == "verify" and step.protection(configs, verify=False) is None:
+            anew = _read_anew(step.verify_spec(configs), [s for s, _ in steps], configs)
+            if anew is not None:
+                found.append(f"{step.describe(configs)} ({where}), whose verify lookup reads {anew}")
     return found
+
+
+def _read_anew(spec: Any, steps: list[Any], configs: Mapping[str, Any]) -> str | None:
+    """What the templates of a verify lookup read, directly or through `set` values, that a later run
+    of the event reads anew: the result of a call (`before`, say), or the time (`now()`); None if none."""
+    values: dict[str, list[Template | PathTemplate]] = {}
+    calls = set()
+    for step in steps:
+        if isinstance(step, SetStep):
+            for key, template in step.set.items():
+                values.setdefault(key, []).append(template)
+        elif isinstance(step, CallStep) and step.name:
+            calls.add(step.name)
+    connector, _, operation_name = (spec.call or "").partition(".")
+    config = configs.get(connector)
+    operation = config.operations.get(operation_name) if config is not None and operation_name else None
+    pending = templates_in(spec) + templates_in(operation)
+    seen: set[str] = set()
+    while pending:
+        read = pending.pop()
+        if "now" in read.globals:
+            return "now()"
+        for name in sorted(read.names - seen):
+            seen.add(name)
+            if name in calls:
+                return f"`{name}`, the result of a call"
+            pending.extend(values.get(name, []))
+    return None
 
 
 async def replay_dead(store: Store, project: Project | None, event_id: str, *, force: bool = False) -> Replay:
@@ -65,7 +107,8 @@ async def replay_dead(store: Store, project: Project | None, event_id: str, *, f
         return Replay(
             event_id,
             False,
-            reason=f"{what}, and these writes of {dead.pipeline} have no verify lookup and are not "
-            f"idempotent: {listed}. Check the ERP, then replay it with --force if it was not applied",
+            reason=f"{what}, and these writes of {dead.pipeline} are not idempotent and have no verify "
+            f"lookup a replay can count on: {listed}. Check the ERP, then replay it with --force if it "
+            "was not applied",
         )
     return Replay(event_id, await store.replay_dead(event_id, verify_first=True), verify_first=True)

@@ -88,6 +88,27 @@ pipelines:
         path: /records
         body: {ref: "{{ event.ref }}"}
         verify: {path: /records, query: {ref: "{{ event.ref }}"}, result: "[0]"}
+  - name: baseline.create
+    source: {kind: webhook, path: /baseline, mode: queue, idempotency_key: ref}
+    steps:
+      - {name: before, call: ledger, method: GET, path: /records, query: {ref: "{{ event.ref }}"}}
+      - set: {seen: "{{ before | length }}"}
+      - name: saved
+        call: ledger
+        method: POST
+        path: /records
+        body: {ref: "{{ event.ref }}"}
+        verify: {path: /records, query: {ref: "{{ event.ref }}", after: "{{ seen }}"}, result: "[0]"}
+  - name: stamped.create
+    source: {kind: webhook, path: /stamped, mode: queue, idempotency_key: ref}
+    steps:
+      - set: {stamp: "{{ now() }}"}
+      - name: saved
+        call: ledger
+        method: POST
+        path: /records
+        body: {ref: "{{ event.ref }}", at: "{{ stamp }}"}
+        verify: {path: /records, query: {ref: "{{ event.ref }}", at: "{{ stamp }}"}, result: "[0]"}
   - name: then.busy
     source: {kind: webhook, path: /then-busy, mode: queue, idempotency_key: ref}
     steps:
@@ -168,6 +189,32 @@ async def test_saved_then_500_is_one_record_and_an_uncertain_dead_letter(tmp_pat
     assert code == 0 and "uncertain" in output
     code, output = await cli(root, "replay", dead.id, "--force")
     assert code == 0 and f"replayed {dead.id}" in output
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "reads"),
+    [("baseline.create", "`before`, the result of a call"), ("stamped.create", "now()")],
+)
+async def test_a_verify_that_reads_what_a_replay_reads_anew_does_not_protect_a_replay(
+    tmp_path: Path, pipeline: str, reads: str
+) -> None:
+    """A lookup relative to a count read in the same run, or to the time, looks elsewhere in a replay
+    (which reads them again): the replay of the uncertain dead letter needs --force."""
+    root = write_root(tmp_path)
+    store = open_store(f"sqlite:///{root / 'state.db'}")
+    await store.migrate()
+    await store.enqueue(pipeline, "B-1", {"event": {"ref": "B-1"}}, event_id="ev-b1")
+    [job] = await store.claim("w")
+    await store.dead_letter(job, "outcome unknown after POST /records", kind="uncertain")
+    await store.close()
+    code, output = await cli(root, "replay", "ev-b1")
+    assert code == 1 and "--force" in output
+    assert (
+        f"POST /records (steps[{1 if pipeline == 'stamped.create' else 2}]), whose verify lookup reads {reads}"
+        in (" ".join(output.split()))
+    )
+    code, output = await cli(root, "replay", "ev-b1", "--force")
+    assert code == 0 and "replayed ev-b1" in output
 
 
 async def test_a_run_that_fails_after_a_write_is_a_partial_dead_letter_never_run_again(

@@ -264,14 +264,15 @@ class CallStep(StepModel):
         method = (self.method or (operation.method if operation is not None else None) or "GET").upper()
         return method, operation, config
 
-    def protection(self, connectors: Mapping[str, Any]) -> str | None:
+    def protection(self, connectors: Mapping[str, Any], *, verify: bool = True) -> str | None:
         """What makes repeating this call safe, from the connector configs: `read` (an idempotent
-        method), `idempotent`, `verify` or `idempotency key`; None for a write nothing protects."""
+        method), `idempotent`, `verify` or `idempotency key`; None for a write nothing protects.
+        With `verify` False, what protects it apart from a verify lookup."""
         method, operation, config = self._resolved(connectors)
         idempotent = (
             self.idempotent if self.idempotent is not None else getattr(operation, "idempotent", None)
         )
-        if self.verify is not None or getattr(operation, "verify", None) is not None:
+        if verify and self.verify_spec(connectors) is not None:
             return "verify"
         if idempotent is not None:
             return "idempotent" if idempotent else None
@@ -280,6 +281,11 @@ class CallStep(StepModel):
         if config is not None and config.idempotency_key is not None:
             return "idempotency key"
         return None
+
+    def verify_spec(self, connectors: Mapping[str, Any]) -> VerifyConfig | None:
+        """The verify lookup of this call: its own, else its named operation's (from the configs)."""
+        _, operation, _ = self._resolved(connectors)
+        return self.verify or getattr(operation, "verify", None)
 
     def _missing(self, context: dict[str, Any]) -> Any:
         missing = self.missing
