@@ -80,13 +80,16 @@ class StepScope:
     name: str
     connectors: Mapping[str, Any]
     ids: dict[int, str]
+    steps: list[Any] = field(default_factory=list)
+    """Every step of the tree, in order (what a step's plan may look at: which names a `set` makes)."""
     plans: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def of(
         cls, name: str, steps: list[Any], connectors: Mapping[str, Any], prefix: str = "steps"
     ) -> StepScope:
-        return cls(name, connectors, {id(step): where for step, where in step_ids(steps, prefix)})
+        tree = list(step_ids(steps, prefix))
+        return cls(name, connectors, {id(step): where for step, where in tree}, [step for step, _ in tree])
 
     def prepared(self, step: Any, build: Callable[[Any, StepScope], _T]) -> _T:
         """What `build(step, self)` returns, built on the step's first run in this scope."""

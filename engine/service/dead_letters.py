@@ -9,14 +9,11 @@ forced, naming the writes that could apply twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from engine.expressions import PathTemplate, Template, templates_in
 from engine.pipeline.executor import step_ids
-from engine.pipeline.steps.call import CallStep
-from engine.pipeline.steps.set_values import SetStep
+from engine.pipeline.steps.call import CallStep, reads_anew
 from engine.store import Store
 
 if TYPE_CHECKING:
@@ -53,38 +50,17 @@ def unprotected_writes(project: Project, pipeline: str) -> list[str]:
         if protection is None:
             found.append(f"{step.describe(configs)} ({where})")
         elif protection == "verify" and step.protection(configs, verify=False) is None:
-            anew = _read_anew(step.verify_spec(configs), [s for s, _ in steps], configs)
+            spec = step.verify_spec(configs)
+            assert spec is not None
+            connector, _, operation_name = (spec.call or "").partition(".")
+            config = configs.get(connector)
+            operation = (
+                config.operations.get(operation_name) if config is not None and operation_name else None
+            )
+            anew = reads_anew(spec, operation, [s for s, _ in steps])
             if anew is not None:
                 found.append(f"{step.describe(configs)} ({where}), whose verify lookup reads {anew}")
     return found
-
-
-def _read_anew(spec: Any, steps: list[Any], configs: Mapping[str, Any]) -> str | None:
-    """What the templates of a verify lookup read, directly or through `set` values, that a later run
-    of the event reads anew: the result of a call (`before`, say), or the time (`now()`); None if none."""
-    values: dict[str, list[Template | PathTemplate]] = {}
-    calls = set()
-    for step in steps:
-        if isinstance(step, SetStep):
-            for key, template in step.set.items():
-                values.setdefault(key, []).append(template)
-        elif isinstance(step, CallStep) and step.name:
-            calls.add(step.name)
-    connector, _, operation_name = (spec.call or "").partition(".")
-    config = configs.get(connector)
-    operation = config.operations.get(operation_name) if config is not None and operation_name else None
-    pending = templates_in(spec) + templates_in(operation)
-    seen: set[str] = set()
-    while pending:
-        read = pending.pop()
-        if "now" in read.globals:
-            return "now()"
-        for name in sorted(read.names - seen):
-            seen.add(name)
-            if name in calls:
-                return f"`{name}`, the result of a call"
-            pending.extend(values.get(name, []))
-    return None
 
 
 async def replay_dead(store: Store, project: Project | None, event_id: str, *, force: bool = False) -> Replay:

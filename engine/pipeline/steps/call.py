@@ -8,17 +8,25 @@ uses it as the result. `missing` turns "not there" (404, or an empty result) int
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.connectors.models import VerifyConfig
 from engine.errors import BusinessError, NotFoundError, UncertainError
-from engine.expressions import PathTemplate, PathTemplateField, SelectionField, Template, TemplateField
+from engine.expressions import (
+    PathTemplate,
+    PathTemplateField,
+    SelectionField,
+    Template,
+    TemplateField,
+    templates_in,
+)
 
 from ._base import STEPS, Checker, Loc, Run, StepModel, truthy
 from .fail import as_text
+from .set_values import SetStep
 
 __all__ = ["CallStep", "Missing"]
 
@@ -70,14 +78,18 @@ class _Fields:
 class _Verify:
     """A verify lookup resolved: the connector it asks, its fields and what it reads of the answer."""
 
-    __slots__ = ("connector", "fields", "result", "found")
+    __slots__ = ("connector", "fields", "result", "found", "anew")
 
-    def __init__(self, spec: VerifyConfig, write_connector: Any, connectors: Mapping[str, Any]) -> None:
+    def __init__(
+        self, spec: VerifyConfig, write_connector: Any, connectors: Mapping[str, Any], steps: list[Any]
+    ) -> None:
         connector, operation = _target(connectors, spec.call) if spec.call else (write_connector, None)
         self.connector = connector
         self.fields = _Fields(spec, operation)
         self.result = spec.result or (operation.result if operation is not None else None)
         self.found = spec.found
+        self.anew = reads_anew(spec, operation, steps)
+        """What it reads that a later run reads anew (`reads_anew`): then it protects no later run."""
 
 
 class _Plan:
@@ -111,7 +123,7 @@ class _Plan:
             step.idempotent if step.idempotent is not None else getattr(operation, "idempotent", None)
         )
         spec = step.verify or getattr(operation, "verify", None)
-        self.verify = _Verify(spec, connector, scope.connectors) if spec is not None else None
+        self.verify = _Verify(spec, connector, scope.connectors, scope.steps) if spec is not None else None
         self.key = f":{scope.name}:{scope.ids.get(id(step), '')}"
         self.sends_key = getattr(connector.config, "idempotency_key", None) is not None
         """Whether the connector sends an idempotency key: else the key would change nothing."""
@@ -162,6 +174,33 @@ def _target(connectors: Mapping[str, Any], call: str) -> tuple[Any, Any]:
     return connector, operation
 
 
+def reads_anew(spec: VerifyConfig, operation: Any, steps: Iterable[Any]) -> str | None:
+    """What a verify lookup reads, directly or through `set` values, that a later run of the event reads
+    anew: the result of a call of the same run (a baseline such as `before`) or the time (`now()`); None
+    if nothing. Such a lookup, run by a later run, may look for another record than the one the earlier
+    run made. `operation` is the named operation the lookup calls, if any; `steps` the pipeline's."""
+    values: dict[str, list[Template | PathTemplate]] = {}
+    calls = set()
+    for step in steps:
+        if isinstance(step, SetStep):
+            for key, template in step.set.items():
+                values.setdefault(key, []).append(template)
+        elif isinstance(step, CallStep) and step.name:
+            calls.add(step.name)
+    pending = templates_in(spec) + templates_in(operation)
+    seen: set[str] = set()
+    while pending:
+        read = pending.pop()
+        if "now" in read.globals:
+            return "now()"
+        for name in sorted(read.names - seen):
+            seen.add(name)
+            if name in calls:
+                return f"`{name}`, the result of a call"
+            pending.extend(values.get(name, []))
+    return None
+
+
 @STEPS.register(name="call")
 class CallStep(StepModel):
     """Calls a connector (directly, or through one of its named operations)."""
@@ -206,12 +245,17 @@ class CallStep(StepModel):
                     return value
         method = fields.method
         if plan.unprotected:
-            if run.refuse_unprotected and verify is None:
+            if run.refuse_unprotected and (plan.verify is None or plan.verify.anew is not None):
+                lookup = (
+                    "has no verify lookup"
+                    if plan.verify is None
+                    else f"has a verify lookup that reads {plan.verify.anew}, which this delivery read anew,"
+                )
                 raise UncertainError(
                     f"outcome unknown: an earlier delivery of this event stopped mid-run, and {method} "
-                    f"{fields.path_in(scope)} on {connector.name} has no verify lookup and is not "
-                    f"idempotent, so it is not sent again. Check {connector.name}, then replay the event "
-                    "with --force if it is not there",
+                    f"{fields.path_in(scope)} on {connector.name} {lookup} and is not idempotent, so it is "
+                    f"not sent again. Check {connector.name}, then replay the event with --force if it is "
+                    "not there",
                     connector=connector.name,
                 )
             if run.on_write is not None:
