@@ -28,6 +28,10 @@ _SLICE = 10.0
 _SLICES = int(RECENT_SECONDS / _SLICE)
 
 
+RELOAD_RESULTS = ("applied", "invalid", "unchanged", "failed")
+"""What a hot reload can end as (`mesbridge_reloads_total{result}`)."""
+
+
 class Metrics:
     """The service's counters, histograms and gauges.
 
@@ -171,8 +175,8 @@ class Metrics:
         self._depth_labels |= set(depth)
 
     def reload_counts(self) -> dict[str, int]:
-        """Reloads so far by result, for the status endpoint."""
-        counts: dict[str, int] = {}
+        """Reloads so far by result, for the status endpoint: every result, 0 until it happens."""
+        counts: dict[str, int] = dict.fromkeys(RELOAD_RESULTS, 0)
         for metric in self.reloads.collect():
             for sample in metric.samples:
                 if sample.name.endswith("_total"):

@@ -146,6 +146,10 @@ async def test_transport_classes_its_own_failures():
         with raw_server("silent") as (base, _):
             with pytest.raises(NoReply, match="nothing within 0.3 s after sending"):
                 await transport.send(WireRequest("POST", base + "/", {}, b"{}"))
+            # what is left of a deadline is said to the hundredth of a second, not to the microsecond
+            odd = WireRequest("POST", base + "/", {}, b"{}", read_timeout=0.30437)
+            with pytest.raises(NoReply, match=r"nothing within 0\.3 s after sending"):
+                await transport.send(odd)
         with pytest.raises(NotSent, match="TLS|connect"):
             await transport.send(WireRequest("GET", f"https://127.0.0.1:{sock.getsockname()[1]}/"))
     finally:

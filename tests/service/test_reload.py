@@ -30,6 +30,9 @@ async def test_invalid_reload_under_load_keeps_serving(tmp_path: Path, sims: Sim
         service = host.service
         assert service is not None
         version = service.generation.version
+        before = (await client.get(f"{host.url}/status")).json()
+        assert before["reloads"] == {"applied": 0, "invalid": 0, "unchanged": 0, "failed": 0}
+        assert before["last_reload"] is None
         statuses: list[int] = []
         stop = asyncio.Event()
 

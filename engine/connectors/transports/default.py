@@ -96,7 +96,7 @@ class AiohttpTransport(Transport):
         except aiohttp.ConnectionTimeoutError as exc:
             raise NotSent(f"no connection within {timeout.sock_connect:g} s") from exc
         except aiohttp.SocketTimeoutError as exc:
-            raise NoReply(f"nothing within {read:g} s after sending") from exc
+            raise NoReply(f"nothing within {round(read, 2):g} s after sending") from exc
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             raise NotSent(f"invalid URL: {exc}") from exc
         except aiohttp.ServerDisconnectedError as exc:
