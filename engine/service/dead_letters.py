@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.pipeline.executor import step_ids
-from engine.pipeline.steps.call import CallStep, reads_anew
+from engine.pipeline.steps.call import CallStep
 from engine.store import Store
 
 if TYPE_CHECKING:
@@ -50,14 +50,7 @@ def unprotected_writes(project: Project, pipeline: str) -> list[str]:
         if protection is None:
             found.append(f"{step.describe(configs)} ({where})")
         elif protection == "verify" and step.protection(configs, verify=False) is None:
-            spec = step.verify_spec(configs)
-            assert spec is not None
-            connector, _, operation_name = (spec.call or "").partition(".")
-            config = configs.get(connector)
-            operation = (
-                config.operations.get(operation_name) if config is not None and operation_name else None
-            )
-            anew = reads_anew(spec, operation, [s for s, _ in steps])
+            anew = step.verify_reads_anew(configs, [s for s, _ in steps])
             if anew is not None:
                 found.append(f"{step.describe(configs)} ({where}), whose verify lookup reads {anew}")
     return found

@@ -167,6 +167,13 @@ def _render(template: Template | PathTemplate | None, context: Mapping[str, Any]
     return None if template is None else template.render(context)
 
 
+def _configured(configs: Mapping[str, Any], call: str) -> tuple[Any, Any]:
+    """The connector config and the named operation (or None) that `connector[.operation]` names."""
+    connector_name, _, operation_name = call.partition(".")
+    config = configs.get(connector_name)
+    return config, config.operations.get(operation_name) if config is not None and operation_name else None
+
+
 def _target(connectors: Mapping[str, Any], call: str) -> tuple[Any, Any]:
     connector_name, _, operation_name = call.partition(".")
     connector = connectors[connector_name]
@@ -302,9 +309,7 @@ class CallStep(StepModel):
         return f"{method} {path.source if path is not None else self.call}"
 
     def _resolved(self, connectors: Mapping[str, Any]) -> tuple[str, Any, Any]:
-        connector_name, _, operation_name = self.call.partition(".")
-        config = connectors.get(connector_name)
-        operation = config.operations.get(operation_name) if config is not None and operation_name else None
+        config, operation = _configured(connectors, self.call)
         method = (self.method or (operation.method if operation is not None else None) or "GET").upper()
         return method, operation, config
 
@@ -330,6 +335,15 @@ class CallStep(StepModel):
         """The verify lookup of this call: its own, else its named operation's (from the configs)."""
         _, operation, _ = self._resolved(connectors)
         return self.verify or getattr(operation, "verify", None)
+
+    def verify_reads_anew(self, connectors: Mapping[str, Any], steps: Iterable[Any]) -> str | None:
+        """What this call's verify lookup reads that a later run reads anew (`reads_anew`), from the
+        configs and the pipeline's `steps`; None when it reads nothing so, or has no lookup."""
+        spec = self.verify_spec(connectors)
+        if spec is None:
+            return None
+        _, operation = _configured(connectors, spec.call) if spec.call else (None, None)
+        return reads_anew(spec, operation, steps)
 
     def _missing(self, context: dict[str, Any]) -> Any:
         missing = self.missing
