@@ -317,7 +317,7 @@ class Executor:
     def _error_outcome(self, error: PipelineError, context: dict[str, Any], applied: list[str]) -> Outcome:
         context["error"] = error_context(error)
         if applied and error.kind != "uncertain":  # an uncertain one says what to check already
-            context["error"]["message"] = error.message = f"{error.message}{applied_note(applied)}"
+            context["error"]["message"] = error.message = f"{error.message}{_applied_note(applied)}"
         handler = self.pipeline.on_error
         if handler is not None:
             try:
@@ -357,7 +357,7 @@ def _globals_read(pipeline: m.Pipeline) -> frozenset[str]:
     return frozenset().union(*(template.globals for template in templates_in(pipeline)))
 
 
-def applied_note(applied: list[str]) -> str:
+def _applied_note(applied: list[str]) -> str:
     """What a failure says of the writes its run applied before it: the event must not run again."""
     return (
         f" (after {', '.join(applied)} had been applied: sending the event again would apply "
