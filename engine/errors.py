@@ -11,6 +11,7 @@
     ├── StoreError                the state store failed (also: unreachable, locked too long)
     │   ├── LeaseLostError        another worker took the job; this outcome was not recorded
     │   └── StoreMissingError     no store where the URL points (a SQLite file); none was created
+    ├── EventConflict             a known event id given for a different event; nothing was queued
     ├── RequestRejected           an inbound request refused with a 4xx before any pipeline ran
     ├── TransportError            one HTTP attempt failed below the request path (internal)
     │   ├── NotSent               nothing reached the system: connect refused, DNS, TLS, pool wait
@@ -32,6 +33,7 @@ traceback for a user.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 
@@ -89,6 +91,18 @@ class StartupError(MesbridgeError):
 
 class StoreError(MesbridgeError):
     """The state store could not do what was asked (also: database unreachable, locked too long)."""
+
+
+class EventConflict(MesbridgeError):
+    """`Store.enqueue` was given a known event id for an event whose content differs from the one it
+    holds under that id (two events share an idempotency key): nothing was queued."""
+
+    def __init__(self, event_id: str, enqueued_at: datetime) -> None:
+        super().__init__(
+            f"event id {event_id} names a different event, accepted {enqueued_at:%Y-%m-%d %H:%M:%S}"
+        )
+        self.event_id = event_id
+        self.enqueued_at = enqueued_at
 
 
 class LeaseLostError(StoreError):

@@ -13,6 +13,9 @@ payload schema) before any pipeline runs. Then:
 * `mode: queue` commits the event to the store, then answers 202 `{"accepted": true, "eventId"}`;
   workers deliver it. With an `idempotency_key`, a repeated event is accepted once.
 
+A different event under an idempotency key that was used (its content differs) is refused with 422 in
+both modes: neither run nor queued, and never answered as if it were the first.
+
 Operations: `/healthz` (alive), `/readyz` (serving and not draining), `/status` (version, reloads,
 pipelines, queue depth) and `/metrics` (Prometheus). The operator console (`engine.console`) is served
 at `/console` when console users are configured; otherwise `/console` is an unknown path like any other.
@@ -43,8 +46,9 @@ from starlette.types import Receive, Scope, Send
 from engine.config.root import PipelineEntry, Project
 from engine.console import PREFIX as CONSOLE_PREFIX
 from engine.console import ConsoleSettings, console_routes
-from engine.errors import MissingVariableError, RequestRejected, StartupError, StoreError
+from engine.errors import EventConflict, MissingVariableError, RequestRejected, StartupError, StoreError
 from engine.pipeline.executor import Outcome, new_event_id
+from engine.pipeline.sources import fingerprint
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.redaction import Redactor, environment_redactor
 from engine.service.activity import Activity
@@ -249,10 +253,7 @@ async def handle_webhook(service: Service, request: Request) -> Response:
             if schema is not None:
                 event = schema.admit(event)
         except RequestRejected as rejection:
-            service.metrics.event(name, "rejected")
-            service.activity.failed(name, rejection.message, "rejected", status=rejection.status)
-            log.info("refused: %s", rejection.message, extra={"status": rejection.status})
-            return _json(rejection.status, {"message": rejection.message}, rejection.headers)
+            return _refused(service, name, rejection)
         except ClientDisconnect:
             log.info("client disconnected before sending the whole body")
             return Response(status_code=400)  # never sent: the connection is gone
@@ -263,6 +264,26 @@ async def handle_webhook(service: Service, request: Request) -> Response:
         if source.mode == "queue":
             return await _enqueue(service, entry, event, variables)
         return await _run_sync(service, generation, entry, event, variables)
+
+
+def _refused(service: Service, name: str, rejection: RequestRejected) -> JsonReply:
+    """The caller's request refused before the pipeline ran: counted, noted and answered."""
+    service.metrics.event(name, "rejected")
+    service.activity.failed(name, rejection.message, "rejected", status=rejection.status)
+    log.info("refused: %s", rejection.message, extra={"status": rejection.status})
+    return _json(rejection.status, {"message": rejection.message}, rejection.headers)
+
+
+def _conflict(service: Service, entry: PipelineEntry, idem: str, undone: str) -> JsonReply:
+    """422 for an event whose idempotency key a different event had: it is neither run nor queued,
+    and never answered as if it had been (that would lose it without a word)."""
+    source = entry.pipeline.source
+    assert isinstance(source, WebhookSource) and source.idempotency_key is not None
+    message = (
+        f'a different event had the idempotency key "{idem}" already; this event was not {undone}. '
+        f"Each event needs a key of its own (idempotency_key: {source.idempotency_key.source})"
+    )
+    return _refused(service, entry.pipeline.name, RequestRejected(422, message))
 
 
 async def _enqueue(
@@ -276,15 +297,23 @@ async def _enqueue(
     idem = _key_value(source.idempotency_key, event, variables)
     event_id = f"{name}:{idem}" if idem is not None else new_event_id()
     key = _key_value(source.order_key, event, variables) or idem or event_id
+    payload: dict[str, Any] = {"event": event}
     try:
-        dead = await service.store.get_dead(event_id) if idem is not None else None
-        if dead is not None:  # accepting it again would queue nothing: say where it is
-            message = (
-                f"event {event_id} is in the dead letters ({dead.kind}: {dead.error}); it is not queued "
-                "again: replay it with `mesbridge dlq replay` or the console"
-            )
-            return _json(409, {"message": message, "eventId": event_id})
-        event_id = await service.store.enqueue(name, key, {"event": event}, event_id=event_id)
+        if idem is not None:
+            payload["fingerprint"] = digest = fingerprint(event)
+            dead = await service.store.get_dead(event_id)
+            if dead is not None:  # accepting it again would queue nothing: say where it is
+                if dead.payload.get("fingerprint", digest) != digest:
+                    return _conflict(service, entry, idem, "queued")
+                message = (
+                    f"event {event_id} is in the dead letters ({dead.kind}: {dead.error}); it is not "
+                    "queued again: replay it with `mesbridge dlq replay` or the console"
+                )
+                return _json(409, {"message": message, "eventId": event_id})
+        event_id = await service.store.enqueue(name, key, payload, event_id=event_id)
+    except EventConflict:
+        assert idem is not None
+        return _conflict(service, entry, idem, "queued")
     except StoreError as exc:
         log.error("cannot queue the event: %s", exc)
         return _json(
@@ -325,12 +354,14 @@ async def _run_sync(
     if idem is None or service.store is None:
         return _answer(service, name, await run())
 
+    digest = fingerprint(event)
+
     async def produce() -> dict[str, Any]:
         outcome = await run()
         _answer(service, name, outcome)
         if outcome.error is not None and not outcome.error.settled and not outcome.applied:
             raise _Unstored(outcome)  # transient: the same event may be sent again; none was applied
-        return {"status": outcome.status, "body": outcome.body}
+        return {"status": outcome.status, "body": outcome.body, "fingerprint": digest}
 
     with event_context(name, idem):
         try:
@@ -346,6 +377,8 @@ async def _run_sync(
             return _json(
                 503, {"message": "the event could not be recorded; send it again later"}, {"Retry-After": "5"}
             )
+    if reply.get("fingerprint", digest) != digest:  # a reply stored before fingerprints: the same
+        return _conflict(service, entry, idem, "run")
     return _json(int(reply["status"]), reply["body"])
 
 

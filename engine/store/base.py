@@ -10,7 +10,9 @@ need synchronised clocks (NTP); choose lease and reservation lengths well above 
 
 Queue semantics
 ---------------
-* `enqueue` commits before it returns. A known `event_id` (queued, done or dead) is not enqueued twice.
+* `enqueue` commits before it returns. A known `event_id` (queued, done or dead) is not enqueued twice;
+  when both payloads carry a `fingerprint` (`engine.pipeline.sources.fingerprint`) that differs, it
+  raises `EventConflict`.
 * Jobs of one (pipeline, key) run one at a time in enqueue order: a job is claimable only when no earlier
   job of its key is unfinished (queued, leased or waiting for a retry) and no other job of its key holds
   a live lease. Ordering is defined between enqueues that follow one another; two enqueues racing for
@@ -37,6 +39,7 @@ from engine.errors import StoreError
 from engine.registry import Registry
 
 Clock = Callable[[], datetime]
+
 PruneKind = Literal["jobs", "seen", "replies"]
 
 
@@ -274,7 +277,8 @@ class Store(ABC):
         event_id: str | None = None,
         not_before: datetime | None = None,
     ) -> str:
-        """Durably add an event; return its event id (a known `event_id` is not added again)."""
+        """Durably add an event; return its event id. A known `event_id` is not added again: when its
+        payload and this one both carry a `fingerprint` that differs, EventConflict (nothing added)."""
 
     @abstractmethod
     async def claim(self, worker_id: str, limit: int = 1, lease_seconds: float = 30.0) -> list[Job]:

@@ -60,6 +60,32 @@ async def test_repeated_event_is_accepted_once(tmp_path: Path, sims: Sims) -> No
         assert len(creates) == 1
 
 
+async def test_a_different_event_under_a_queued_idempotency_key_is_refused(
+    tmp_path: Path, sims: Sims
+) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        first = await client.post(url(host.url, "/wo"), json=_event("KEY-1"))
+        assert first.status_code == 202, first.text
+        other = await client.post(url(host.url, "/wo"), json={**_event("KEY-2"), "eventId": "ev-KEY-1"})
+        assert other.status_code == 422, other.text
+        assert other.json()["message"] == (
+            'a different event had the idempotency key "ev-KEY-1" already; this event was not queued. '
+            "Each event needs a key of its own (idempotency_key: eventId)"
+        )
+        assert await wait_for(lambda: sims.workorders("KEY-") == ["KEY-1"], 10)
+        later = await client.post(url(host.url, "/wo"), json={**_event("KEY-3"), "eventId": "ev-KEY-1"})
+        assert later.status_code == 422  # delivered since: still not the same event
+        assert (await client.post(url(host.url, "/wo"), json=_event("KEY-1"))).status_code == 202
+        await asyncio.sleep(0.3)
+        assert sims.workorders("KEY-") == ["KEY-1"]
+        assert host.service is not None
+        assert (
+            host.service.metrics.value("mesbridge_events_total", pipeline="wo.create", outcome="rejected")
+            == 2
+        )
+
+
 async def test_token_expiry_mid_stream_fails_no_event(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     sims.faults("nextplus", token_ttl=1)

@@ -75,6 +75,25 @@ async def test_bad_requests_get_a_clear_4xx(tmp_path: Path, sims: Sims) -> None:
     assert not [c for c in sims.sims["nextplus"].calls if c["method"] == "POST"]  # nothing reached the ERP
 
 
+async def test_a_different_event_under_a_used_idempotency_key_is_refused(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        event = {**GOOD, "requestId": "req-1"}
+        first = await client.post(url(host.url, "/wo-sync"), json=event)
+        assert first.status_code == 201, first.text
+        # the same event, its keys in another order: the stored reply
+        again = await client.post(url(host.url, "/wo-sync"), json=dict(reversed(event.items())))
+        assert again.status_code == 201 and again.json() == first.json()
+        other = await client.post(url(host.url, "/wo-sync"), json={**event, "workorderNumber": "IN-9"})
+        assert other.status_code == 422, other.text
+        assert other.json()["message"] == (
+            'a different event had the idempotency key "req-1" already; this event was not run. '
+            "Each event needs a key of its own (idempotency_key: requestId)"
+        )
+    creates = [c for c in sims.sims["nextplus"].calls if c["method"] == "POST" and "Workorders" in c["path"]]
+    assert [c["body"]["workorderNumber"] for c in creates] == [GOOD["workorderNumber"]]
+
+
 async def test_sync_reply_idempotency_and_deadline(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from engine.errors import LeaseLostError, StoreError
+from engine.errors import EventConflict, LeaseLostError, StoreError
 from engine.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -70,6 +70,25 @@ async def test_duplicate_event_id_is_enqueued_once(store: Store) -> None:
     assert await store.enqueue("orders", "A", {"v": 3}, event_id="e1") == "e1"
     assert await store.claim("w1", limit=10) == []
     assert await store.queue_depth() == {}
+
+
+async def test_known_event_id_with_another_fingerprint_is_a_conflict(store: Store) -> None:
+    first = {"event": {"n": 1}, "fingerprint": "f1"}
+    assert await store.enqueue("orders", "A", first, event_id="e1") == "e1"
+    assert await store.enqueue("orders", "A", dict(first), event_id="e1") == "e1"  # the same event
+    with pytest.raises(EventConflict) as conflict:
+        await store.enqueue("orders", "B", {"event": {"n": 2}, "fingerprint": "f2"}, event_id="e1")
+    assert conflict.value.event_id == "e1" and conflict.value.enqueued_at.tzinfo is not None
+    # without fingerprints on both sides nothing can tell: accepted once, as before
+    assert await store.enqueue("orders", "A", {"event": {"n": 3}}, event_id="e1") == "e1"
+    assert await store.enqueue("orders", "A", {"v": 1}, event_id="e2") == "e2"
+    assert await store.enqueue("orders", "A", {"v": 2, "fingerprint": "f3"}, event_id="e2") == "e2"
+    jobs = await store.claim("w1", limit=10)
+    assert [(job.event_id, job.payload) for job in jobs] == [("e1", first)]  # e2 waits behind e1's key
+    [job] = jobs
+    await store.dead_letter(job, "refused", "business")
+    with pytest.raises(EventConflict):  # a dead letter keeps its fingerprint
+        await store.enqueue("orders", "A", {"event": {"n": 2}, "fingerprint": "f2"}, event_id="e1")
 
 
 async def test_key_is_blocked_while_its_first_job_is_leased(store: Store) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.registry import Registry
 
-from ._base import SOURCES, SourceModel
+from ._base import SOURCES, SourceModel, fingerprint
 
 Registry.load(__name__)
 
@@ -17,4 +17,4 @@ if TYPE_CHECKING:
 else:
     Source = SOURCES.union()
 
-__all__ = ["SOURCES", "Source", "SourceModel"]
+__all__ = ["SOURCES", "Source", "SourceModel", "fingerprint"]

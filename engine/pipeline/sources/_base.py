@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from engine.registry import Registry
 
-__all__ = ["SOURCES", "SourceModel"]
+__all__ = ["SOURCES", "SourceModel", "fingerprint"]
+
+
+def fingerprint(value: Any) -> str:
+    """A digest of a JSON value's content, whatever its key order: what tells two events under one
+    idempotency key, or two versions of a polled record, apart (20 hex digits of SHA-256)."""
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 class SourceModel(BaseModel):

@@ -6,7 +6,6 @@ source's config, how to ask the connector, and how to read a record's key, versi
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from engine.expressions import PathTemplateField, SelectionField, TemplateField
 from engine.expressions.variables import Variables
 from engine.helpers import Clock, RunInstant, parse_datetime
 
-from ._base import SOURCES, SourceModel
+from ._base import SOURCES, SourceModel, fingerprint
 
 if TYPE_CHECKING:
     from engine.pipeline.steps import Step
@@ -196,8 +195,7 @@ def describe(source: PollSource, record: Any) -> PolledRecord:
         raise ExpressionError(f"record has no key ({source.key.source!r}): {json.dumps(record)[:200]}")
     version_value = source.version.search(record) if source.version is not None else None
     if version_value is None:
-        canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
-        version = hashlib.sha256(canonical.encode()).hexdigest()[:20]
+        version = fingerprint(record)
     else:
         version = str(version_value)
     cursor = source.cursor.field.search(record) if source.cursor is not None else None

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 else:
     psycopg = lazy_import("psycopg")  # its import costs ~0.2 s; `mesbridge check` never needs it
 
-from engine.errors import LeaseLostError, StoreError
+from engine.errors import EventConflict, LeaseLostError, StoreError
 from engine.store.base import (
     STORES,
     Attempt,
@@ -288,6 +288,15 @@ class PostgresStore(Store):
                 "ON CONFLICT (event_id) DO NOTHING",
                 params,
             )
+            if not cur.rowcount and "fingerprint" in payload:
+                await cur.execute(
+                    "SELECT payload->>'fingerprint' AS known, enqueued_at FROM jobs "
+                    "WHERE event_id = %(event_id)s",
+                    params,
+                )
+                row = await cur.fetchone()
+                if row is not None and row["known"] is not None and row["known"] != payload["fingerprint"]:
+                    raise EventConflict(event_id, row["enqueued_at"])
             return event_id
 
         result: str = await self._tx(insert)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
-from engine.errors import LeaseLostError, StoreError, StoreMissingError
+from engine.errors import EventConflict, LeaseLostError, StoreError, StoreMissingError
 from engine.store.base import (
     STORES,
     Attempt,
@@ -316,12 +316,19 @@ class SQLiteStore(Store):
         body = json.dumps(payload)
 
         def insert(conn: sqlite3.Connection) -> str:
-            conn.execute(
+            added = conn.execute(
                 "INSERT INTO jobs (event_id, seq, pipeline, key, payload, enqueued_at, available_at) "
                 "VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?, ?, ?, ?, ?) "
                 "ON CONFLICT (event_id) DO NOTHING",
                 (event_id, pipeline, key, body, _ts(now), _ts(available)),
-            )
+            ).rowcount
+            if not added and "fingerprint" in payload:
+                known, enqueued_at = conn.execute(
+                    "SELECT json_extract(payload, '$.fingerprint'), enqueued_at FROM jobs WHERE event_id = ?",
+                    (event_id,),
+                ).fetchone()
+                if known is not None and known != payload["fingerprint"]:
+                    raise EventConflict(event_id, _dt(enqueued_at))
             return event_id
 
         return await self._run(insert)
