@@ -11,11 +11,18 @@
 
 Connections come from a small built-in pool (`?pool_size=N` in the URL, default 4): `psycopg_pool` is
 not a dependency. Every operation is one short transaction on an autocommit connection.
+
+JSON values come back exactly as they were stored, as on SQLite. `jsonb` alone would not give them
+back so: it holds no NUL character (`"\u0000"`) and no lone surrogate, which an ERP's JSON can carry,
+and it gives `1e+16` back as an integer and `-0.0` as `0.0`. Such a value is stored as its JSON text,
+wrapped (`_json_text`). A text column (a key, an error message) holds no NUL either: there it is U+FFFD.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -71,12 +78,75 @@ def _history(items: list[dict[str, str]]) -> tuple[Attempt, ...]:
     return tuple(Attempt.from_json(item) for item in items)
 
 
+_WRAPPER = "$json"
+
+
+def _json_text(value: Any) -> str:
+    """The JSON sent for a jsonb value: as `json.dumps` writes it, or `{"$json": "<that text>"}` when
+    jsonb would not give it back as it is (a float in it), or it has the wrapper's shape."""
+    text = json.dumps(value)
+    kept = type(value) is not dict or len(value) != 1 or _WRAPPER not in value
+    return _wrapped(text, wrap=not (kept and _no_float(value)))
+
+
+def _wrapped(text: str, *, wrap: bool = False) -> str:
+    """JSON text as jsonb can hold it: wrapped when asked, or when it holds a NUL or a surrogate."""
+    return json.dumps({_WRAPPER: text}) if wrap or "\\u0000" in text or "\\ud" in text else text
+
+
+def _no_float(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is dict:
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+        elif isinstance(item, float):
+            return False
+    return True
+
+
+def _json_value(data: bytes | str) -> Any:
+    """A jsonb value read back: what `_json_text` was given."""
+    value = json.loads(data)
+    if type(value) is dict and len(value) == 1 and type(value.get(_WRAPPER)) is str:
+        return json.loads(value[_WRAPPER])
+    return value
+
+
+@functools.cache
+def _text_dumpers() -> tuple[type, ...]:
+    """psycopg's dumpers of `str`, with each NUL character made U+FFFD (text columns hold none)."""
+    from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
+
+    class Text(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd"))
+
+    class Binary(StrBinaryDumper):
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd"))
+
+    return Text, Binary
+
+
+def _adapt(conn: psycopg.AsyncConnection[Row]) -> None:
+    """Make a new connection store NUL characters as the module docstring says."""
+    psycopg.types.json.set_json_dumps(_json_text, conn)
+    psycopg.types.json.set_json_loads(_json_value, conn)
+    for dumper in _text_dumpers():
+        conn.adapters.register_dumper(str, dumper)
+
+
 def _jsonb(value: Any) -> Jsonb:
     return psycopg.types.json.Jsonb(value)
 
 
 def _history_json(history: tuple[Attempt, ...]) -> Jsonb:
-    return _jsonb([attempt.to_json() for attempt in history])
+    """The attempts as jsonb, never wrapped (a reclaim appends to them in SQL): NUL made U+FFFD."""
+    items = [{**a.to_json(), "error": a.error.replace("\x00", "\ufffd")} for a in history]
+    return psycopg.types.json.Jsonb(items, dumps=json.dumps)
 
 
 def _job(row: Row) -> Job:
@@ -145,6 +215,7 @@ class _Pool:
                     conn = await psycopg.AsyncConnection.connect(
                         self._conninfo, autocommit=True, row_factory=psycopg.rows.dict_row
                     )
+                    _adapt(conn)
                 except psycopg.Error as exc:  # also a URL libpq cannot parse (ProgrammingError)
                     reason = hide_password(str(exc), self._conninfo)  # libpq may quote the URL
                     raise StoreError(f"cannot connect to PostgreSQL: {reason}") from None
@@ -193,6 +264,8 @@ class PostgresStore(Store):
                 return await fn(cur)
         except psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
+        except psycopg.DataError as exc:  # a value PostgreSQL cannot hold (a date out of its range)
+            raise StoreError(f"PostgreSQL cannot store a value: {exc}") from exc
 
     async def _fetchone(self, sql: str, params: dict[str, Any]) -> Row | None:
         async def run(cur: psycopg.AsyncCursor[Row]) -> Row | None:
@@ -290,12 +363,13 @@ class PostgresStore(Store):
             )
             if not cur.rowcount and "fingerprint" in payload:
                 await cur.execute(
-                    "SELECT payload->>'fingerprint' AS known, enqueued_at FROM jobs "
-                    "WHERE event_id = %(event_id)s",
-                    params,
+                    "SELECT payload, enqueued_at FROM jobs WHERE event_id = %(event_id)s", params
                 )
                 row = await cur.fetchone()
-                if row is not None and row["known"] is not None and row["known"] != payload["fingerprint"]:
+                if (
+                    row is not None
+                    and row["payload"].get("fingerprint", payload["fingerprint"]) != payload["fingerprint"]
+                ):
                     raise EventConflict(event_id, row["enqueued_at"])
             return event_id
 
@@ -400,16 +474,30 @@ class PostgresStore(Store):
         return _dead(row) if row else None
 
     async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
-        count = await self._rowcount(
-            "UPDATE jobs SET state = 'queued', seq = nextval('jobs_seq'), enqueued_at = %(now)s, "
-            "available_at = %(now)s, attempts = 0, history = '[]', finished_at = NULL, error = NULL, "
-            "kind = NULL, result = NULL, payload = (CASE WHEN %(verify)s "
-            "THEN payload || '{\"verify_first\": true}'::jsonb ELSE payload - 'verify_first' END) "
-            "|| '{\"replayed\": true}'::jsonb "
-            "WHERE event_id = %(id)s AND state = 'dead'",
-            {"now": self.now(), "id": id, "verify": verify_first},
-        )
-        return count == 1
+        params: dict[str, Any] = {"now": self.now(), "id": id}
+
+        async def requeue(cur: psycopg.AsyncCursor[Row]) -> bool:
+            await cur.execute(
+                "SELECT payload FROM jobs WHERE event_id = %(id)s AND state = 'dead' FOR UPDATE", params
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            payload = {key: value for key, value in row["payload"].items() if key != "verify_first"}
+            if verify_first:
+                payload["verify_first"] = True
+            payload["replayed"] = True
+            params["payload"] = _jsonb(payload)
+            await cur.execute(
+                "UPDATE jobs SET state = 'queued', seq = nextval('jobs_seq'), enqueued_at = %(now)s, "
+                "available_at = %(now)s, attempts = 0, history = '[]', finished_at = NULL, error = NULL, "
+                "kind = NULL, result = NULL, payload = %(payload)s WHERE event_id = %(id)s",
+                params,
+            )
+            return True
+
+        replayed: bool = await self._tx(requeue)
+        return replayed
 
     async def drop_dead(self, id: str) -> bool:
         count = await self._rowcount(
@@ -540,7 +628,7 @@ class PostgresStore(Store):
                 "duration": t.duration,
                 "version": t.version,
                 "search": t.search,
-                "document": t.document,
+                "document": _wrapped(t.document),
             }
             for t in traces
         ]
