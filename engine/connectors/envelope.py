@@ -2,12 +2,14 @@
 
 The error message is the first non-empty `error` path (a form's error text, then `error.message`;
 a JSON-RPC `Error`; a `meta.message` envelope), otherwise the response text. It reaches the caller as
-the system wrote it (Hebrew, Romanian), only cut past `MAX_MESSAGE` characters.
+the system wrote it (Hebrew, Romanian), only cut past `MAX_MESSAGE` characters. An HTML or XML page
+(a proxy's or a web server's error page) is given as the text it shows, not as its markup.
 """
 
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.errors import AuthError, BusinessError, ConnectorError, ExpressionError
 from engine.expressions import Selection, SelectionField
 
-__all__ = ["MAX_MESSAGE", "Envelope", "EnvelopeConfig", "parse_body", "truthy"]
+__all__ = ["MAX_MESSAGE", "Envelope", "EnvelopeConfig", "page_text", "parse_body", "truthy"]
 
 MAX_MESSAGE = 4000
+MAX_PAGE_TEXT = 300
+"""Characters of an error page's text in a message: its title and first words say what happened."""
 
 
 class EnvelopeConfig(BaseModel):
@@ -60,8 +64,54 @@ def parse_body(content: bytes, content_type: str | None) -> Any:
     return text
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _PageText(HTMLParser):
+    """What a page shows: its title, and the text of the rest without scripts and styles."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags = 0
+        self.title: list[str] = []
+        self.text: list[str] = []
+        self._hidden = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self.tags += 1
+        if tag in ("script", "style"):
+            self._hidden += 1
+        elif tag == "title":
+            self._in_title = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._hidden:
+            self._hidden -= 1
+        elif tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            (self.title if self._in_title else self.text).append(data)
+
+
+def page_text(text: str) -> str | None:
+    """The text an HTML or XML page shows, title first, in at most MAX_PAGE_TEXT characters; None
+    when `text` is not a page (it does not open with a tag)."""
+    if not text.lstrip().startswith("<"):
+        return None
+    parser = _PageText()
+    parser.feed(text)
+    parser.close()
+    if not parser.tags:
+        return None
+    title = " ".join(" ".join(parser.title).split())
+    shown = " ".join(" ".join(parser.text).split())
+    if title and shown.startswith(title):  # a heading repeating the title
+        shown = shown[len(title) :].lstrip(" :-")
+    return _clip(": ".join(part for part in (title, shown) if part), MAX_PAGE_TEXT)
 
 
 class Envelope:
@@ -90,7 +140,7 @@ class Envelope:
                     found = "; ".join(str(f) for f in found if f not in (None, ""))
                 return _clip(found if isinstance(found, str) else json.dumps(found, ensure_ascii=False))
         stripped = text.strip()
-        return _clip(stripped) if stripped else None
+        return (page_text(stripped) or _clip(stripped)) if stripped else None
 
     def result(self, body: Any) -> Any:
         """The result the caller asked for: the `result` path applied to the body."""
@@ -118,7 +168,8 @@ class Envelope:
             return None
         if self.expects_body and not isinstance(body, dict | list):
             raise ConnectorError(
-                f"non-JSON response from {name} (HTTP {status}): {_clip(text.strip())[:300]}",
+                f"non-JSON response from {name} (HTTP {status}): "
+                f"{page_text(text) or _clip(text.strip(), MAX_PAGE_TEXT)}",
                 connector=name,
                 http_status=status,
                 body=body,

@@ -337,8 +337,29 @@ async def test_empty_body_gives_a_clear_error(make):
 
 async def test_non_json_body_gives_a_clear_error(make):
     connector = make(lambda r: reply(200, "<html>proxy error</html>"), envelope={"result": "Result"})
-    with pytest.raises(ConnectorError, match=r"non-JSON response from erp \(HTTP 200\): <html>proxy"):
+    with pytest.raises(ConnectorError, match=r"^non-JSON response from erp \(HTTP 200\): proxy error$"):
         await connector.request("GET", "/x")
+
+
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+    "</center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+async def test_an_error_page_reaches_the_caller_as_the_text_it_shows(make):
+    page = {"content-type": "text/html"}
+    business = make(
+        lambda r: reply(409, f"<!DOCTYPE html>{NGINX_502.replace('502 Bad Gateway', 'Locked')}", page)
+    )
+    with pytest.raises(BusinessError) as refused:
+        await business.request("POST", "/x", body={})
+    assert refused.value.message == "Locked: nginx/1.24.0"
+    gateway = make(lambda r: reply(502, NGINX_502, page), retry=RETRY)
+    with pytest.raises(TransientError) as unreachable:
+        await gateway.request("GET", "/x")
+    assert "erp answered HTTP 502: 502 Bad Gateway: nginx/1.24.0" in unreachable.value.message
+    assert "<" not in unreachable.value.message
 
 
 async def test_empty_body_is_fine_without_an_envelope(make):
