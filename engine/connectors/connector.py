@@ -476,9 +476,11 @@ class Connector:
                 connector=self.name,
                 attempts=attempts,
             )
+        status = None
         if kind is DeadlineExceeded and retry_wait is not None and last.retry_after is not None:
             message = f"{last.message}; Retry-After {retry_wait:g} s passes the deadline"
             message += f" (after {attempts} attempts)"
+            status = 503  # the system is there and asks to wait: not a timeout
         elif kind is DeadlineExceeded:
             message = f"{last.message} (the deadline passed after {attempts} attempts)"
         else:
@@ -487,6 +489,7 @@ class Connector:
         return error_class(
             message + applied,
             connector=self.name,
+            status=status,
             http_status=last.status,
             body=last.body,
             attempts=attempts,

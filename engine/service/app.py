@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -368,7 +369,7 @@ async def _run_sync(
             async with asyncio.timeout(source.deadline + 1.0):
                 reply = await service.store.reply_once(name, idem, produce, ttl=source.deadline + 5.0)
         except _Unstored as unstored:
-            return _json(unstored.outcome.status, unstored.outcome.body)
+            return _json(unstored.outcome.status, unstored.outcome.body, _wait_header(unstored.outcome))
         except TimeoutError:
             message = f"no answer within {source.deadline:g} s; the same event is still being processed"
             return _json(504, {"message": message})
@@ -399,7 +400,13 @@ def _answer(service: Service, name: str, outcome: Outcome) -> Response:
         service.metrics.event(name, "skipped" if outcome.skipped else "ok", outcome.duration)
         if log.isEnabledFor(logging.INFO):  # the hot path: no record, not even its fields, at warning
             log.info("answered", extra={"status": outcome.status, "seconds": round(outcome.duration, 4)})
-    return _json(outcome.status, outcome.body)
+    return _json(outcome.status, outcome.body, _wait_header(outcome))
+
+
+def _wait_header(outcome: Outcome) -> dict[str, str] | None:
+    """`Retry-After` for a 503 whose system asked to wait that long (a throttled call)."""
+    wait = getattr(outcome.error, "retry_after", None)
+    return {"Retry-After": str(math.ceil(wait))} if wait is not None and outcome.status == 503 else None
 
 
 def create_app(service: Service) -> Starlette:

@@ -94,6 +94,22 @@ async def test_a_different_event_under_a_used_idempotency_key_is_refused(tmp_pat
     assert [c["body"]["workorderNumber"] for c in creates] == [GOOD["workorderNumber"]]
 
 
+async def test_a_throttled_sync_call_is_answered_503_with_the_wait(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        signed_in = await client.post(url(host.url, "/wo-sync"), json={**GOOD, "requestId": "thr-0"})
+        assert signed_in.status_code == 201, signed_in.text
+        sims.faults("nextplus", throttle=1, throttle_window=30)
+        allowed = {**GOOD, "workorderNumber": "IN-T", "requestId": "thr-1"}
+        assert (await client.post(url(host.url, "/wo-sync"), json=allowed)).status_code == 201
+        throttled = await client.post(url(host.url, "/wo-sync"), json={**GOOD, "requestId": "thr-2"})
+        # the ERP is there and asks to wait past the deadline: 503 and how long, not a 504 timeout
+        assert throttled.status_code == 503, throttled.text
+        assert 25 <= int(throttled.headers["retry-after"]) <= 30
+        message = throttled.json()["message"]
+        assert "HTTP 429" in message and "passes the deadline" in message, message
+
+
 async def test_sync_reply_idempotency_and_deadline(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
