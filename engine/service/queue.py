@@ -142,7 +142,10 @@ class WorkerPool:
         idle = 0.01
         while not self._stopping:
             try:
-                jobs = await self.store.claim(worker_id, limit=1, lease_seconds=self.policy.lease)
+                served = self.service.generation.executors.keys()  # another replica's are left to it
+                jobs = await self.store.claim(
+                    worker_id, limit=1, lease_seconds=self.policy.lease, pipelines=served
+                )
             except StoreError as exc:
                 log.error("cannot claim jobs: %s", exc)
                 jobs = []

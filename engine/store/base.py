@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -281,8 +281,15 @@ class Store(ABC):
         payload and this one both carry a `fingerprint` that differs, EventConflict (nothing added)."""
 
     @abstractmethod
-    async def claim(self, worker_id: str, limit: int = 1, lease_seconds: float = 30.0) -> list[Job]:
-        """Lease up to `limit` claimable jobs, oldest first, at most one per key."""
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int = 1,
+        lease_seconds: float = 30.0,
+        pipelines: Collection[str] | None = None,
+    ) -> list[Job]:
+        """Lease up to `limit` claimable jobs, oldest first, at most one per key; only jobs of
+        `pipelines` when given (those the caller serves)."""
 
     @abstractmethod
     async def complete(self, job: Job, result: Any = None) -> None:

@@ -3,14 +3,17 @@ replica is killed mid-stream."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.replicas.conftest import Cluster, send, wait_for
+from engine.store import open_store
+from tests.replicas.conftest import Cluster, send, wait_for, write_root
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -119,3 +122,32 @@ def test_killed_replica_loses_nothing_and_duplicates_nothing(make_cluster: Calla
     assert time.monotonic() - killed_at < 60
     for replica in survivors:
         assert replica.stop() == 0, f"{replica.name} did not drain cleanly:\n{replica.tail()}"
+
+
+def test_a_replica_leaves_the_events_of_a_pipeline_it_does_not_serve(
+    make_cluster: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """In a rolling upgrade, a replica still on the old config does not dead-letter the events of a
+    pipeline only the new config has: they wait for a replica that serves it."""
+    cluster = make_cluster()
+    [old] = cluster.start(1)
+    sent = events(8)
+
+    async def accept_on_the_new_config() -> None:  # as a replica of the new config did, then died
+        async with open_store(cluster.store_url) as store:
+            for event in sent:
+                await store.enqueue("rep.newer", event["key"], {"event": event}, event_id=event["id"])
+
+    asyncio.run(accept_on_the_new_config())
+    time.sleep(2.0)  # the old replica's workers poll every 0.2 s
+    dead = cluster.sql("SELECT event_id, error FROM jobs WHERE state = 'dead'")
+    assert not dead, f"dead letters: {dead}"
+    assert unfinished(cluster) == len(sent)
+
+    cluster.root = write_root(tmp_path / "newer")
+    pipelines = cluster.root / "mappings" / "rep" / "pipelines.yaml"
+    pipelines.write_text(pipelines.read_text().replace("rep.customer", "rep.newer").replace("/rep/", "/new/"))
+    cluster.start(1)
+    wait_delivered(cluster, len(sent), 20)
+    assert_exactly_once(cluster, sent)
+    assert old.log.read_text().count('"delivered"') == 0

@@ -91,6 +91,14 @@ async def test_known_event_id_with_another_fingerprint_is_a_conflict(store: Stor
         await store.enqueue("orders", "A", {"event": {"n": 2}, "fingerprint": "f2"}, event_id="e1")
 
 
+async def test_claim_takes_only_the_pipelines_named(store: Store) -> None:
+    await store.enqueue("newer", "A", {"v": 1}, event_id="e1")
+    await store.enqueue("orders", "A", {"v": 2}, event_id="e2")
+    assert await store.claim("w1", limit=10, pipelines=[]) == []
+    assert [job.event_id for job in await store.claim("w1", limit=10, pipelines={"orders"})] == ["e2"]
+    assert [job.event_id for job in await store.claim("w1", limit=10)] == ["e1"]
+
+
 async def test_key_is_blocked_while_its_first_job_is_leased(store: Store) -> None:
     a1 = await store.enqueue("orders", "A", {"n": 1})
     a2 = await store.enqueue("orders", "A", {"n": 2})

@@ -24,7 +24,7 @@ import asyncio
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -376,13 +376,20 @@ class PostgresStore(Store):
         result: str = await self._tx(insert)
         return result
 
-    async def claim(self, worker_id: str, limit: int = 1, lease_seconds: float = 30.0) -> list[Job]:
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int = 1,
+        lease_seconds: float = 30.0,
+        pipelines: Collection[str] | None = None,
+    ) -> list[Job]:
         now = self.now()
         rows = await self._fetchall(
             "WITH candidates AS ("
             "  SELECT j.event_id, j.lease_until AS earlier_lease FROM jobs AS j"
             "  WHERE j.state = 'queued' AND j.available_at <= %(now)s"
             "  AND (j.lease_until IS NULL OR j.lease_until <= %(now)s)"
+            "  AND (%(served)s::text[] IS NULL OR j.pipeline = ANY(%(served)s::text[]))"
             "  AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.state = 'queued'"
             "    AND o.pipeline = j.pipeline AND o.key = j.key AND o.event_id <> j.event_id"
             "    AND (o.seq < j.seq OR o.lease_until > %(now)s))"
@@ -400,6 +407,7 @@ class PostgresStore(Store):
                 "limit": limit,
                 "worker": worker_id,
                 "until": now + timedelta(seconds=lease_seconds),
+                "served": None if pipelines is None else sorted(pipelines),
             },
         )
         rows.sort(key=lambda row: row["seq"])

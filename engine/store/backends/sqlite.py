@@ -16,7 +16,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -333,20 +333,28 @@ class SQLiteStore(Store):
 
         return await self._run(insert)
 
-    async def claim(self, worker_id: str, limit: int = 1, lease_seconds: float = 30.0) -> list[Job]:
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int = 1,
+        lease_seconds: float = 30.0,
+        pipelines: Collection[str] | None = None,
+    ) -> list[Job]:
         now = self.now()
         now_ts, until_ts = _ts(now), _ts(now + timedelta(seconds=lease_seconds))
+        served = None if pipelines is None else json.dumps(sorted(pipelines))
 
         def lease(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs AS j "
                 "WHERE j.state = 'queued' AND j.available_at <= :now "
                 "AND (j.lease_until IS NULL OR j.lease_until <= :now) "
+                "AND (:served IS NULL OR j.pipeline IN (SELECT value FROM json_each(:served))) "
                 "AND NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.state = 'queued' "
                 "  AND o.pipeline = j.pipeline AND o.key = j.key AND o.event_id <> j.event_id "
                 "  AND (o.seq < j.seq OR o.lease_until > :now)) "
                 "ORDER BY j.seq LIMIT :limit",
-                {"now": now_ts, "limit": limit},
+                {"now": now_ts, "limit": limit, "served": served},
             ).fetchall()
             jobs = []
             for row in rows:
