@@ -41,7 +41,7 @@ def dlq() -> None:
 @dlq.command("list")
 @store_options
 @click.option("--pipeline", default=None, help="Only this pipeline's dead letters")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, oldest first; says when there are more than --limit."""

@@ -360,3 +360,6 @@ async def test_dlq_list_says_when_it_stops_at_its_limit(tmp_path: Path) -> None:
     assert code == 0 and "the oldest 2 of more than 2 dead letters (use --limit)" in output
     code, output = await cli(root, "list", "--limit", "2", "--json")
     assert len(json.loads(output.split("\n]")[0] + "\n]")) == 2 and "more than 2" in output
+    for limit in ("0", "-1"):  # never "no dead letters" while there are some
+        code, output = await cli(root, "list", "--limit", limit)
+        assert code == 2 and f"Invalid value for '--limit': {limit} is not in the range x>=1" in output
