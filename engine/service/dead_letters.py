@@ -37,9 +37,7 @@ def unprotected_writes(project: Project, pipeline: str) -> list[str]:
     """The writes of a pipeline that a later run of the event may apply twice, as `METHOD target`: those
     nothing protects, and those protected only by a verify lookup that reads what a later run reads
     anew (a call's result, `now()`), so that it may not find what the earlier run created."""
-    entry = project.pipelines.get(pipeline)
-    if entry is None:
-        return []
+    entry = project.pipelines[pipeline]
     configs = project.connector_configs
     steps = list(step_ids(entry.pipeline.steps))
     found = []
@@ -65,6 +63,14 @@ async def replay_dead(store: Store, project: Project | None, event_id: str, *, f
         return Replay(event_id, await store.replay_dead(event_id))
     if project is None:
         return Replay(event_id, False, reason=f"it is {dead.kind} and the config root could not be read")
+    if dead.pipeline not in project.pipelines:  # its writes cannot be told protected: none is assumed
+        return Replay(
+            event_id,
+            False,
+            reason=f"it is {dead.kind} and its pipeline {dead.pipeline} is not in the config (a --root "
+            "other than the service's?), so whether a write of it could apply twice is unknown. Check the "
+            "ERP, then replay it with --force if it was not applied",
+        )
     unprotected = unprotected_writes(project, dead.pipeline)
     if unprotected:
         listed = "; ".join(unprotected)

@@ -363,3 +363,21 @@ async def test_dlq_list_says_when_it_stops_at_its_limit(tmp_path: Path) -> None:
     for limit in ("0", "-1"):  # never "no dead letters" while there are some
         code, output = await cli(root, "list", "--limit", limit)
         assert code == 2 and f"Invalid value for '--limit': {limit} is not in the range x>=1" in output
+
+
+async def test_an_uncertain_dead_letter_of_a_pipeline_not_in_the_config_is_not_replayed(
+    tmp_path: Path,
+) -> None:
+    """Its writes cannot be checked (a --root other than the service's): it needs --force, not a replay
+    that says each write looks first."""
+    root = write_root(tmp_path)
+    store = open_store(f"sqlite:///{root / 'state.db'}")
+    await store.migrate()
+    await store.enqueue("renamed.create", "K1", {"event": {"ref": 1}}, event_id="renamed.create:1")
+    [job] = await store.claim("w")
+    await store.dead_letter(job, "outcome unknown", kind="uncertain")
+    await store.close()
+    code, output = await cli(root, "replay", "renamed.create:1")
+    assert code == 1 and "its pipeline renamed.create is not in the config" in output and "--force" in output
+    code, output = await cli(root, "replay", "renamed.create:1", "--force")
+    assert code == 0 and "replayed renamed.create:1" in output
