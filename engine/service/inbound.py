@@ -5,7 +5,8 @@ is (a field path such as `items[2].qty`, or a byte offset); secrets are compared
 
 Strict JSON is RFC 8259 JSON that every system downstream reads the same way: UTF-8 without a byte
 order mark; no `NaN`, `Infinity` or number too large for a double (`1e400`); no lone surrogate
-(`"\\ud800"`); no duplicate key in an object; and within the limits of `JsonLimits`.
+(`"\\ud800"`) and no NUL character (`"\\u0000"`, which PostgreSQL cannot store); no duplicate key in an
+object; and within the limits of `JsonLimits`.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def parse_json(body: bytes, limits: JsonLimits) -> dict[str, Any]:
     long = len(text) > limits.string_chars and (
         '\\"' in text or _long_run(limits.string_chars).search(text) is not None
     )
-    escaped = "\\ud" in text or "\\uD" in text
+    escaped = "\\ud" in text or "\\uD" in text or "\\u0000" in text
     if decoder.refused or long or escaped:
         found = _find(event, 1, limits, long, escaped)
         if found is not None:
@@ -240,8 +241,9 @@ def _find(
 ) -> tuple[list[str | int], str] | None:
     """The first thing strict JSON refuses in `value`, in document order: (its path, the problem).
 
-    `long`: a string may be over the limit; `escaped`: a string may hold a lone surrogate. Strings are
-    checked in the loop, containers recursed into, so a large event costs one pass at C-ish speed.
+    `long`: a string may be over the limit; `escaped`: a string may hold a lone surrogate or a NUL.
+    Strings are checked in the loop, containers recursed into, so a large event costs one pass at C-ish
+    speed.
     """
     kind = type(value)
     if kind is not dict and kind is not list:
@@ -251,7 +253,7 @@ def _find(
         return [], _DEEP
     if kind is dict:
         if (long and max(map(len, value), default=0) > limits.string_chars) or (
-            escaped and not all(map(str.isascii, value))
+            escaped and not all(map(_plain, value))
         ):
             for key in value:
                 problem = _problem(key, limits, "key")
@@ -263,7 +265,7 @@ def _find(
     for index, item in enumerate(items):
         sub = type(item)
         if sub is str:
-            if not ((long and len(item) > limits.string_chars) or (escaped and not item.isascii())):
+            if not ((long and len(item) > limits.string_chars) or (escaped and not _plain(item))):
                 continue
         elif sub is not dict and sub is not list and sub is not _Refused:
             continue
@@ -302,7 +304,14 @@ def _problem(value: Any, limits: JsonLimits, what: str) -> str | None:
         surrogate = _SURROGATE.search(value)
         if surrogate is not None:
             return f"lone surrogate \\u{ord(surrogate.group()):04x} in a {what}"
+    if "\x00" in value:
+        return f"NUL character \\u0000 in a {what}"
     return None
+
+
+def _plain(text: str) -> bool:
+    """ASCII without NUL: a string that can hold neither a lone surrogate nor a NUL."""
+    return text.isascii() and "\x00" not in text
 
 
 def _too_deep(text: str, limit: int) -> RequestRejected:

@@ -105,6 +105,8 @@ REFUSED = [
     pytest.param(raw('{"a b": ["x", "\\uDFFF"]}'), JSON, 400, 'lone surrogate \\udfff in a string at ["a b"][1]', id='surrogate-in-array'),
     pytest.param(raw('{"\\ud800": 1}'), JSON, 400, 'lone surrogate \\ud800 in a key at the top level', id='surrogate-in-key'),
     pytest.param(raw('"\\ud800"'), JSON, 400, 'lone surrogate \\ud800 in a string at the top level', id='surrogate-top-level'),
+    pytest.param(raw('{"workorderNumber": "WO-\\u00001", "sku": "S", "quantity": 1}'), JSON, 400, 'NUL character \\u0000 in a string at workorderNumber', id='nul-in-string'),
+    pytest.param(raw('{"items": [{"sku": "S", "a\\u0000": 1}]}'), JSON, 400, 'NUL character \\u0000 in a key at items[0]', id='nul-in-key'),
     pytest.param(raw('{"type": "add", "type": "remove"}'), JSON, 400, 'duplicate key "type" at the top level', id='duplicate-key'),
     pytest.param(raw('{"item": {"sku": "A", "qty": 1, "sku": "B"}}'), JSON, 400, 'duplicate key "sku" at item', id='nested-duplicate-key'),
     pytest.param(event(sku='s' * 1001), JSON, 400, 'string of 1001 characters (limit 1000) at sku', id='long-string'),
