@@ -61,6 +61,8 @@ class _Lease:
         self.job = job
         self.lease = lease
         self.until = time.monotonic() + lease
+        self.covered = False
+        """Whether a write that is not safe to repeat was about to be sent."""
 
     async def _renew(self, seconds: float) -> None:
         try:
@@ -83,6 +85,7 @@ class _Lease:
 
     async def cover(self, budget: float) -> None:
         """Before a write: the lease lasts at least `budget` seconds more (else the write is not sent)."""
+        self.covered = True
         if time.monotonic() + budget + self.MARGIN > self.until:
             try:
                 await self._renew(budget + self.MARGIN)
@@ -125,7 +128,8 @@ class WorkerPool:
     async def stop(self, grace: float) -> None:
         """Claim nothing more; let jobs in hand finish within `grace` seconds, then cancel them.
 
-        A cancelled job stays leased in the store and is delivered again when its lease expires.
+        A cancelled job that had sent no write unsafe to repeat is queued again at once; any other stays
+        leased in the store and is delivered again, cautiously, when its lease expires.
         """
         self._stopping = True
         self._wake.set()
@@ -133,6 +137,8 @@ class WorkerPool:
             done, pending = await asyncio.wait(list(self._busy.values()), timeout=grace)
             for task in pending:
                 task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5.0)  # let them give their jobs back
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -208,6 +214,10 @@ class WorkerPool:
                         on_write=lease.cover,
                         recorder=recorder,
                     )
+            except asyncio.CancelledError:
+                if not lease.covered and not job.reclaimed:  # a plain redelivery is then safe
+                    await self._give_back(job)
+                raise
             finally:
                 heartbeat.cancel()
                 await asyncio.gather(heartbeat, return_exceptions=True)
@@ -279,6 +289,16 @@ class WorkerPool:
             elif is_retryable(error):
                 reason = f"{error.message} (dead letter after {job.attempts} deliveries)"
             await self._dead(job, reason, connector=connector, kind=kind)
+
+    async def _give_back(self, job: Job) -> None:
+        """Queue a job stopped by shutdown before any write unsafe to repeat again now, not as uncertain."""
+        message = "stopped by shutdown before any write that is not safe to repeat; queued again"
+        try:
+            await self.store.retry(job, message, 0.0)
+        except (LeaseLostError, StoreError) as exc:
+            log.warning("cannot queue %s again (%s); it returns after its lease", job.event_id, exc)
+            return
+        log.info(message)
 
     async def _dead(self, job: Job, message: str, **extra: Any) -> None:
         try:

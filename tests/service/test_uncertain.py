@@ -36,6 +36,7 @@ class Ledger:
     records: list[dict[str, object]] = field(default_factory=list)
     after_save: str = "ok"  # ok | error (save, then 500) | slow (save after `delay`, then 201)
     delay: float = 0.0
+    find_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Starlette:
@@ -51,6 +52,7 @@ class Ledger:
             return JSONResponse({"id": number, **body}, 201)
 
         async def find(request: Request) -> Response:  # `after`: past the first that many (a baseline)
+            await asyncio.sleep(self.find_delay)
             ref = request.query_params.get("ref")
             after = int(request.query_params.get("after", 0))
             return JSONResponse([r for r in self.records if r.get("ref") == ref][after:])
@@ -381,3 +383,22 @@ async def test_an_uncertain_dead_letter_of_a_pipeline_not_in_the_config_is_not_r
     assert code == 1 and "its pipeline renamed.create is not in the config" in output and "--force" in output
     code, output = await cli(root, "replay", "renamed.create:1", "--force")
     assert code == 0 and "replayed renamed.create:1" in output
+
+
+async def test_a_delivery_cut_off_by_shutdown_before_any_write_is_delivered_after_restart(
+    tmp_path: Path, ledger
+) -> None:
+    """SIGTERM past the grace period while the baseline read is in flight: nothing was written, so the
+    event is queued again and delivered once after the restart, not left as an uncertain dead letter."""
+    erp, base = ledger
+    erp.find_delay = 4.0  # longer than shutdown_grace (2 s)
+    root = write_root(tmp_path)
+    async with serving(root, base) as host, httpx.AsyncClient() as client:
+        assert (await client.post(f"{host.url}/baseline", json={"ref": "T-1"})).status_code == 202
+        await asyncio.sleep(0.5)  # the delivery waits for the baseline read
+    erp.find_delay = 0.0
+    async with serving(root, base) as host:
+        assert await until(_queue_empty(host), 10)
+        assert host.store is not None
+        assert await host.store.list_dead() == []
+    assert [r["ref"] for r in erp.records] == ["T-1"]
