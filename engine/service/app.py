@@ -168,6 +168,8 @@ class Service:
             "last_reload": self.last_reload,
             "pipelines": pipelines,
             "queue_depth": sum(depth.values()) if depth is not None else None,
+            # events waiting for a replica that serves their pipeline (another config version)
+            "not_served": {n: c for n, c in (depth or {}).items() if n not in generation.project.pipelines},
         }
 
 

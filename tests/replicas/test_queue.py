@@ -143,6 +143,8 @@ def test_a_replica_leaves_the_events_of_a_pipeline_it_does_not_serve(
     dead = cluster.sql("SELECT event_id, error FROM jobs WHERE state = 'dead'")
     assert not dead, f"dead letters: {dead}"
     assert unfinished(cluster) == len(sent)
+    status = httpx.get(f"{old.url}/status").json()
+    assert status["queue_depth"] == len(sent) and status["not_served"] == {"rep.newer": len(sent)}
 
     cluster.root = write_root(tmp_path / "newer")
     pipelines = cluster.root / "mappings" / "rep" / "pipelines.yaml"
