@@ -16,6 +16,7 @@ is repeated only when the call is safe to repeat, which the connector decides (s
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,22 +92,27 @@ class AttemptFailed(Exception):
         return self.message
 
 
+MAX_RETRY_AFTER = 86_400.0
+"""The longest `Retry-After` honoured (a day); a longer one (`1e12`, a date in 3000) is cut to it."""
+
+
 def parse_retry_after(value: str | None, now: Callable[[], float] | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` value (delta seconds or an HTTP date); None if unusable."""
+    """Seconds to wait from a `Retry-After` value (delta seconds or an HTTP date), at most
+    `MAX_RETRY_AFTER`; None if unusable (`inf` and `nan` too)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (now or time.time)())
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (now or time.time)()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
 class RetryPolicy:

@@ -9,6 +9,7 @@ import email.utils
 import httpx
 import pytest
 
+from engine.connectors.retry import parse_retry_after
 from engine.errors import BusinessError, ConnectorError, DeadlineExceeded, TransientError, UncertainError
 from tests.connectors.kit import reply
 
@@ -217,6 +218,20 @@ async def test_retry_after_is_honoured(make, fake_time, monkeypatch, retry_after
     handler, _ = flaky(reply(429, "slow down", {"Retry-After": retry_after}))
     await make(handler, retry=RETRY).request("GET", "/x")
     assert fake_time.sleeps == [pytest.approx(expected)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1e12", 86_400.0),
+        ("Fri, 01 Jan 3000 00:00:00 GMT", 86_400.0),
+        ("inf", None),
+        ("nan", None),
+        ("-5", 0.0),
+    ],
+)
+def test_an_absurd_retry_after_is_cut_to_a_day_or_ignored(value: str, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
 
 
 async def test_retry_after_past_the_deadline_fails_at_once(make, fake_time):

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from engine.store import open_store
 
@@ -150,6 +151,24 @@ async def test_throttled_erp_retry_after_is_honoured(tmp_path: Path, sims: Sims)
         sims.faults("nextplus")
         assert await wait_for(lambda: sims.workorders("THR-"), 15), "not delivered after the throttle window"
         assert await _dead(host) == []
+
+
+async def test_an_absurd_retry_after_schedules_a_retry_not_a_crash(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A throttle answering Retry-After: 1e12 (31,700 years) is waited out for a day at most."""
+    root = write_root(tmp_path)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        sims.faults("nextplus", throttle=1, throttle_window=1e12)
+        response = await client.post(url(host.url, "/wo"), json=_event("RA-1"))
+        assert response.status_code == 202
+        assert host.service is not None
+        assert await wait_for(
+            lambda: host.service.metrics.value("mesbridge_retries_total", pipeline="wo.create") > 0, 10
+        )
+        assert await host.store.queue_depth() == {"wo.create": 1}  # type: ignore[union-attr]
+        assert await _dead(host) == []
+    assert not [r for r in caplog.records if "crashed" in r.getMessage()]
 
 
 async def test_business_error_goes_to_dead_letters_at_once(tmp_path: Path, sims: Sims) -> None:
