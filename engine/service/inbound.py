@@ -5,8 +5,8 @@ is (a field path such as `items[2].qty`, or a byte offset); secrets are compared
 
 Strict JSON is RFC 8259 JSON that every system downstream reads the same way: UTF-8 without a byte
 order mark; no `NaN`, `Infinity` or number too large for a double (`1e400`); no lone surrogate
-(`"\\ud800"`) and no NUL character (`"\\u0000"`, which PostgreSQL cannot store); no duplicate key in an
-object; and within the limits of `JsonLimits`.
+(`"\\ud800"`) and no NUL character (`"\\u0000"`, where C strings, and so many ERPs, end the text); no
+duplicate key in an object; and within the limits of `JsonLimits`.
 """
 
 from __future__ import annotations
