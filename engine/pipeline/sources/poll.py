@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from croniter import CroniterBadDateError, croniter
+from pydantic import Field, field_validator, model_validator
 
 from engine.errors import ExpressionError
 from engine.expressions import PathTemplateField, SelectionField, TemplateField
@@ -34,9 +35,26 @@ class Schedule(SourceModel):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None and len(value.split()) not in (5, 6):
+        """A cron expression the poller can compute its next run from, as it does after each round."""
+        if value is None:
+            return value
+        if len(value.split()) not in (5, 6):
             raise ValueError(f"invalid cron expression {value!r}: expected 5 fields")
+        try:
+            croniter(value, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"cron expression {value!r} never runs: no such date") from None
+        except ValueError as exc:
+            reason = str(exc).removeprefix(f"[{value}] ").removeprefix("is not acceptable, ")
+            raise ValueError(f"invalid cron expression {value!r}: {reason}") from None
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        """Both would leave unsaid which one the poller follows."""
+        if self.every is not None and self.cron is not None:
+            raise ValueError("give `every` or `cron`, not both")
+        return self
 
 
 class Cursor(SourceModel):

@@ -1,0 +1,58 @@
+"""`mesbridge check` on a poll source's schedule and cursor: a mistake the poller would only meet
+while running is an error at its YAML line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.config.test_check import check, make_root
+
+POLL = """\
+pipelines:
+  - name: demo.workorders
+    source:
+      kind: poll
+      connector: erp
+      path: /orders
+      query: {since: "{{ cursor }}"}
+      schedule: {every: 60}
+      cursor: {field: changed, initial: "2000-01-01T00:00:00Z"}
+      key: id
+      overlap: 60
+    steps: []
+"""
+M = "mappings/demo/operation.yaml"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        pytest.param(
+            "{every: 60}", '{cron: "61 * * * *"}', f"{M}:8:24", "'61 * * * *': out of range", id="cron-range"
+        ),
+        pytest.param(
+            "{every: 60}", '{cron: "0 0 30 2 *"}', f"{M}:8:24", "never runs: no such date", id="cron-no-date"
+        ),
+        pytest.param(
+            "{every: 60}",
+            '{every: 60, cron: "*/5 * * * *"}',
+            f"{M}:8:17",
+            "give `every` or `cron`, not both",
+            id="every-and-cron",
+        ),
+    ],
+)
+def test_a_schedule_the_poller_cannot_follow_is_an_error(
+    tmp_path: Path, old: str, new: str, where: str, message: str
+) -> None:
+    code, output = check(make_root(tmp_path, POLL.replace(old, new, 1)))
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert f"{where}: error: " in output and message in output, output
+
+
+def test_a_valid_poll_source_passes(tmp_path: Path) -> None:
+    code, output = check(make_root(tmp_path, POLL.replace("{every: 60}", '{cron: "*/5 * * * *"}')))
+    assert code == 0, output
