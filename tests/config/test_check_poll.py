@@ -42,9 +42,16 @@ M = "mappings/demo/operation.yaml"
             "give `every` or `cron`, not both",
             id="every-and-cron",
         ),
+        # a negative overlap would move the cursor forward, past records never read
+        pytest.param(
+            "overlap: 60", "overlap: -60", f"{M}:11:16", "must be at least 0", id="overlap-negative"
+        ),
+        pytest.param(
+            "overlap: 60", "overlap: 2m", f"{M}:11:16", "expected a number, got '2m'", id="overlap-text"
+        ),
     ],
 )
-def test_a_schedule_the_poller_cannot_follow_is_an_error(
+def test_a_poll_source_the_poller_cannot_follow_is_an_error(
     tmp_path: Path, old: str, new: str, where: str, message: str
 ) -> None:
     code, output = check(make_root(tmp_path, POLL.replace(old, new, 1)))

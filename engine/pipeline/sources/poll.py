@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from croniter import CroniterBadDateError, croniter
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, field_validator, model_validator
 
 from engine.errors import ExpressionError
 from engine.expressions import PathTemplateField, SelectionField, TemplateField
@@ -90,7 +90,7 @@ class PollSource(SourceModel):
     version: SelectionField | None = Field(
         None, description="JMESPath giving a record's version; a changed version is delivered again"
     )
-    overlap: Any = Field(
+    overlap: NonNegativeFloat | NonNegativeInt | None = Field(
         None, description="Re-read the edge: the cursor sent is moved back by this (seconds, or a number)"
     )
     steps: list[Step] = Field(
