@@ -18,7 +18,13 @@ from pydantic import ValidationError
 
 from engine import env
 from engine.config.diagnostic import Diagnostic
-from engine.config.settings import SETTINGS_FILE, Settings, override_problems, with_overrides
+from engine.config.settings import (
+    SETTINGS_FILE,
+    Settings,
+    environment_overrides,
+    override_problems,
+    with_overrides,
+)
 from engine.config.validation import validate_model
 from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.connectors.models import ConnectorConfig
@@ -122,8 +128,9 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
 
     settings_data: dict[str, Any] = {}
     settings_path = root / SETTINGS_FILE
+    settings_file = None
     if settings_path.is_file():
-        loaded = _load(root, settings_path, project, digest)
+        settings_file = loaded = _load(root, settings_path, project, digest)
         if loaded is not None and loaded.data is not None:
             settings, diags = _validate(Settings, loaded)
             project.diagnostics.extend(diags)
@@ -168,6 +175,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
     selected = project.settings.bindings
     unselected_schemas: set[str] = set()
     """The payload schemas that the bindings not selected refer to: part of the version too."""
+    present: set[str] = set()
     for path in _yaml_files(mappings_dir):
         relative = path.relative_to(mappings_dir)
         if len(relative.parts) < 2:
@@ -181,6 +189,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             )
             continue
         binding = relative.parts[0]
+        present.add(binding)
         if selected is not None and binding not in selected:
             # not run here, but part of the version: selecting bindings (MESBRIDGE_BINDINGS) changes
             # what runs, not the root's version, which traces record and `mesbridge test` compares
@@ -204,6 +213,8 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             continue
         _add_mapping(project, binding, mapping, loaded)
 
+    if selected is not None:
+        project.diagnostics.extend(_absent_bindings(selected, present, settings_file, environ))
     _load_payload_schemas(project, digest, unselected_schemas)
     _resolve_deadlines(project, env.current() if environ is None else environ)
     project.version = digest.hexdigest()[:12]
@@ -212,6 +223,28 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
     project.diagnostics.extend(check_references(project))
     project.diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
     return project
+
+
+def _absent_bindings(
+    selected: list[str],
+    present: set[str],
+    settings_file: LoadedYaml | None,
+    environ: Mapping[str, str] | None,
+) -> list[Diagnostic]:
+    """A selected binding without a folder under mappings/ (misspelt, say) would serve nothing."""
+    from_environment = "bindings" in environment_overrides(environ)
+    found = []
+    for index, name in enumerate(selected):
+        if name in present:
+            continue
+        hint = did_you_mean(name, present) or (f"bindings: {', '.join(sorted(present))}" if present else None)
+        if from_environment or settings_file is None:
+            message = f"MESBRIDGE_BINDINGS names binding '{name}', which has no folder mappings/{name}/"
+            found.append(Diagnostic(SETTINGS_FILE, 1, 1, message, hint=hint))
+        else:
+            message = f"binding '{name}' has no folder mappings/{name}/"
+            found.append(settings_file.diagnostic(("bindings", index), message, hint=hint))
+    return found
 
 
 def _pipeline_names(data: Any) -> tuple[set[str], bool]:

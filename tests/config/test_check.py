@@ -250,3 +250,17 @@ def test_a_broken_file_whose_pipelines_all_have_names_lets_unknown_pipelines_be_
     assert code == 1
     assert "unknown key 'sorce'" in output, output
     assert "unknown pipeline 'demo.no_such_pipeline'" in output, output
+
+
+def test_a_selected_binding_without_a_folder_is_an_error(tmp_path: Path) -> None:
+    """A misspelt binding in `bindings` (or MESBRIDGE_BINDINGS) would leave it silently unserved."""
+    root = make_root(tmp_path)
+    (root / "mesbridge.yaml").write_text("bindings: [demo, dmeo]\n", encoding="utf-8")
+    code, output = check(root)
+    assert code == 1, output
+    assert "mesbridge.yaml:1:18: error: binding 'dmeo' has no folder mappings/dmeo/" in output, output
+    assert "hint: did you mean 'demo'?" in output
+    result = CliRunner().invoke(main, ["check", str(root)], env={"MESBRIDGE_BINDINGS": "demo,north"})
+    assert result.exit_code == 1, result.output
+    assert "MESBRIDGE_BINDINGS names binding 'north', which has no folder mappings/north/" in result.output
+    assert "dmeo" not in result.output  # the variable overrides the file
