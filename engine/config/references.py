@@ -18,7 +18,7 @@ from engine.pipeline.sources.webhook import WebhookSource
 from engine.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from engine.config.root import PipelineEntry, Project
+    from engine.config.root import PipelineEntry, Project, TestEntry
 
 __all__ = ["OPERATION_SCOPE", "check_references", "operation_templates", "path_templates"]
 
@@ -187,11 +187,22 @@ def check_references(project: Project) -> list[Diagnostic]:
                         hint=did_you_mean(name, project.connectors),
                     )
                 )
-        if case.event_file is not None and not (test.source.path.parent / case.event_file).is_file():
-            found.append(
-                test.source.diagnostic(test.loc + ("event_file",), f"event file not found: {case.event_file}")
-            )
+        if case.event_file is not None:
+            problem = _event_file_problem(test)
+            if problem is not None:
+                found.append(test.source.diagnostic(test.loc + ("event_file",), problem))
     return found
+
+
+def _event_file_problem(test: TestEntry) -> str | None:
+    """Why a case's `event_file` cannot be read as `mesbridge test` reads it (missing, not JSON)."""
+    try:
+        test.event()
+    except FileNotFoundError:
+        return f"event file not found: {test.case.event_file}"
+    except (OSError, ValueError) as exc:
+        return f"cannot read event file {test.case.event_file}: {exc}"
+    return None
 
 
 def path_templates(project: Project) -> Iterator[tuple[Any, Loc, PathTemplate]]:

@@ -56,6 +56,12 @@ class TestEntry:
     source: LoadedYaml
     loc: tuple[Any, ...]
 
+    def event(self) -> Any:
+        """The case's event, inline or from its `event_file` (JSON, relative to the case's file)."""
+        if self.case.event_file is None:
+            return self.case.event
+        return json.loads((self.source.path.parent / self.case.event_file).read_text(encoding="utf-8"))
+
 
 @dataclass
 class ConnectorEntry:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -125,15 +124,6 @@ async def run_poll_offline(
     return result
 
 
-def load_event(entry: TestEntry) -> Any:
-    """The case's event, inline or from its file."""
-    case = entry.case
-    if case.event_file is None:
-        return case.event
-    path = entry.source.path.parent / case.event_file
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 async def run_case(project: Project, entry: TestEntry) -> CaseResult:
     """Run one case and collect every way it departs from its expectations."""
     result = CaseResult(entry)
@@ -157,7 +147,7 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
         result.duration = time.perf_counter() - started
         return result
     try:
-        event = load_event(entry)
+        event = entry.event()
     except (OSError, ValueError) as exc:
         result.failures.append(f"cannot read event_file {case.event_file}: {exc}")
         return result

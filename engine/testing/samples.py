@@ -26,7 +26,6 @@ from engine.config.validation import validate_model
 from engine.config.yamlsource import LoadedYaml, Mark, load_yaml
 from engine.pipeline.models import MappingFile, MockResponse, Model
 from engine.suggest import did_you_mean
-from engine.testing.runner import load_event
 
 __all__ = ["EventFile", "Sample", "samples_from_cases", "samples_from_events", "samples_from_tests"]
 
@@ -77,7 +76,7 @@ _Responses = RootModel[list[MockResponse]]
 def _from_entry(entry: TestEntry, origin: str, note: str | None = None) -> Sample | Diagnostic:
     case = entry.case
     try:
-        event = load_event(entry)
+        event = entry.event()
     except (OSError, ValueError) as exc:
         return entry.source.diagnostic(entry.loc + ("event_file",), f"cannot read event_file: {exc}")
     _, mark = entry.source.locate(entry.loc)

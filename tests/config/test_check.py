@@ -264,3 +264,17 @@ def test_a_selected_binding_without_a_folder_is_an_error(tmp_path: Path) -> None
     assert result.exit_code == 1, result.output
     assert "MESBRIDGE_BINDINGS names binding 'north', which has no folder mappings/north/" in result.output
     assert "dmeo" not in result.output  # the variable overrides the file
+
+
+def test_an_event_file_that_is_not_json_is_located(tmp_path: Path) -> None:
+    """`mesbridge test` would fail the case on it: check says so first, at the case's `event_file`."""
+    mapping = MAPPING.replace(
+        "    event: {type: add, validQty: 2, workCenterCode: WC-1}\n", "    event_file: ev.json\n"
+    )
+    root = make_root(tmp_path, mapping)
+    (root / "mappings" / "demo" / "ev.json").write_text('{"type": add}', encoding="utf-8")
+    code, output = check(root)
+    assert code == 1, output
+    assert f"{M}:24:17: error: cannot read event file ev.json: Expecting value: line 1 column 10" in output, (
+        output
+    )
