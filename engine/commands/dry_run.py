@@ -60,5 +60,7 @@ def dry_run(pipeline: str, event_path: Path, responses_path: Path | None, root: 
         "calls": [call.as_dict() | ({} if call.matched else {"mocked": False}) for call in backend.calls],
         "reply": {"status": outcome.status, "body": outcome.body},
     }
+    if backend.pending:  # a mistyped path or method: its call was answered 200 {} instead
+        report["unused_responses"] = [f"{r.connector} {r.method} {r.path}" for r in backend.pending]
     click.echo(yaml.safe_dump(redactor.redact(report), sort_keys=False, allow_unicode=True))
     raise SystemExit(0 if outcome.ok else 1)

@@ -96,6 +96,22 @@ def test_dry_run_prints_calls_and_reply_and_redacts_secrets(tmp_path: Path, monk
     assert "SECRET" not in result.output
 
 
+def test_dry_run_lists_the_responses_no_call_used(tmp_path: Path) -> None:
+    """A mistyped path in the responses file: its call got 200 {} instead, and the report says why."""
+    root = make_root(tmp_path / "root")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"type": "add", "validQty": 4, "workCenterCode": "WC-1"}))
+    responses = tmp_path / "responses.yaml"
+    responses.write_text(
+        yaml.safe_dump([{"connector": "erp", "method": "POST", "path": "/report", "body": {"id": 9}}])
+    )
+    args = ["dry-run", "demo.operation", "--event", str(event), "--responses", str(responses)]
+    code, output = invoke(*args, "--root", str(root))
+    report = yaml.safe_load(output)
+    assert report["calls"][0]["mocked"] is False
+    assert report["unused_responses"] == ["erp POST /report"], output
+
+
 RPC_CONNECTOR = """\
 name: erp
 base_url: http://erp.test
