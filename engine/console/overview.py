@@ -90,9 +90,7 @@ class Overview:
 
 
 def _clean(service: Service, value: Any) -> Any:
-    for redactor in service.redactors():
-        value = redactor.redact(value)
-    return value
+    return service.redact(value)
 
 
 def _source(entry: Any) -> str:

@@ -140,6 +140,26 @@ class Service:
         await old.retire()
         return old
 
+    def redact(self, value: Any) -> Any:
+        """`value` with every secret the service's redactors know masked."""
+        for redactor in self.redactors():
+            value = redactor.redact(value)
+        return value
+
+    def _last_poll(self, pipeline: str) -> dict[str, Any] | None:
+        """This process's latest round of a poll pipeline (None before its first): a failed one with
+        its error, for the operator who watches /status rather than the log."""
+        latest = self.activity.rounds.get(pipeline)
+        if latest is None:
+            return None
+        return {
+            "at": round(latest.at, 3),
+            "new": latest.new,
+            "seen": latest.seen,
+            "seconds": round(latest.seconds, 3),
+            "error": self.redact(latest.error),
+        }
+
     async def status(self) -> dict[str, Any]:
         """Version, reloads (counts and the latest), pipelines and queue depth."""
         generation = self.generation
@@ -157,7 +177,7 @@ class Service:
             if isinstance(source, WebhookSource):
                 item.update(path=source.path, mode=source.mode)
             else:
-                item.update(connector=source.connector)
+                item.update(connector=source.connector, last_poll=self._last_poll(name))
             if depth is not None:
                 item["queued"] = depth.get(name, 0)
             pipelines.append(item)

@@ -88,6 +88,12 @@ class Metrics:
             ["pipeline", "result"],
             registry=r,
         )
+        self.poll_rounds = Counter(
+            "mesbridge_poll_rounds",
+            "Poll rounds by result: ok, or failed (the cursor kept)",
+            ["pipeline", "result"],
+            registry=r,
+        )
         self.traces = Counter(
             "mesbridge_traces",
             "Traces by result: written, dropped (the buffer was full or the store failed)",

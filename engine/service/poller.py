@@ -145,6 +145,7 @@ class Poller:
         activity = self.service.activity
         activity.polled(self.name, 0, 0, time.monotonic() - started, message)
         activity.failed(self.name, message, "poll")
+        self.service.metrics.poll_rounds.labels(self.name, "failed").inc()
 
     async def poll_once(self) -> int:
         """One round: enqueue every new record, then advance the cursor; return how many were new."""
@@ -192,6 +193,7 @@ class Poller:
         metrics = self.service.metrics
         metrics.polled.labels(self.name, "new").inc(new)
         metrics.polled.labels(self.name, "seen").inc(seen)
+        metrics.poll_rounds.labels(self.name, "ok").inc()
         log.info("polled", extra={"new": new, "seen": seen, "cursor": cursor})
         return new
 

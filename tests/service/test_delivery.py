@@ -201,6 +201,29 @@ async def test_business_error_goes_to_dead_letters_at_once(tmp_path: Path, sims:
         assert "mesbridge_erp_call_seconds_bucket" in text
 
 
+async def test_a_failed_poll_round_shows_in_status_and_metrics(tmp_path: Path, sims: Sims) -> None:
+    """An operator watching /status or the metrics, not the log, sees the ERP refuse the listing."""
+    root = write_root(tmp_path, poll=True)
+    sims.faults("nextplus", down=True)
+    async with running(root, sims) as host, httpx.AsyncClient(timeout=10) as client:
+        metrics = host.service.metrics  # type: ignore[union-attr]
+
+        def rounds(result: str) -> float:
+            return metrics.value("mesbridge_poll_rounds_total", pipeline="wo.poll", result=result)
+
+        async def last_poll() -> dict[str, object] | None:
+            status = (await client.get(f"{host.url}/status")).json()
+            return next(p for p in status["pipelines"] if p["name"] == "wo.poll")["last_poll"]
+
+        assert await wait_for(lambda: rounds("failed") >= 1, 10)
+        failed = await last_poll()
+        assert failed is not None and "503" in str(failed["error"]), failed
+        assert failed["new"] == 0
+        sims.faults("nextplus", down=False)
+        assert await wait_for(lambda: rounds("ok") >= 1, 10)
+        assert (await last_poll() or {})["error"] is None
+
+
 async def test_poller_enqueues_each_record_once(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path, poll=True)
     seeded = len(sims.sims["nextplus"].workorders)
