@@ -157,7 +157,7 @@ class Poller:
         variables = generation.project.variables.get(entry.binding, {})
         stored = _decode_cursor(await self.store.get_cursor(self.name))
         cursor = stored
-        new = read = 0
+        new = read = placed = 0
         batch: list[PolledItem] = []
 
         async def flush() -> None:
@@ -173,6 +173,7 @@ class Poller:
                 async for polled in read_changes(source, generation.connectors, stored, variables):
                     if polled.cursor is not None:
                         cursor = later(cursor, polled.cursor)
+                        placed += 1
                     read += 1
                     batch.append(
                         PolledItem(
@@ -186,6 +187,13 @@ class Poller:
                         await flush()
                 await flush()
         seen = read - new
+        if source.cursor is not None and read and not placed:
+            log.warning(
+                "%d record(s) read, none with a value at the cursor field %r: the cursor does not move, "
+                "and every round reads them again",
+                read,
+                source.cursor.field.source,
+            )
         if cursor is not None and cursor != stored:
             await self.store.set_cursor(self.name, _encode_cursor(cursor))
         self.rounds += 1

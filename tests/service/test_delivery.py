@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
@@ -222,6 +223,22 @@ async def test_a_failed_poll_round_shows_in_status_and_metrics(tmp_path: Path, s
         sims.faults("nextplus", down=False)
         assert await wait_for(lambda: rounds("ok") >= 1, 10)
         assert (await last_poll() or {})["error"] is None
+
+
+async def test_a_cursor_field_no_record_has_is_warned_of(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A misspelt cursor field leaves the cursor where it was, round after round: the log says so."""
+    root = write_root(tmp_path, poll=True)
+    poll = root / "mappings" / "test" / "poll.yaml"
+    poll.write_text(poll.read_text().replace("field: createdAt,", "field: createdAtt,"))
+    caplog.set_level(logging.WARNING, logger="mesbridge.poller")
+    async with running(root, sims) as host:
+        poller = host.pollers.running["wo.poll"]  # type: ignore[union-attr]
+        assert await wait_for(lambda: poller.rounds >= 1, 10)
+        assert await host.store.get_cursor("wo.poll") is None  # type: ignore[union-attr]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("none with a value at the cursor field 'createdAtt'" in m for m in warned), warned
 
 
 async def test_poller_enqueues_each_record_once(tmp_path: Path, sims: Sims) -> None:
