@@ -5,6 +5,9 @@ A dead letter whose failure was **uncertain** may already have been applied by t
 runs the verify lookup of each write first when every write of its pipeline is protected (a verify
 lookup, an idempotent method or flag, an idempotency key); otherwise the replay is refused unless
 forced, naming the writes that could apply twice.
+
+A polled record whose key was polled again at a later version is refused too, unless forced: the
+newer record holds the ERP's current state, and a replay of the older one would write over it.
 """
 
 from __future__ import annotations
@@ -59,6 +62,19 @@ async def replay_dead(store: Store, project: Project | None, event_id: str, *, f
     dead = await store.get_dead(event_id)
     if dead is None:
         return Replay(event_id, False, reason=f"no dead letter {event_id}")
+    version = dead.payload.get("version")
+    newer = (
+        None
+        if force or not isinstance(version, str)
+        else await store.newer_version(dead.pipeline, dead.key, version)
+    )
+    if newer is not None:
+        return Replay(
+            event_id,
+            False,
+            reason=f"{dead.key} was polled again since, at version {newer}: replaying this older record "
+            "would write it over the newer one. Drop it, or replay it with --force",
+        )
     if dead.kind not in ("uncertain", "partial") or force:
         return Replay(event_id, await store.replay_dead(event_id))
     if project is None:

@@ -399,6 +399,11 @@ class Store(ABC):
     async def is_seen(self, pipeline: str, key: str, version: str) -> bool:
         """Whether (key, version) was marked seen for this pipeline."""
 
+    @abstractmethod
+    async def newer_version(self, pipeline: str, key: str, version: str) -> str | None:
+        """The latest version of record `key` that `pipeline` polled after `version`; None when none
+        was, or `version` was never polled."""
+
     async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
         """For each item whose (key, version) is not seen yet: enqueue it and mark it seen; return how
         many were new. An item is enqueued before it is marked seen, so a crash in between re-reads it

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from engine.cli import main
 from engine.errors import StartupError
 from engine.service.server import ServiceHost
-from engine.store import hide_password, open_store, safe_url
+from engine.store import PolledItem, hide_password, open_store, safe_url
 from tests.config.test_check import make_root
 
 PASSWORD = "s3cret-9f8e"
@@ -290,3 +290,32 @@ async def test_run_on_a_file_that_is_not_a_database_is_a_startup_error(here: Pat
         StartupError, match=r"cannot open the store sqlite:///bad.db: .*file is not a database"
     ):
         await host.start()
+
+
+# -- replaying a polled record -------------------------------------------------------------------------
+
+
+def test_a_polled_record_polled_again_since_is_not_replayed_over_the_newer_one(here: Path) -> None:
+    """WO-1 at v1 died; the ERP changed it and v2 was delivered. Replaying v1 would write the older
+    record over v2 in the MES: refused, naming the newer version, unless forced."""
+
+    async def fill() -> None:
+        store = open_store("sqlite:///state.db")
+        await store.migrate()
+        for version in ("v1", "v2"):
+            payload = {"event": {"QUANT": version}, "key": "WO-1", "version": version}
+            await store.enqueue_polled(
+                "wo.poll", [PolledItem("WO-1", version, payload, f"wo.poll:WO-1:{version}")]
+            )
+            [job] = await store.claim("worker")
+            await (store.dead_letter(job, "refused", "business") if version == "v1" else store.complete(job))
+            await asyncio.sleep(0.01)
+        await store.close()
+
+    asyncio.run(fill())
+    refused = mesbridge("dlq", "replay", "wo.poll:WO-1:v1", "--store", "sqlite:///state.db")
+    assert refused.exit_code == 1, refused.output
+    assert "WO-1 was polled again since, at version v2" in refused.output
+    assert "--force" in refused.output
+    forced = mesbridge("dlq", "replay", "wo.poll:WO-1:v1", "--store", "sqlite:///state.db", "--force")
+    assert (forced.exit_code, forced.output) == (0, "replayed wo.poll:WO-1:v1\n")

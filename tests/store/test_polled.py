@@ -3,7 +3,12 @@ the base implementation PostgreSQL inherits)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine.store import PolledItem, Store
+
+if TYPE_CHECKING:
+    from tests.store.conftest import FakeClock
 
 
 def _item(key: str, version: str) -> PolledItem:
@@ -38,3 +43,18 @@ async def test_an_event_queued_but_not_marked_is_not_queued_again(store: Store) 
     assert await store.enqueue_polled("p", [_item("WO-1", "v1")]) == 1
     assert await store.is_seen("p", "WO-1", "v1")
     assert await store.queue_depth() == {"p": 1}
+
+
+async def test_newer_version_is_the_latest_polled_after_it(store: Store, clock: FakeClock) -> None:
+    """What a dead letter's replay asks: was its record polled again since, at another version?"""
+    await store.enqueue_polled("p", [_item("WO-1", "v1"), _item("WO-2", "v1")])
+    assert await store.newer_version("p", "WO-1", "v1") is None
+    clock.advance(5)
+    await store.enqueue_polled("p", [_item("WO-1", "v2")])
+    clock.advance(5)
+    await store.enqueue_polled("p", [_item("WO-1", "v3")])
+    assert await store.newer_version("p", "WO-1", "v1") == "v3"
+    assert await store.newer_version("p", "WO-1", "v2") == "v3"
+    assert await store.newer_version("p", "WO-1", "v3") is None
+    assert await store.newer_version("p", "WO-2", "v1") is None  # another record's versions do not count
+    assert await store.newer_version("q", "WO-1", "v1") is None  # nor another pipeline's

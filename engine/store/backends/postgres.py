@@ -594,6 +594,16 @@ class PostgresStore(Store):
         )
         return count == 1
 
+    async def newer_version(self, pipeline: str, key: str, version: str) -> str | None:
+        row = await self._fetchone(
+            "SELECT later.version FROM seen AS this JOIN seen AS later ON later.pipeline = this.pipeline "
+            "AND later.key = this.key AND later.seen_at > this.seen_at "
+            "WHERE this.pipeline = %(p)s AND this.key = %(k)s AND this.version = %(v)s "
+            "ORDER BY later.seen_at DESC LIMIT 1",
+            {"p": pipeline, "k": key, "v": version},
+        )
+        return str(row["version"]) if row else None
+
     async def is_seen(self, pipeline: str, key: str, version: str) -> bool:
         row = await self._fetchone(
             "SELECT 1 AS seen FROM seen WHERE pipeline = %(p)s AND key = %(k)s AND version = %(v)s",

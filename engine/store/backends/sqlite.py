@@ -613,6 +613,19 @@ class SQLiteStore(Store):
 
         return await self._run(insert)
 
+    async def newer_version(self, pipeline: str, key: str, version: str) -> str | None:
+        def select(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT later.version FROM seen AS this JOIN seen AS later ON later.pipeline = this.pipeline "
+                "AND later.key = this.key AND later.seen_at > this.seen_at "
+                "WHERE this.pipeline = ? AND this.key = ? AND this.version = ? "
+                "ORDER BY later.seen_at DESC LIMIT 1",
+                (pipeline, key, version),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._run(select, write=False)
+
     async def is_seen(self, pipeline: str, key: str, version: str) -> bool:
         def select(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
