@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from engine.connectors import ConnectorConfig, Connectors
+from engine.errors import ExpressionError
 from engine.pipeline.models import Pipeline
 from engine.pipeline.sources.poll import effective_cursor, read_changes
 from tests.connectors.kit import mock_transport, reply, sent_json
@@ -92,3 +93,15 @@ async def test_a_given_clock_is_the_time_the_listing_reads_with_now():
     assert [r async for r in read_changes(polled, connectors, None, {}, clock=lambda: moment)] == []
     await connectors.aclose()
     assert seen[0].url.params["until"] == "2026-11-20T10:00:00.000Z"
+
+
+async def test_items_that_find_nothing_in_the_listing_say_so():
+    """`items: rowz` (misspelt) is named, not reported as a null record without a key."""
+    polled = source(path="/orders", items="rowz")
+    connectors = Connectors(
+        {"erp": ConnectorConfig.model_validate({"base_url": "http://erp.test"})},
+        transport=mock_transport(lambda request: reply(200, [{"rows": [{"id": 1}]}])),
+    )
+    with pytest.raises(ExpressionError, match=r"the listing holds nothing at items \('rowz'\): \{\"rows\""):
+        [r async for r in read_changes(polled, connectors, None, {})]
+    await connectors.aclose()

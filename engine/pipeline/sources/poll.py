@@ -202,6 +202,11 @@ async def read_changes(
         method, str(pick("path") or ""), query=pick("query"), body=pick("body")
     ):
         records = source.items.search(item) if source.items is not None else item
+        if records is None and source.items is not None:
+            raise ExpressionError(
+                f"the listing holds nothing at items ({source.items.source!r}): "
+                f"{json.dumps(item, ensure_ascii=False)[:200]}"
+            )
         for record in records if isinstance(records, list) else [records]:
             yield describe(source, record)
 
