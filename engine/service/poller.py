@@ -77,7 +77,8 @@ class Poller:
         self.holder = holder
         self.rounds = 0
         self._task: asyncio.Task[None] | None = None
-        self._trigger = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._now = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"poller-{self.name}")
@@ -89,7 +90,12 @@ class Poller:
 
     def trigger(self) -> None:
         """Poll now instead of at the next scheduled time."""
-        self._trigger.set()
+        self._now = True
+        self._wake.set()
+
+    def reschedule(self) -> None:
+        """Read the schedule again (a reload may have changed it), without polling now."""
+        self._wake.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -109,10 +115,14 @@ class Poller:
 
     async def _loop(self) -> None:
         due = time.monotonic()  # first round at start
+        scheduled = None
         while True:
             source = self._source()
             if source is None:
                 return
+            if scheduled is not None and source.schedule != scheduled:  # a reload changed the schedule:
+                due = min(due, time.monotonic() + next_delay(source.schedule))  # a shorter one counts now
+            scheduled = source.schedule
             ttl = float(getattr(self.service.settings, "poll_lease", LEASE_TTL))
             try:
                 holds = await self.store.acquire_lease(f"poll:{self.name}", self.holder, ttl)
@@ -135,9 +145,10 @@ class Poller:
             # A standby (lease held elsewhere) asks again every third of the lease, never in a tight loop.
             wait = max(0.0, min(due - time.monotonic(), ttl / 3)) if holds else ttl / 3
             try:
-                await asyncio.wait_for(self._trigger.wait(), wait)
-                self._trigger.clear()
-                due = time.monotonic()
+                await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.clear()
+                if self._now:
+                    self._now, due = False, time.monotonic()
             except TimeoutError:
                 pass
 
@@ -230,6 +241,8 @@ class Pollers:
         for name in sorted(wanted & set(self.running)):
             if self.running[name].finished:
                 await self.running.pop(name).stop()
+            else:
+                self.running[name].reschedule()
         for name in sorted(wanted - set(self.running)):
             poller = Poller(self.service, self.store, name, self.holder)
             self.running[name] = poller

@@ -74,6 +74,22 @@ async def test_invalid_reload_under_load_keeps_serving(tmp_path: Path, sims: Sim
         assert "extra.ping" in [p["name"] for p in status["pipelines"]]
 
 
+async def test_a_shorter_poll_schedule_counts_from_the_reload(tmp_path: Path, sims: Sims) -> None:
+    """every: 600 edited to every: 0.3 polls again within that, not ten minutes after the last round."""
+    root = write_root(tmp_path, poll=True)
+    poll = root / "mappings" / "test" / "poll.yaml"
+    poll.write_text(poll.read_text().replace("{every: 0.3}", "{every: 600}"))
+    async with running(root, sims, reload=True) as host:
+        service = host.service
+        assert service is not None
+        poller = host.pollers.running["wo.poll"]  # type: ignore[union-attr]
+        assert await wait_for(lambda: poller.rounds == 1, 10)
+        version = service.generation.version
+        poll.write_text(poll.read_text().replace("{every: 600}", "{every: 0.3}"))
+        assert await wait_for(lambda: service.generation.version != version, 10)
+        assert await wait_for(lambda: poller.rounds >= 3, 5), poller.rounds
+
+
 async def test_schema_only_edit_is_applied(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     async with running(root, sims, reload=True) as host, httpx.AsyncClient(timeout=10) as client:
