@@ -202,11 +202,19 @@ def _check_poll(case: TestCase, poll: PollResult) -> list[str]:
 
 def _check_backend(backend: MockBackend) -> list[str]:
     failures: list[str] = []
+    answered: set[tuple[str, str, str]] = set()
     for call in backend.calls:
-        if not call.matched:
-            failures.append(
-                f"unexpected call {call.connector} {call.method} {call.path} (no mocked response)"
-            )
+        target = (call.connector, call.method, call.path)
+        if call.matched:
+            answered.add(target)
+            continue
+        why = (
+            "no mocked response left: the one given answered an earlier attempt; a retried call "
+            "needs one response per attempt"
+            if target in answered
+            else "no mocked response"
+        )
+        failures.append(f"unexpected call {call.connector} {call.method} {call.path} ({why})")
     for response in backend.pending:
         what = f"{response.connector} {response.method} {response.path}"
         failures.append(f"mocked response not used: {what}")

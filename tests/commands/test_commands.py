@@ -48,6 +48,17 @@ def test_unexpected_call_and_unused_response_fail_the_case(tmp_path: Path) -> No
     assert "mocked response not used: erp POST /other" in output
 
 
+def test_a_retried_call_with_one_response_says_each_answers_one_attempt(tmp_path: Path) -> None:
+    """A 503 is retried: the second attempt finds no response left, and the case says why."""
+    down = MAPPING.replace("path: /reports, body: {id: 5}}", "path: /reports, status: 503, body: {}}")
+    code, output = invoke("test", str(make_root(tmp_path, down)))
+    assert code == 1
+    assert (
+        "unexpected call erp POST /reports (no mocked response left: the one given answered an earlier "
+        "attempt; a retried call needs one response per attempt)"
+    ) in output, output
+
+
 def test_a_keyword_that_matches_nothing_fails(tmp_path: Path) -> None:
     """A mistyped -k must not pass CI by testing nothing."""
     code, output = invoke("test", str(make_root(tmp_path)), "-k", "nothing-matches")
