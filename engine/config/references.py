@@ -52,16 +52,24 @@ class _Checker:
             )
 
     def _undefined_vars(self, template: Template | PathTemplate) -> Iterator[tuple[Any, str, str | None]]:
-        """(leaf, key, hint) for each `vars.key` the template reads that the binding does not define."""
-        known = self.project.variables.get(self.entry.binding, {})
+        """(leaf, key, hint) for each `vars.key` the template reads that the binding does not define,
+        nested keys (`vars.methods.orders`) included as far as the vars are mappings written out."""
         for leaf in template.leaves:
-            for key in dict.fromkeys(leaf.references("vars")):
-                if key not in known:
-                    yield (
-                        leaf,
-                        key,
-                        did_you_mean(key, known) or (f"defined: {', '.join(known)}" if known else None),
-                    )
+            reported: set[tuple[str, ...]] = set()  # `vars.a.b` reads `vars.a` too: one finding
+            for path in leaf.references("vars"):
+                known: Any = self.project.variables.get(self.entry.binding, {})
+                for depth, key in enumerate(path):
+                    if not isinstance(known, dict):
+                        break
+                    if key not in known:
+                        if path[: depth + 1] not in reported:
+                            reported.add(path[: depth + 1])
+                            hint = did_you_mean(key, known) or (
+                                f"defined: {', '.join(known)}" if known and depth == 0 else None
+                            )
+                            yield leaf, ".".join(path[: depth + 1]), hint
+                        break
+                    known = known[key]
 
     def call_target(self, loc: Loc, target: str, *, has_path: bool) -> Any:
         connector_name, _, operation = target.partition(".")

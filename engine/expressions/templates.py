@@ -241,17 +241,27 @@ class Leaf:
         """The generated function of this leaf alone (see `Template.render`); None outside the subset."""
         return generate(self.source, env, _LeafSource((self,)))
 
-    def references(self, name: str) -> Iterator[str]:
-        """The keys this leaf reads from the variable `name` (`vars.x`, `vars['x']`), unless it sets it."""
+    def references(self, name: str) -> Iterator[tuple[str, ...]]:
+        """The key paths this leaf reads from the variable `name` (`vars.x` is `('x',)`, `vars.a['b']`
+        is `('a', 'b')`), unless it sets it. A path stops before a key given by a value and before a
+        method called (`vars.a.get(k)` is `('a',)`)."""
         if name not in self.names:
             return
-        lookups: Iterator[Any] = self.ast.find_all((nodes.Getattr, nodes.Getitem))
-        for node in lookups:
-            if isinstance(node.node, nodes.Name) and node.node.name == name and node.node.ctx == "load":
-                if isinstance(node, nodes.Getattr):
-                    yield node.attr
-                elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                    yield node.arg.value
+        called = {id(call.node) for call in self.ast.find_all(nodes.Call)}
+        paths: dict[tuple[str, ...], None] = {}
+        for node in self.ast.find_all((nodes.Getattr, nodes.Getitem)):
+            keys: list[str] = []
+            while isinstance(node, nodes.Getattr | nodes.Getitem):
+                if isinstance(node, nodes.Getattr) and id(node) not in called:
+                    keys.insert(0, node.attr)
+                elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                    keys = [node.arg.value, *keys] if isinstance(node.arg.value, str) else []
+                else:
+                    keys = []
+                node = node.node
+            if keys and isinstance(node, nodes.Name) and node.name == name and node.ctx == "load":
+                paths[tuple(keys)] = None
+        yield from paths
 
     def filters(self) -> set[str]:
         """The names of the filters this leaf uses."""

@@ -278,3 +278,13 @@ def test_an_event_file_that_is_not_json_is_located(tmp_path: Path) -> None:
     assert f"{M}:24:17: error: cannot read event file ev.json: Expecting value: line 1 column 10" in output, (
         output
     )
+
+
+def test_a_nested_var_the_binding_does_not_define_is_located(tmp_path: Path) -> None:
+    """`vars.centres.WC_1` where the binding's `centres` mapping holds `WC-1`: an error at the template."""
+    mapping = MAPPING.replace("{{ event.workCenterCode | lookup(vars.centres) }}", "{{ vars.centres.WC_1 }}")
+    code, output = check(make_root(tmp_path, mapping))
+    assert code == 1, output
+    assert f"{M}:15:19: error: 'vars.centres.WC_1' is not defined in binding 'demo'" in output, output
+    assert "hint: did you mean 'WC-1'?" in output
+    assert output.count("error:") == 1

@@ -173,8 +173,23 @@ def test_errors_jinja_sees_before_running_are_load_errors(source: str, message: 
 def test_names_are_collected_for_reference_checks() -> None:
     template = Template({"a": "{{ qty }}", "b": ["{{ event.x | lookup(vars.t) }}", "{% set v = 1 %}{{ v }}"]})
     assert template.names == {"qty", "event", "vars"}
-    assert [list(leaf.references("vars")) for leaf in template.leaves] == [[], ["t"], []]
+    assert [list(leaf.references("vars")) for leaf in template.leaves] == [[], [("t",)], []]
     assert [leaf.path for leaf in template.leaves] == [("a",), ("b", 0), ("b", 1)]
+
+
+@pytest.mark.parametrize(
+    ("text", "paths"),
+    [
+        ("{{ vars.methods.orders }}", [("methods", "orders"), ("methods",)]),
+        ("{{ vars['a'].b }}", [("a", "b"), ("a",)]),
+        ("{{ vars.fields[name].x }}", [("fields",)]),  # a key given by a value ends the path
+        ("{{ vars.centres.get(code) }}", [("centres",)]),  # a method called is no key
+        ("{{ vars.rows[0].sku }}", [("rows",)]),
+    ],
+)
+def test_references_are_key_paths(text: str, paths: list[tuple[str, ...]]) -> None:
+    [leaf] = Template(text).leaves
+    assert sorted(leaf.references("vars"), key=len, reverse=True) == paths
 
 
 def test_selection_compiles_once_and_reports_syntax() -> None:
