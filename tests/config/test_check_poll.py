@@ -42,6 +42,13 @@ M = "mappings/demo/operation.yaml"
             "give `every` or `cron`, not both",
             id="every-and-cron",
         ),
+        pytest.param(
+            "      path: /orders\n",
+            "      method: GETT\n      path: /orders\n",
+            f"{M}:6:15",
+            "got 'GETT'",
+            id="method",
+        ),
         # a negative overlap would move the cursor forward, past records never read
         pytest.param(
             "overlap: 60", "overlap: -60", f"{M}:11:16", "must be at least 0", id="overlap-negative"

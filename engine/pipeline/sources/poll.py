@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from croniter import CroniterBadDateError, croniter
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, field_validator, model_validator
 
+from engine.connectors.models import Method
 from engine.errors import ExpressionError
 from engine.expressions import PathTemplateField, SelectionField, TemplateField
 from engine.expressions.variables import Variables
@@ -76,7 +77,7 @@ class PollSource(SourceModel):
     kind: Literal["poll"]
     connector: str
     operation: str | None = None
-    method: str = "GET"
+    method: Method = "GET"
     path: PathTemplateField | None = Field(
         default=None, description="Path template (each {{ value }} one segment's data); `cursor` is in scope"
     )
