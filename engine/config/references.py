@@ -164,7 +164,11 @@ def check_references(project: Project) -> list[Diagnostic]:
                 routes[source.path] = entry
         elif isinstance(source, PollSource):
             target = source.connector + (f".{source.operation}" if source.operation else "")
-            checker.call_target(entry.loc + ("source", "connector"), target, has_path=True)
+            # a connector that exists: what is found is about the operation, located there
+            named = source.operation and source.connector in project.connectors
+            checker.call_target(
+                entry.loc + ("source", "operation" if named else "connector"), target, has_path=True
+            )
             scope = {"cursor", "vars"}
             checker.steps(entry.loc + ("source", "steps"), source.steps, scope)
             for field in ("path", "query", "body", "args"):

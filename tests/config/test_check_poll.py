@@ -67,6 +67,13 @@ def test_a_poll_source_the_poller_cannot_follow_is_an_error(
     assert f"{where}: error: " in output and message in output, output
 
 
+def test_an_unknown_operation_is_located_at_operation(tmp_path: Path) -> None:
+    mapping = POLL.replace("      path: /orders\n", "      operation: rcp\n")
+    code, output = check(make_root(tmp_path, mapping))
+    assert code == 1, output
+    assert f"{M}:6:18: error: connector 'erp' has no operation 'rcp'" in output, output
+
+
 def test_a_valid_poll_source_passes(tmp_path: Path) -> None:
     code, output = check(make_root(tmp_path, POLL.replace("{every: 60}", '{cron: "*/5 * * * *"}')))
     assert code == 0, output
