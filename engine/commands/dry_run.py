@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ import click
 import yaml
 
 from engine.commands._common import load_or_exit, root_option
+from engine.config.report import format_text
 from engine.pipeline.models import MockResponse
 from engine.redaction import environment_redactor
 from engine.suggest import did_you_mean
 from engine.testing.runner import run_pipeline_offline
+from engine.testing.samples import load_responses
 
 
 def _read_data(path: Path, what: str) -> Any:
@@ -44,13 +47,11 @@ def dry_run(pipeline: str, event_path: Path, responses_path: Path | None, root: 
     event = _read_data(event_path, "event")
     responses: list[MockResponse] = []
     if responses_path is not None:
-        raw = _read_data(responses_path, "responses")
-        if not isinstance(raw, list):
-            raise click.UsageError("the responses file must hold a list")
-        try:
-            responses = [MockResponse.model_validate(item) for item in raw]
-        except ValueError as exc:
-            raise click.UsageError(f"invalid responses file: {exc}") from None
+        responses, problems = load_responses(responses_path, responses_path.as_posix())
+        if any(d.severity == "error" for d in problems):
+            click.echo("mesbridge dry-run: cannot read the responses:", err=True)
+            click.echo(format_text(problems, color=sys.stderr.isatty()), err=True)
+            raise SystemExit(click.UsageError.exit_code)
     outcome, backend = asyncio.run(
         run_pipeline_offline(project, pipeline, event, responses, fallback_status=200)
     )

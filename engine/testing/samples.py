@@ -27,7 +27,14 @@ from engine.config.yamlsource import LoadedYaml, Mark, load_yaml
 from engine.pipeline.models import MappingFile, MockResponse, Model
 from engine.suggest import did_you_mean
 
-__all__ = ["EventFile", "Sample", "samples_from_cases", "samples_from_events", "samples_from_tests"]
+__all__ = [
+    "EventFile",
+    "Sample",
+    "load_responses",
+    "samples_from_cases",
+    "samples_from_events",
+    "samples_from_tests",
+]
 
 RESPONSES_SUFFIXES = (".responses.yaml", ".responses.yml", ".responses.json")
 
@@ -198,18 +205,22 @@ def _load_json(path: Path, file: str) -> LoadedYaml:
     return loaded
 
 
+def load_responses(path: Path, shown: str) -> tuple[list[MockResponse], list[Diagnostic]]:
+    """A file of mocked responses (a JSON or YAML list, as test cases give them), each problem
+    located at `shown`:line:col."""
+    loaded = _load_json(path, shown) if path.suffix == ".json" else load_yaml(path, file=shown)
+    if not loaded.ok:
+        return [], list(loaded.diagnostics)
+    responses, problems = validate_model(_Responses, loaded)
+    return ([] if responses is None else list(responses.root)), problems
+
+
 def _responses(event_path: Path, file: str) -> tuple[list[MockResponse], list[Diagnostic]]:
     stem = event_path.name[: -len(".json")]
     for suffix in RESPONSES_SUFFIXES:
         path = event_path.with_name(stem + suffix)
-        if not path.is_file():
-            continue
-        shown = file[: -len(event_path.name)] + path.name
-        loaded = _load_json(path, shown) if suffix.endswith(".json") else load_yaml(path, file=shown)
-        if not loaded.ok:
-            return [], list(loaded.diagnostics)
-        responses, problems = validate_model(_Responses, loaded)
-        return ([] if responses is None else list(responses.root)), problems
+        if path.is_file():
+            return load_responses(path, file[: -len(event_path.name)] + path.name)
     return [], []
 
 
