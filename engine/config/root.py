@@ -153,6 +153,11 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
         project.diagnostics.append(
             Diagnostic(str(root), 1, 1, "not a config root: it has neither connectors/ nor mappings/")
         )
+    elif not mappings_dir.is_dir():  # a misspelt folder: nothing would be served or tested
+        folders = [p.name + "/" for p in root.iterdir() if p.is_dir()]
+        hint = did_you_mean("mappings/", folders)
+        message = "no mappings/ folder: no pipeline to serve or test"
+        project.diagnostics.append(Diagnostic(str(root), 1, 1, message, hint=hint))
     for path in _yaml_files(connectors_dir):
         before = len(project.diagnostics)
         loaded = _load(root, path, project, digest)

@@ -288,3 +288,13 @@ def test_a_nested_var_the_binding_does_not_define_is_located(tmp_path: Path) -> 
     assert f"{M}:15:19: error: 'vars.centres.WC_1' is not defined in binding 'demo'" in output, output
     assert "hint: did you mean 'WC-1'?" in output
     assert output.count("error:") == 1
+
+
+def test_a_root_whose_mappings_folder_is_misspelt_is_an_error(tmp_path: Path) -> None:
+    """`mapping/` for `mappings/`: the root would serve and test nothing, and say ok."""
+    root = make_root(tmp_path)
+    (root / "mappings").rename(root / "mapping")
+    code, output = check(root)
+    assert code == 1, output
+    assert "error: no mappings/ folder: no pipeline to serve or test" in output
+    assert "hint: did you mean 'mapping/'?" in output
