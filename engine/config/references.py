@@ -51,6 +51,16 @@ class _Checker:
                 loc + leaf.path, f"'vars.{key}' is not defined in binding '{self.entry.binding}'", hint
             )
 
+    def no_cursor(self, loc: Loc, template: Template | None) -> None:
+        """A poll source without `cursor:` never stores one: a template reading `cursor` reads null."""
+        for leaf in template.leaves if template is not None else ():
+            if "cursor" in leaf.names:
+                self.report(
+                    loc + leaf.path,
+                    "the source has no `cursor:`, so `cursor` is always null here",
+                    "add cursor: {field: <the record's change date>, initial: <where to start>}",
+                )
+
     def _undefined_vars(self, template: Template | PathTemplate) -> Iterator[tuple[Any, str, str | None]]:
         """(leaf, key, hint) for each `vars.key` the template reads that the binding does not define,
         nested keys (`vars.methods.orders`) included as far as the vars are mappings written out."""
@@ -173,6 +183,8 @@ def check_references(project: Project) -> list[Diagnostic]:
             checker.steps(entry.loc + ("source", "steps"), source.steps, scope)
             for field in ("path", "query", "body", "args"):
                 checker.names(entry.loc + ("source", field), getattr(source, field), scope)
+                if source.cursor is None:
+                    checker.no_cursor(entry.loc + ("source", field), getattr(source, field))
         scope = set(_BASE_SCOPE)
         checker.steps(entry.loc + ("steps",), pipeline.steps, scope)
         checker.names(entry.loc + ("reply", "body"), pipeline.reply.body, scope)

@@ -74,6 +74,14 @@ def test_an_unknown_operation_is_located_at_operation(tmp_path: Path) -> None:
     assert f"{M}:6:18: error: connector 'erp' has no operation 'rcp'" in output, output
 
 
+def test_a_source_without_cursor_that_reads_cursor_is_an_error(tmp_path: Path) -> None:
+    """No `cursor:` means none is ever stored: the query would send `since=None` each round."""
+    mapping = POLL.replace('      cursor: {field: changed, initial: "2000-01-01T00:00:00Z"}\n', "")
+    code, output = check(make_root(tmp_path, mapping))
+    assert code == 1, output
+    assert f"{M}:7:22: error: the source has no `cursor:`, so `cursor` is always null here" in output, output
+
+
 def test_a_valid_poll_source_passes(tmp_path: Path) -> None:
     code, output = check(make_root(tmp_path, POLL.replace("{every: 60}", '{cron: "*/5 * * * *"}')))
     assert code == 0, output
