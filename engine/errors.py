@@ -227,6 +227,14 @@ class TransientError(ConnectorError):
         """Seconds the system asked to wait (Retry-After), when it did."""
 
 
+class ListingChanged(TransientError):
+    """A listing paged by offset changed between two of its pages (a record moved past the page
+    boundary, so a record behind it may have been skipped): what was read before the change is
+    whole, the rest must be read again."""
+
+    kind = "listing_changed"
+
+
 class DeadlineExceeded(TransientError):
     """The retry deadline or the pipeline's deadline passed with no request in flight."""
 

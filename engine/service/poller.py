@@ -8,6 +8,10 @@ Each round, under a store lease so that only one replica polls a pipeline:
    (`Store.enqueue_polled`, in batches of `ENQUEUE_BATCH` records: one transaction each on SQLite);
 3. once every record of the round is enqueued, store the latest cursor value.
 
+A listing that changes while it is paged (`ListingChanged`, from the offset paginator) ends the round
+early: what was read before the change is whole, its cursor is stored, and the next round begins at
+once from there, so a record that moved is never jumped over by the cursor.
+
 The queue is the durable hand-off: the cursor only moves past records the queue holds, and delivery
 then follows with retries and dead letters. A crash between the enqueue and `mark_seen` re-reads the
 record next round; the store refuses its event id a second time.
@@ -26,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from engine.env import using
-from engine.errors import MesbridgeError
+from engine.errors import ListingChanged, MesbridgeError
 from engine.pipeline.sources.poll import PollSource, Schedule, later, read_changes
 from engine.service.logging import event_context
 from engine.store import PolledItem, Store
@@ -76,6 +80,8 @@ class Poller:
         self.name = name
         self.holder = holder
         self.rounds = 0
+        self.cut_short = False
+        """Whether the last round ended at a change of the listing: the next one is due at once."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._now = False
@@ -141,7 +147,7 @@ class Poller:
                     except Exception as exc:  # noqa: BLE001 - the poller must keep polling
                         log.exception("poll crashed, cursor kept")
                         self._failed(f"the poll crashed ({type(exc).__name__}); see the log", started)
-                due = time.monotonic() + next_delay(source.schedule)
+                due = time.monotonic() + (0.0 if self.cut_short else next_delay(source.schedule))
             # A standby (lease held elsewhere) asks again every third of the lease, never in a tight loop.
             wait = max(0.0, min(due - time.monotonic(), ttl / 3)) if holds else ttl / 3
             try:
@@ -179,23 +185,30 @@ class Poller:
             if added:
                 self.service.wake_workers()
 
+        self.cut_short = False
         with using(generation.environ):  # the generation's environment, as its connectors'
             async with generation.use():
-                async for polled in read_changes(source, generation.connectors, stored, variables):
-                    if polled.cursor is not None:
-                        cursor = later(cursor, polled.cursor)
-                        placed += 1
-                    read += 1
-                    batch.append(
-                        PolledItem(
-                            polled.key,
-                            polled.version,
-                            {"event": polled.record, "key": polled.key, "version": polled.version},
-                            f"{self.name}:{polled.key}:{polled.version}",
+                try:
+                    async for polled in read_changes(source, generation.connectors, stored, variables):
+                        if polled.cursor is not None:
+                            cursor = later(cursor, polled.cursor)
+                            placed += 1
+                        read += 1
+                        batch.append(
+                            PolledItem(
+                                polled.key,
+                                polled.version,
+                                {"event": polled.record, "key": polled.key, "version": polled.version},
+                                f"{self.name}:{polled.key}:{polled.version}",
+                            )
                         )
+                        if len(batch) >= ENQUEUE_BATCH:
+                            await flush()
+                except ListingChanged as changed:  # what was read is whole, and its cursor stands
+                    self.cut_short = True
+                    log.info(
+                        "%s; the round ends after %d record(s) and the next begins at once", changed, read
                     )
-                    if len(batch) >= ENQUEUE_BATCH:
-                        await flush()
                 await flush()
         seen = read - new
         if source.cursor is not None and read and not placed:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.connectors import Connector
-from engine.errors import ConnectorError
+from engine.errors import ConnectorError, ListingChanged
 from tests.connectors.kit import FakeTime, config, mock_transport, reply
 
 RECORDS = [{"ID": i} for i in range(23)]
@@ -99,16 +99,51 @@ async def test_offset_keeps_other_query_parameters_and_stops_on_a_short_page(mak
 
     connector = make(handler, pagination={**OFFSET, "page_size": 10})
     response = await connector.request("GET", "/items", query={"$filter": "A eq 'x'"}, paginate=True)
-    assert len(response.result) == 23
-    assert calls == [(10, 0), (10, 10), (10, 20)]
+    assert response.result == RECORDS
+    assert calls == [(10, 0), (10, 9), (10, 18)]  # each page after the first starts at the last record read
     assert set(seen) == {"A eq 'x'"}
 
 
-async def test_offset_exactly_divisible_reads_one_empty_page(make):
+async def test_offset_exactly_divisible_stops_on_the_short_page_after(make):
     calls = []
-    connector = make(offset_server(RECORDS[:20], calls=calls), pagination={**OFFSET, "page_size": 10})
-    assert len((await connector.request("GET", "/items", paginate=True)).result) == 20
-    assert calls == [(10, 0), (10, 10), (10, 20)]
+    connector = make(offset_server(RECORDS[:19], calls=calls), pagination={**OFFSET, "page_size": 10})
+    assert (await connector.request("GET", "/items", paginate=True)).result == RECORDS[:19]
+    assert calls == [(10, 0), (10, 9), (10, 18)]
+
+
+def changing_server(records, moved, after_calls):
+    """An offset server ordered by change date: after `after_calls` pages, the record `moved` changes
+    and goes to the end, and the records behind it move one place forward."""
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == after_calls + 1:
+            records.append({**records.pop(moved), "changed": True})
+        top, skip = int(request.url.params["$top"]), int(request.url.params["$skip"])
+        return reply(200, {"value": records[skip : skip + top]})
+
+    return handler
+
+
+async def test_a_listing_that_changes_between_pages_is_not_read_with_a_gap(make):
+    records = [dict(r) for r in RECORDS]
+    connector = make(changing_server(records, moved=3, after_calls=1), pagination={**OFFSET, "page_size": 10})
+    read = []
+    with pytest.raises(ListingChanged, match=r"the listing changed while it was paged .* \$skip=9"):
+        async for item in connector.iterate("GET", "/items"):
+            read.append(item)
+    # the first page is whole; the record behind it (ID 10, now at offset 9) was not skipped silently
+    assert read == RECORDS[:10]
+
+
+async def test_a_listing_that_changes_past_the_pages_read_is_read_whole(make):
+    records = [dict(r) for r in RECORDS]
+    connector = make(
+        changing_server(records, moved=20, after_calls=1), pagination={**OFFSET, "page_size": 10}
+    )
+    result = (await connector.request("GET", "/items", paginate=True)).result
+    assert [r["ID"] for r in result] == [*range(20), 21, 22, 20]  # the change read at its new place
 
 
 async def test_offset_warns_when_a_page_comes_back_at_the_cap(make, caplog):

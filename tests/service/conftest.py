@@ -187,6 +187,7 @@ class Sims:
             "NEXTUP_URL": self.urls["nextup"],
             "NEXTX_URL": self.urls["nextx"],
             "MESBRIDGE_WEBHOOK_TOKEN": TOKEN,
+            **({"PRIORITY_URL": self.urls["priority"]} if "priority" in self.urls else {}),
         }
 
     def faults(self, name: str, **faults: Any) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from engine.store import open_store
+from sandbox import priority
+from sandbox.priority import PAT
+from sandbox.serve import serve_in_thread
 
 from .conftest import Sims, running, url, wait_for, write_root
 
@@ -261,3 +265,63 @@ async def test_poller_enqueues_each_record_once(tmp_path: Path, sims: Sims) -> N
         assert await store.queue_depth() == {}
     finally:
         await store.close()
+
+
+PRIORITY_POLL = """\
+pipelines:
+  - name: pr.poll
+    source:
+      kind: poll
+      connector: priority
+      path: /SERIAL
+      query: {$filter: "UDATE gt {{ cursor | odata_date }}", $orderby: UDATE, $select: "SERIALNAME,QUANT,UDATE"}
+      schedule: {every: 0.3}
+      cursor: {field: UDATE, initial: "2000-01-01T00:00:00+00:00"}
+      key: SERIALNAME
+      version: UDATE
+    steps:
+      - set: {number: "{{ event.SERIALNAME }}"}
+"""
+PRIORITY = """\
+base_url: ${PRIORITY_URL}
+auth: {kind: basic, username: 7F3C2A9B1D4E4F6A8B0C2D4E6F8A0B1C, password: PAT}
+pagination: {kind: offset, page_size: 5, items: value}
+"""
+
+
+async def test_a_listing_that_changes_while_it_is_paged_loses_no_record(tmp_path: Path, sims: Sims) -> None:
+    """Between the first page and the second, an early work order changes: it moves to the end of the
+    listing (ordered by UDATE), and the order behind the first page moves into it. Offset paging alone
+    skips that order, and the cursor then passes it for good."""
+    erp = priority.create_app(size=25, seed=3)
+    simulator = erp.state.simulator
+    pages = 0
+
+    async def changing(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal pages
+        if scope["type"] == "http" and b"skip" in scope["query_string"]:  # a page the poller asks for
+            pages += 1
+            if pages == 2:
+                orders = simulator.store.tables["SERIAL"]
+                early = sorted(orders, key=lambda order: order["UDATE"])[2]
+                simulator.update("SERIAL", orders, early, {"QUANT": early["QUANT"] + 1}, None)
+        await erp(scope, receive, send)
+
+    root = write_root(tmp_path)
+    (root / "connectors" / "priority.yaml").write_text(PRIORITY)
+    (root / "mappings" / "test" / "priority.yaml").write_text(PRIORITY_POLL)
+    with serve_in_thread(changing) as erp_url:
+        sims.urls["priority"] = f"{erp_url}/odata/Priority/tabula.ini/demo"
+        async with running(root, sims) as host, httpx.AsyncClient(auth=(PAT, "PAT")) as client:
+            store = host.store
+            assert store is not None
+
+            async def every_order_read_at_its_version() -> bool:
+                listing = await client.get(f"{sims.urls['priority']}/SERIAL", params={"$top": 100})
+                orders = listing.json()["value"]
+                assert len(orders) == 25
+                seen = [await store.is_seen("pr.poll", o["SERIALNAME"], str(o["UDATE"])) for o in orders]
+                return all(seen)
+
+            assert await wait_for(every_order_read_at_its_version, 10), "a work order was never read"
+            assert pages >= 3

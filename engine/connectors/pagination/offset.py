@@ -1,4 +1,11 @@
-"""`kind: offset`: limit and offset parameters, e.g. OData `$top`/`$skip`; stops on a short page."""
+"""`kind: offset`: limit and offset parameters, e.g. OData `$top`/`$skip`; stops on a short page.
+
+A listing can change while it is paged: a record that changes moves to the end of a listing ordered
+by change date, and every record behind it moves one place forward, so the record at the next page's
+first offset would be skipped. Each page after the first therefore starts one record early, at the
+last record of the page before: when that is not the same record as before, the listing changed
+between the two pages, and the walk stops with ListingChanged after yielding what it read whole.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
+
+from engine.errors import ListingChanged
 
 from ._base import PAGINATORS, Fetch, Paginator, PagingModel, log
 
@@ -62,14 +71,28 @@ class Offset(Paginator):
         size = int(query.get(c.limit, c.page_size))
         skip = int(query.get(c.offset, 0))
         previous = None
+        last: list[Any] = []  # the last record read, which the next page starts with again
         for _ in range(c.max_pages):
-            page = await fetch({**query, c.limit: size, c.offset: skip}, None)
+            start = skip - len(last)
+            page = await fetch({**query, c.limit: size, c.offset: start}, None)
             items = self.items(page.result)
-            previous = self.advance(previous, items, f"{c.offset}={skip}")
-            self._warn_cap(len(items), f"the page at {c.offset}={skip}")
-            for item in items:
+            previous = self.advance(previous, items, f"{c.offset}={start}")
+            self._warn_cap(len(items), f"the page at {c.offset}={start}")
+            if last:
+                if items[:1] != last:
+                    raise ListingChanged(
+                        f"{self.connector}: the listing changed while it was paged (the record at "
+                        f"{c.offset}={start} is no longer the one the page before ended with); what "
+                        "follows it is read again",
+                        connector=self.connector,
+                    )
+                new = items[1:]
+            else:
+                new = items
+            for item in new:
                 yield item
-            if len(items) < size or not items:
+            if len(items) < size or not new:
                 return
-            skip += len(items)
+            skip += len(new)
+            last = items[-1:] if size > 1 else []  # a page of one record has no room to overlap
         log.warning("%s: stopped paging after max_pages=%d", self.connector, c.max_pages)
