@@ -22,6 +22,7 @@
         └── ConnectorError        an external system call failed
             ├── BusinessError     the system answered and refused (never retried)
             ├── TransientError    not applied: not sent, or refused unapplied (429, 503); retried, then raised
+            │   ├── ListingChanged    a listing paged by offset changed between two pages; read it again
             │   └── DeadlineExceeded  the deadline passed between attempts
             ├── UncertainError    the system may have applied it (500, 502, 504, a lost reply): not repeated
             └── AuthError         the login itself failed
