@@ -28,7 +28,6 @@ import uvicorn
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
 from engine.console import ConsoleSettings
-from engine.env import resolve
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.service.app import Service, check_console_paths, create_app
@@ -71,9 +70,9 @@ def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
     for where, auth in auths:
         if auth is None:
             continue
-        for field, value in auth.secrets().items():
+        for field in auth.secrets():
             try:
-                resolve(value, environ, f"{where}, {field}")
+                auth.resolved(field, environ, where)
             except MissingVariableError as exc:
                 raise StartupError(
                     f"{exc}. Set {exc.name} to the secret webhook callers send "

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.errors import StartupError
 from engine.service.app import JsonReply
 from engine.service.server import ServiceHost
 
@@ -214,6 +215,47 @@ async def test_basic_auth_with_bytes_it_cannot_read_is_401(
         headers={"content-type": JSON, "authorization": basic(b"api:s3cret")},
     )
     assert good.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        pytest.param(
+            None, "MESBRIDGE_WEBHOOK_TOKEN is empty (needed by settings webhook_auth, secret)", id="query"
+        ),
+        pytest.param(
+            '{kind: shared_secret, in: header, secret: "${DOOR_SECRET:-}"}',
+            "DOOR_SECRET is empty (needed by pipeline door.own, secret)",
+            id="default-empty",
+        ),
+        pytest.param(
+            '{kind: hmac, secret: "${DOOR_SECRET}"}',
+            "DOOR_SECRET is empty (needed by pipeline door.own, secret)",
+            id="hmac",
+        ),
+        pytest.param(
+            '{kind: basic, username: "${DOOR_SECRET}", password: "${DOOR_SECRET}"}',
+            "DOOR_SECRET is empty (needed by pipeline door.own, username)",
+            id="basic",
+        ),
+    ],
+)
+async def test_an_empty_caller_secret_stops_the_start(
+    tmp_path: Path, sims: Sims, auth: str | None, message: str
+) -> None:
+    """An empty secret would admit a caller sending none (`?token=`, an HMAC under an empty key, Basic
+    `:`): the start is refused as for an unset one, never a door that opens to anyone."""
+    root = write_root(tmp_path)
+    if auth is not None:
+        (root / "mappings" / "test" / "own.yaml").write_text(
+            "pipelines:\n  - name: door.own\n    source:\n      kind: webhook\n      path: /own\n"
+            f"      auth: {auth}\n    reply: {{status: 200, body: {{ok: true}}}}\n"
+        )
+    environ = {**sims.environ, "DOOR_SECRET": ""} if auth else {**sims.environ, "MESBRIDGE_WEBHOOK_TOKEN": ""}
+    host = ServiceHost(root, port=0, host="127.0.0.1", environ=environ, reload=False)
+    with pytest.raises(StartupError, match="an empty secret would let in every caller") as refused:
+        await host.start()
+    assert message in str(refused.value)
 
 
 @pytest.mark.parametrize(

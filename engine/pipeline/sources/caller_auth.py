@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.env import resolve
-from engine.errors import RequestRejected
+from engine.env import find_references, resolve
+from engine.errors import MissingVariableError, RequestRejected
 from engine.registry import Registry
 
 __all__ = ["CALLER_AUTH", "CallerAuth", "CallerAuthModel"]
@@ -37,6 +37,17 @@ class CallerAuthModel(BaseModel):
     def secrets(self) -> dict[str, str]:
         """The fields holding `${VAR}` secrets, by name (checked at start and at each reload)."""
         return {}
+
+    def resolved(self, field: str, environ: Mapping[str, str], where: str = _WHERE) -> str:
+        """The value of the secret `field` now. MissingVariableError when it is unset, and when it is
+        empty: an empty secret would let in every caller that sends none."""
+        raw, at = self.secrets()[field], f"{where}, {field}"
+        value = str(resolve(raw, environ, at))
+        if not value:
+            names = ", ".join(sorted(find_references(raw))) or field
+            message = f"{names} is empty (needed by {at}); an empty secret would let in every caller"
+            raise MissingVariableError(names, at, message)
+        return value
 
     def verify(
         self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, environ: Mapping[str, str]
@@ -62,7 +73,7 @@ class SharedSecretAuth(CallerAuthModel):
     def verify(
         self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, environ: Mapping[str, str]
     ) -> None:
-        secret = str(resolve(self.secret, environ, _WHERE))
+        secret = self.resolved("secret", environ)
         given = headers.get(self.name) if self.in_ == "header" else query.get(self.name)
         if given is None or not _same(given, secret):
             raise RequestRejected(401, f"missing or wrong shared secret in {self.in_} '{self.name}'")
@@ -82,8 +93,8 @@ class BasicCallerAuth(CallerAuthModel):
     def verify(
         self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, environ: Mapping[str, str]
     ) -> None:
-        username = str(resolve(self.username, environ, _WHERE))
-        password = str(resolve(self.password, environ, _WHERE))
+        username = self.resolved("username", environ)
+        password = self.resolved("password", environ)
         scheme, _, encoded = headers.get("authorization", "").partition(" ")
         challenge = {"WWW-Authenticate": 'Basic realm="mesbridge"'}
         if scheme.lower() != "basic" or not encoded:
@@ -112,7 +123,7 @@ class HmacCallerAuth(CallerAuthModel):
     def verify(
         self, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, environ: Mapping[str, str]
     ) -> None:
-        secret = str(resolve(self.secret, environ, _WHERE))
+        secret = self.resolved("secret", environ)
         given = headers.get(self.header, "")
         given = given.split("=", 1)[1] if "=" in given else given
         digest = hmac.new(secret.encode(), body, getattr(hashlib, self.algorithm)).hexdigest()
