@@ -58,6 +58,15 @@ class LoginThrottle:
                 longest = max(longest, times[-self.limits[key[0]]] + self.window - now)
         return longest
 
+    def attempt(self, user: str, address: str) -> float:
+        """`wait`; when it is 0 the attempt is counted as failed at once, before its password is checked,
+        so that attempts sent together cannot all pass before the first is counted. `succeeded` takes a
+        successful one back."""
+        wait = self.wait(user, address)
+        if wait == 0:
+            self.failed(user, address)
+        return wait
+
     def failed(self, user: str, address: str) -> None:
         """A login of `user` from `address` failed."""
         now = self.clock()
@@ -70,5 +79,12 @@ class LoginThrottle:
             del self._failures[next(iter(self._failures))]
 
     def succeeded(self, user: str, address: str) -> None:
-        """A login of `user` from `address` succeeded: its own failures from there are forgotten."""
+        """A login `attempt` of `user` from `address` succeeded: it is no failure, and the user's
+        failures from there are forgotten."""
         self._failures.pop(("pair", user, address), None)
+        for key in self._keys(user, address)[1:]:
+            times = self._failures.get(key)
+            if times:
+                times.pop()
+                if not times:
+                    del self._failures[key]

@@ -284,7 +284,7 @@ class Console:
                 "Open the login page again.",
             )
         address = _address(request)
-        wait = self.throttle.wait(user, address)
+        wait = self.throttle.attempt(user, address)
         if wait > 0:
             self.audit(request, user or "-", "login", "throttled", None)
             seconds = int(wait) + 1
@@ -299,7 +299,6 @@ class Console:
         known = self.settings.users.get(user)
         matches = await asyncio.to_thread((known or _DUMMY).matches, password)
         if known is None or not matches:
-            self.throttle.failed(user, address)
             self.audit(request, user or "-", "login", "refused", None)
             return self._login_page(
                 request, status=401, error="Wrong user name or password.", user=user, wanted=wanted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -118,6 +119,23 @@ async def test_repeated_failed_logins_are_throttled_even_with_the_right_password
     assert throttled.status_code == 429 and "Too many failed logins" in throttled.text
     assert int(throttled.headers["retry-after"]) > 0
     assert _cookie_headers(throttled, SESSION_COOKIE) == []
+    assert (await console.login(user=OTHER, password=OTHER_PASSWORD)).status_code == 303
+
+
+async def test_failed_logins_sent_together_are_throttled_as_if_sent_one_by_one(console: Console) -> None:
+    """Each attempt is counted before its password is checked: a burst gets five guesses, not one each."""
+    page, token = await console.login_form()
+    cookies = {LOGIN_COOKIE: page.cookies[LOGIN_COOKIE]}
+
+    async def guess(number: int) -> int:
+        transport = httpx.ASGITransport(app=console.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", cookies=cookies) as client:
+            form = {"user": USER, "password": f"guess-{number}", "csrf": token}
+            return (await client.post(console.path("/login"), data=form)).status_code
+
+    statuses = sorted(await asyncio.gather(*(guess(number) for number in range(30))))
+    assert statuses == [401] * 5 + [429] * 25
+    assert (await console.login()).status_code == 429
     assert (await console.login(user=OTHER, password=OTHER_PASSWORD)).status_code == 303
 
 

@@ -160,6 +160,10 @@ def test_the_throttle_counts_per_user_and_address_and_forgets_after_its_window()
     throttle.failed("dave", "10.0.0.3")
     throttle.succeeded("dave", "10.0.0.3")
     assert ("pair", "dave", "10.0.0.3") not in throttle._failures
+    assert throttle.attempt("erin", "10.0.0.4") == 0  # counted as failed until it succeeds
+    assert ("user", "erin") in throttle._failures
+    throttle.succeeded("erin", "10.0.0.4")
+    assert not [key for key in throttle._failures if "erin" in key or "10.0.0.4" in key]
     small = LoginThrottle(max_keys=5)
     for number in range(10):
         small.failed(f"user{number}", "10.0.0.9")
