@@ -2,7 +2,8 @@
 
 A `Redactor` collects secret values (passwords, client secrets, static keys, obtained tokens and any
 `${VAR}` whose name marks it as secret) and replaces each with `***` wherever it appears in a string,
-a dict or a list. `RedactingFilter` applies one to every log record that passes a handler.
+a dict or a list, also as a URL's query carries it (`p%40ss%20word`). `RedactingFilter` applies one
+to every log record that passes a handler.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "Redactor",
     "distinct",
     "environment_redactor",
+    "forms",
     "is_secret_name",
 ]
 
@@ -71,7 +74,7 @@ class Redactor:
                 self._compile()
 
     def _compile(self) -> None:
-        ordered = sorted(self._secrets, key=len, reverse=True)
+        ordered = sorted({form for secret in self._secrets for form in forms(secret)}, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
     def add_basic(self, username: str, password: str) -> None:
@@ -105,6 +108,14 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.redact(item) for item in value]
         return value
+
+
+def forms(secret: str) -> set[str]:
+    """`secret`, and as a URL's query carries it: as the connectors write it, and with all escaped."""
+    from engine.connectors.urls import quote_value
+
+    data = secret.encode("utf-8", "surrogatepass")
+    return {secret, quote_value(data), urllib.parse.quote(data, safe="")}
 
 
 def distinct(key: str, taken: Mapping[Any, Any]) -> str:

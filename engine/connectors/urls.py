@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["encode_query", "join", "requote", "resolve_reference", "split_call"]
+__all__ = ["encode_query", "join", "quote_value", "requote", "resolve_reference", "split_call"]
 
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
 _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -78,9 +78,14 @@ def encode_query(query: Mapping[str, Any]) -> str:
                 continue
             key = urllib.parse.quote(_utf8(str(name), "a query parameter name"), safe="$")
             value_bytes = _utf8(_text(item, str(name)), f"query parameter {name!r}")
-            text = urllib.parse.quote(value_bytes, safe=_QUERY_SAFE)
+            text = quote_value(value_bytes)
             parts.append(f"{key}={text}")
     return "&".join(parts)
+
+
+def quote_value(value: str | bytes) -> str:
+    """A query parameter's value as `encode_query` writes it."""
+    return urllib.parse.quote(value, safe=_QUERY_SAFE)
 
 
 def split_call(url: str, base_url: str) -> tuple[str, dict[str, str]]:

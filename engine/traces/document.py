@@ -31,7 +31,7 @@ from engine.connectors.urls import split_call
 from engine.errors import PipelineError
 from engine.helpers import iso8601
 from engine.recorder import Recorder
-from engine.redaction import Redactor, distinct
+from engine.redaction import Redactor, distinct, forms
 from engine.store.base import StoredTrace
 
 __all__ = [
@@ -124,7 +124,7 @@ class Masker:
     def __init__(self, redactors: Iterable[Redactor]) -> None:
         self.redactors = [redactor for redactor in redactors if redactor.secrets]
         known = set().union(*(redactor.secrets for redactor in self.redactors))
-        self._forms = tuple({form for secret in known for form in _written(secret)})
+        self._forms = tuple({text for secret in known for form in forms(secret) for text in _written(form)})
 
     def mask(self, value: Any) -> Any:
         """`value` with every secret masked (and entries named like secrets)."""

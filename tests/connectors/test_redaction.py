@@ -1,7 +1,10 @@
 """Secrets a connector learns (credentials, tokens) never reach its errors, call records or logs."""
 
+import logging
+
 import pytest
 
+from engine.connectors.urls import encode_query
 from engine.errors import BusinessError
 from tests.connectors.kit import reply
 
@@ -41,3 +44,29 @@ async def test_login_token_is_redacted_in_logs(make, caplog):
     with pytest.raises(Exception) as info:
         await connector.request("GET", "/x")
     assert "tok-abcdef-123" not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["Tr0ub4dor&3!", "p@ss word:1", "x$y+z/é"])
+async def test_a_query_secret_is_redacted_as_the_url_carries_it(make, caplog, key):
+    """A key holding `! @ : $ /` and a character to escape is written `Tr0ub4dor%263!` in the query:
+    that form is masked too, in an ERP error echoing the URL, the call record and the debug log."""
+    records = []
+
+    def handler(request):
+        return reply(400, {"error": {"message": f"refused {request.url}"}})
+
+    connector = make(
+        handler,
+        environ={"ERP_KEY": key},
+        auth={"kind": "query", "name": "key", "value": "${ERP_KEY}"},
+        envelope={"error": ["error.message"]},
+        retry={"max_attempts": 1},
+    )
+    connector.on_call = records.append
+    caplog.set_level(logging.DEBUG, "mesbridge")
+    with pytest.raises(BusinessError) as info:
+        await connector.request("GET", "/x")
+    written = encode_query({"key": key})[len("key=") :]
+    shown = [str(info.value), records[0].url, *(r.getMessage() for r in caplog.records)]
+    assert "key=***" in str(info.value)
+    assert not [text for text in shown if key in text or written in text]

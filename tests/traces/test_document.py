@@ -89,6 +89,14 @@ def test_steps_and_calls_are_recorded_in_order_with_their_step() -> None:
     assert "wo-1" in search_text(document) and "hunter22" not in search_text(document)
 
 
+def test_a_secret_in_a_body_as_a_query_carries_it_is_masked() -> None:
+    """An ERP error echoing the URL holds `Tr0ub4dor%263!`, not the key as written: masked all the same."""
+    masker = Masker([Redactor(["Tr0ub4dor&3!"])])
+    echoed = {"error": {"message": "refused http://erp/api/x?key=Tr0ub4dor%263!"}}
+    assert masker.body(echoed, 4096) == {"error": {"message": "refused http://erp/api/x?key=***"}}
+    assert masker.body("key=Tr0ub4dor%263%21", 4096) == "key=***"
+
+
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Literal
 
 from pydantic import Field
@@ -27,6 +26,5 @@ class QueryAuth(Authenticator):
         if self._value is None:
             self._value = self.ctx.resolve(self.config.value, "auth.value")
             self.ctx.redactor.add(self._value)
-            self.ctx.redactor.add(urllib.parse.quote(self._value, safe=""))
         call.query[self.config.name] = self._value
         return None
