@@ -4,7 +4,7 @@
 |---|---|---|
 | `MAX_LENGTH` | 100,000 | characters of a string (or bytes), items of a list, tuple or mapping |
 | `MAX_INT_BITS` | 65,536 | bits of an integer |
-| `MAX_BUILT` | 1,000,000 | what one evaluation builds and loops in all; what a result repeats |
+| `MAX_BUILT` | 1,000,000 | what one evaluation builds, loops and calls in all; what a result repeats |
 | `MAX_RANGE` | 100,000 | items of a `range` (Jinja's own sandbox limit) |
 
 Every operator, filter, method and format call that can build a value is covered. Where the size of the
@@ -93,13 +93,13 @@ def start() -> None:
 
 
 def charge(size: int) -> None:
-    """Count `size` characters, items or loop iterations towards the evaluation's total."""
+    """Count `size` characters, items, loop iterations or calls towards the evaluation's total."""
     left = budget[0] = budget[0] - size
     if left < 0:
         budget[0] = MAX_BUILT  # this evaluation ends here
         raise TemplateLimitError(
-            f"the template would build more than {MAX_BUILT:,} characters, items and loop iterations in "
-            f"one evaluation; the limit is {MAX_BUILT:,}"
+            f"the template would build more than {MAX_BUILT:,} characters, items, loop iterations and "
+            f"calls in one evaluation; the limit is {MAX_BUILT:,}"
         )
 
 

@@ -116,6 +116,9 @@ class Environment(ImmutableSandboxedEnvironment):
             yield item
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """A call from the template: one step of the evaluation's total (a macro calling itself twice
+        builds nothing, yet runs 2**n times), its arguments and result within the limits."""
+        limits.charge(1)
         args = guards.before_call(__obj, args, kwargs)
         return limits.check(super().call(__context, __obj, *args, **kwargs))
 

@@ -160,6 +160,15 @@ def test_one_past_the_limit_is_refused(source: str, message: str) -> None:
         Template(source).render({})
 
 
+def test_a_macro_calling_itself_twice_is_stopped_by_the_evaluation_total() -> None:
+    """It builds nothing, yet runs 2**n times: each call counts towards the total, as a loop's turn does
+    (f(60) would run for ever)."""
+    macro = "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+    assert Template(macro + "{{ f(12) }}x").render({}) == "x"
+    with pytest.raises(TemplateLimitError, match="loop iterations and calls in one evaluation"):
+        Template(macro + "{{ f(20) }}").render({})
+
+
 def test_context_values_are_not_limited_when_passed_through() -> None:
     big = {"lines": [{"sku": f"{i:04}" + "x" * 996} for i in range(2000)]}  # 2 MB of distinct data
     assert Template("{{ event.lines }}").render({"event": big}) is big["lines"]
