@@ -61,12 +61,23 @@ def normal_root_path(value: str | None) -> str:
 
 
 def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
-    """Every webhook's caller secret must resolve now, not at the first request (start and reload)."""
+    """Every webhook's caller secret must resolve now, not at the first request (start and reload); a
+    webhook that authenticates no caller, and does not say so with `auth: {kind: none}`, is warned of."""
     auths: list[tuple[str, Any]] = [("settings webhook_auth", project.settings.webhook_auth)]
+    open_paths = []
     for name, entry in project.pipelines.items():
         source = entry.pipeline.source
         if isinstance(source, WebhookSource):
             auths.append((f"pipeline {name}", source.auth or project.settings.webhook_auth))
+            if auths[-1][1] is None:
+                open_paths.append(source.path)
+    if open_paths:
+        log.warning(
+            "no caller authentication on webhook %s: any caller is let in (set its `auth` or the "
+            "settings' `webhook_auth`; `auth: {kind: none}` says it is meant, behind a trusted network)",
+            ", ".join(sorted(open_paths)),
+            extra={"paths": sorted(open_paths)},
+        )
     for where, auth in auths:
         if auth is None:
             continue

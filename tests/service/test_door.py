@@ -258,6 +258,30 @@ async def test_an_empty_caller_secret_stops_the_start(
     assert message in str(refused.value)
 
 
+async def test_a_webhook_without_caller_auth_is_warned_of_at_the_start(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No `auth` and no `webhook_auth` lets anyone in: the start says so, unless `kind: none` says it is meant."""
+    root = write_root(tmp_path, settings={"webhook_auth": None})
+    (root / "mappings" / "test" / "own.yaml").write_text(
+        "pipelines:\n  - name: door.own\n    source: {kind: webhook, path: /own, auth: {kind: none}}\n"
+        "    reply: {status: 200, body: {ok: true}}\n"
+    )
+    host = ServiceHost(root, port=0, host="127.0.0.1", environ=sims.environ, reload=False)
+    await host.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answered = await client.post(url(host.url, "/wo-sync", token=None), json={"workorderNumber": "x"})
+    finally:
+        await host.stop()
+    assert answered.status_code != 401
+    [warning] = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "caller" in r.getMessage()
+    ]
+    assert warning.startswith("no caller authentication on webhook /nu, /nx, /wo, /wo-sync: any caller")
+    assert "/own" not in warning
+
+
 @pytest.mark.parametrize(
     ("request_head", "status"),
     [
