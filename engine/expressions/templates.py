@@ -85,6 +85,9 @@ def parse(source: str, env: Environment) -> nodes.Template:
         raise ValueError(
             f"a template cannot {type(statement).__name__.lower()} other templates (line {statement.lineno})"
         )
+    for name in ast.find_all(nodes.Name):
+        if name.name == variables.GLOBAL:  # only the references of its own text call it
+            raise ValueError(f"'{variables.GLOBAL}' is mesbridge's own name; write `${{VAR}}` in the text")
     return variables.with_references(ast)
 
 

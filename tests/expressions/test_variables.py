@@ -62,6 +62,22 @@ def test_only_the_templates_text_becomes_references_on_the_parse_tree() -> None:
     assert [call.args[0].value for call in calls] == ["${A}", "${file:/run/secrets/k}"]
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ _mesbridge_reference('${file:' ~ event.path ~ '}') }}",
+        "{% set read = _mesbridge_reference %}{{ read('${' ~ event.name ~ '}') }}",
+        "/items/{{ _mesbridge_reference('${HOME}') }}",
+    ],
+)
+def test_the_global_references_call_cannot_be_called_by_a_template(source: str) -> None:
+    """Else a template could read any variable or file the event names, past `mesbridge check`."""
+    with pytest.raises(ValueError, match="'_mesbridge_reference' is mesbridge's own name"):
+        parse(source, environment())
+    with pytest.raises(ValueError, match="mesbridge's own name"):
+        Template({"x": source})
+
+
 def test_a_file_reference_reads_the_file_without_its_final_newline_and_is_always_masked(
     tmp_path: Path,
 ) -> None:
