@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["encode_query", "join", "quote_value", "requote", "resolve_reference", "split_call"]
+__all__ = ["encode_query", "join", "origin", "quote_value", "requote", "resolve_reference", "split_call"]
 
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
 _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -49,6 +49,17 @@ def join(base: str, path: str) -> str:
 def resolve_reference(request_url: str, link: str) -> str:
     """A next link resolved against the URL of the page that named it (RFC 3986 §5)."""
     return urllib.parse.urljoin(request_url, link)
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port given when it is the scheme's default."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number: no origin matches it
+        port = -1
+    return scheme, (parts.hostname or ""), port or {"http": 80, "https": 443}.get(scheme)
 
 
 def _text(value: Any, name: str) -> str:

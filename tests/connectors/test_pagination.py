@@ -274,3 +274,31 @@ async def test_a_repeated_next_link_stops_the_walk(make):
     with pytest.raises(ConnectorError, match="repeats"):
         await connector.request("GET", "/items", paginate=True)
     assert len(calls) <= 3
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://elsewhere.test/api/items?start=2",
+        "//elsewhere.test/api/items",
+        "{scheme}s://{host}/api/items",
+    ],
+)
+async def test_a_next_link_to_another_server_is_not_followed_with_the_credentials(make, link):
+    """Another host, or the same host over another scheme (http to https, or back), gets no call."""
+    calls: list[httpx.Request] = []
+
+    def handler(request):
+        calls.append(request)
+        named = link.format(scheme=request.url.scheme, host=request.url.netloc.decode())
+        return reply(200, {"value": RECORDS[:2], "@odata.nextLink": named})
+
+    connector = make(
+        handler,
+        pagination=LINK,
+        environ={"ERP_KEY": "k-123456"},
+        auth={"kind": "header", "name": "X-Api-Key", "value": "${ERP_KEY}"},
+    )
+    with pytest.raises(ConnectorError, match="leads to another server than the page that named it"):
+        await connector.request("GET", "/items", paginate=True)
+    assert len(calls) == 1

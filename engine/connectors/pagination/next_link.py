@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from engine.connectors.urls import resolve_reference
+from engine.connectors.urls import origin, resolve_reference
 from engine.errors import ConnectorError
 from engine.expressions import SelectionField
 
@@ -20,7 +20,8 @@ class NextLinkPagination(PagingModel):
     kind: Literal["next_link"] = Field(description="Follow a next-page link.")
     next: SelectionField = Field(
         description="JMESPath over the whole body to the next page's URL: absolute, or a reference "
-        "resolved against the URL of the page that names it (RFC 3986)."
+        "resolved against the URL of the page that names it (RFC 3986); on that page's scheme, host and "
+        "port, else it is not followed."
     )
 
 
@@ -41,6 +42,12 @@ class NextLink(Paginator):
             if not isinstance(link, str):
                 raise ConnectorError(f"{self.connector}: bad next link {link!r}", connector=self.connector)
             url = resolve_reference(page.url, link)
+            if origin(url) != origin(page.url):  # the call carries the connector's credentials
+                raise ConnectorError(
+                    f"{self.connector}: the next link {link!r} leads to another server than the page "
+                    "that named it; it is not followed",
+                    connector=self.connector,
+                )
             if url in seen:
                 raise ConnectorError(
                     f"{self.connector}: the next link {link!r} repeats", connector=self.connector
