@@ -3,13 +3,15 @@
 Each filter that can build a string, list or number is wrapped: some arguments are sized first (a
 width, a count, what a join or a replacement would make), and the result is checked once built (see
 `engine.expressions.limits`). A wrapper is called the way Jinja calls the filter it wraps.
+The filters that walk their value item by item (`map`, `select`, `sum`, ...) count each item towards
+the evaluation's total, as a loop counts its turns.
 """
 
 from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any
 
 import jmespath
@@ -283,12 +285,42 @@ _FILTER_GUARDS: dict[str, Callable[..., Any] | None] = {
 """The filters that can build a string, list or number: each result is checked, some arguments first."""
 
 
+def _counted(items: Iterator[Any]) -> Iterator[Any]:
+    for item in items:
+        charge(1)
+        yield item
+
+
+def _counting(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that walks its value item by item: each item counts towards the evaluation's total, as a
+    loop's turn does (a chain of `map`s over a large list builds nothing, yet walks it once per `map`)."""
+    position = 0 if _PassArg.from_obj(original) is None else 1
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > position:
+            value = args[position]
+            if isinstance(value, Iterator):
+                args = (*args[:position], _counted(value), *args[position + 1 :])
+            elif isinstance(value, Sized):
+                charge(len(value))
+        return original(*args, **kwargs)
+
+    return functools.update_wrapper(counting, original)
+
+
+_WALKING = ("map", "select", "reject", "selectattr", "rejectattr", "unique", "min", "max", "sum", "join")
+"""The filters that walk every item of their value and may give back something small (or lazy)."""
+
+
 def guard_filters(filters: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    """The filters with the limits applied to every one that can build."""
+    """The filters with the limits applied to every one that can build, and the items of every one that
+    walks its value counted."""
     guarded = dict(filters)
     for name, pre in _FILTER_GUARDS.items():
         if name in guarded:
             guarded[name] = _guard(guarded[name], pre)
+    for name in _WALKING:
+        guarded[name] = _counting(guarded[name])
     for name in ("string", "to_str", "odata_quote", "path_raw"):
         if name in guarded:
             guarded[name] = _printing(guarded[name])

@@ -169,6 +169,28 @@ def test_a_macro_calling_itself_twice_is_stopped_by_the_evaluation_total() -> No
         Template(macro + "{{ f(20) }}").render({})
 
 
+LIST = "{% set r = range(100000) | list %}"
+WALK = "{% set a = r | map('abs') | select | sum %}"
+MAX = "{% set a = range(100000) | max %}"
+EMPTY, JOIN = "{% set e = [''] * 100000 %}", "{% set a = e | join %}"
+
+
+@pytest.mark.parametrize(
+    ("within", "past"),
+    [
+        pytest.param(LIST + WALK + "x", LIST + WALK * 30, id="filter-chains"),
+        pytest.param(MAX * 9 + "x", MAX * 30, id="walks"),
+        pytest.param(EMPTY + JOIN * 8 + "x", EMPTY + JOIN * 30, id="join-of-empty-strings"),
+    ],
+)
+def test_each_item_a_filter_walks_counts_towards_the_evaluation_total(within: str, past: str) -> None:
+    """`map`, `select`, `sum`, `max`... build nothing large, yet walk every item: counted as a loop's turns
+    are, or 300 such chains over a long list run for a minute."""
+    assert Template(within).render({}) == "x"
+    with pytest.raises(TemplateLimitError, match="loop iterations and calls in one evaluation"):
+        Template(past).render({})
+
+
 def test_context_values_are_not_limited_when_passed_through() -> None:
     big = {"lines": [{"sku": f"{i:04}" + "x" * 996} for i in range(2000)]}  # 2 MB of distinct data
     assert Template("{{ event.lines }}").render({"event": big}) is big["lines"]
