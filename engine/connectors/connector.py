@@ -203,6 +203,7 @@ class Connector:
                 ca_file=config.tls_ca_file,
             ),
             name,
+            lambda path: str(self.resolve(path, "tls_ca_file")),
         )
         self._base_url: str | None = None
         self._headers: dict[str, str] = {}

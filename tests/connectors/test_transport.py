@@ -7,10 +7,14 @@ timeout, a reset after the body) is uncertain, so a POST is not sent again and a
 from __future__ import annotations
 
 import asyncio
+import http.server
+import re
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +27,7 @@ from tests.connectors.kit import FakeTime, config
 
 pytestmark = pytest.mark.slow
 SECRET = "s3cr3t-token-value"
+TLS = Path(__file__).parent.parent / "data" / "tls"
 
 
 @contextmanager
@@ -169,3 +174,63 @@ async def test_the_read_timeout_shrinks_to_the_deadline():
             assert asyncio.get_running_loop().time() - started < 3
         finally:
             await erp.aclose()
+
+
+@contextmanager
+def tls_server() -> Iterator[str]:
+    """An HTTPS server answering `{}` with the certificate the test CA (`tests/data/tls`) signed."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the handler's protocol
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS / "server.pem", TLS / "server.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_tls_ca_file_trusts_a_private_ca_and_may_name_it_with_a_variable():
+    records: list = []
+    with tls_server() as base:
+        refused = connector(base, records)
+        trusting = connector(base, records, tls_ca_file="${ERP_CA:-" + str(TLS / "ca.pem") + "}")
+        try:
+            with pytest.raises(TransientError, match="TLS certificate refused"):
+                await refused.request("GET", "/x")
+            assert (await trusting.request("GET", "/x")).status == 200
+        finally:
+            await refused.aclose()
+            await trusting.aclose()
+
+
+@pytest.mark.parametrize("content", [None, "not a certificate"])
+async def test_a_tls_ca_file_that_cannot_be_loaded_is_a_clear_failure(tmp_path: Path, content):
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_text(content)
+    records: list = []
+    with tls_server() as base:
+        erp = connector(base, records, tls_ca_file=str(path))
+        try:
+            with pytest.raises(
+                TransientError, match=re.escape(f"cannot reach erp: tls_ca_file {path} cannot be loaded")
+            ):
+                await erp.request("GET", "/x")
+        finally:
+            await erp.aclose()
+    assert [r.failure for r in records] == ["not_sent"] * 3

@@ -13,6 +13,7 @@ connection turns out closed before any reply (RFC 9112 §9.3.1); it never repeat
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -40,16 +41,30 @@ class TransportSettings:
 class AiohttpTransport(Transport):
     """Requests over a pooled aiohttp session, created on first use."""
 
-    def __init__(self, settings: TransportSettings, name: str = "") -> None:
+    def __init__(
+        self,
+        settings: TransportSettings,
+        name: str = "",
+        resolve: Callable[[str], str] = str,
+    ) -> None:
+        """`resolve` reads the `${VAR}` references of `ca_file` when the first connection opens."""
         self.settings = settings
         self.name = name
+        self._resolve = resolve
         self._session: aiohttp.ClientSession | None = None
         self._default_timeout = self._timeout(None)
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self.settings.tls_verify:
             return False
-        return ssl.create_default_context(cafile=self.settings.ca_file)
+        if self.settings.ca_file is None:
+            return ssl.create_default_context()
+        path = self._resolve(self.settings.ca_file)
+        try:
+            return ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise NotSent(f"tls_ca_file {path} cannot be loaded: {reason}") from None
 
     def _open(self) -> aiohttp.ClientSession:
         s = self.settings
