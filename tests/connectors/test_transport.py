@@ -129,6 +129,21 @@ async def test_a_post_without_a_reply_is_uncertain_and_sent_once(behaviour):
     assert [r.failure for r in records] == ["uncertain"]
 
 
+@pytest.mark.parametrize(
+    ("base", "reason"),
+    [("http://127.0.0.1:86O2", "port can't be converted to integer"), ("http://[::1", "Invalid IPv6 URL")],
+)
+async def test_a_malformed_base_url_is_a_clear_failure_not_a_crash(base, reason):
+    records: list = []
+    erp = connector(base, records)
+    try:
+        with pytest.raises(TransientError, match=re.escape(f"cannot reach erp: invalid URL: {reason}")):
+            await erp.request("POST", "/ALINE_ONE", body={"QUANT": 1})
+    finally:
+        await erp.aclose()
+    assert [r.failure for r in records] == ["not_sent"] * 3
+
+
 async def test_a_get_without_a_reply_is_repeated():
     records: list = []
     with raw_server("reset") as (base, received):

@@ -92,9 +92,14 @@ class AiohttpTransport(Transport):
         read = self.settings.read_timeout if request.read_timeout is None else request.read_timeout
         timeout = self._default_timeout if request.read_timeout is None else self._timeout(read)
         try:
+            url = URL(request.url, encoded=True)
+            _ = url.raw_host, url.explicit_port  # parsed now: yarl parses them lazily, inside aiohttp
+        except ValueError as exc:  # a base URL with a port such as 86O2, say
+            raise NotSent(f"invalid URL: {str(exc).removeprefix('Invalid URL: ')}") from None
+        try:
             async with self._open().request(
                 request.method,
-                URL(request.url, encoded=True),
+                url,
                 headers=request.headers,
                 data=request.content,
                 allow_redirects=False,
