@@ -28,6 +28,7 @@ import uvicorn
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
 from engine.console import ConsoleSettings
+from engine.env import FILE_PREFIX
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
 from engine.pipeline.sources.webhook import WebhookSource
 from engine.service.app import Service, check_console_paths, create_app
@@ -85,10 +86,13 @@ def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
             try:
                 auth.resolved(field, environ, where)
             except MissingVariableError as exc:
-                raise StartupError(
-                    f"{exc}. Set {exc.name} to the secret webhook callers send "
-                    f"(e.g. `export {exc.name}=...`), then start again."
-                ) from None
+                path = exc.name.removeprefix(FILE_PREFIX)
+                fix = (
+                    f"Put the secret webhook callers send in the file {path}"
+                    if exc.name.startswith(FILE_PREFIX)
+                    else f"Set {exc.name} to the secret webhook callers send (e.g. `export {exc.name}=...`)"
+                )
+                raise StartupError(f"{exc}. {fix}, then start again.") from None
 
 
 def check_generation(project: Project, environ: Mapping[str, str]) -> None:

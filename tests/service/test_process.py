@@ -124,6 +124,24 @@ def test_missing_webhook_token_is_a_clear_startup_error(tmp_path: Path, sims: Si
     assert "Traceback" not in done.stderr
 
 
+def test_a_webhook_secret_file_that_cannot_be_read_is_named_as_a_file(tmp_path: Path, sims: Sims) -> None:
+    secret = tmp_path / "absent-token"
+    auth = {"kind": "shared_secret", "in": "query", "name": "token", "secret": f"${{file:{secret}}}"}
+    root = write_root(tmp_path, settings={"webhook_auth": auth})
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
+        cwd=REPO,
+        env=sims.environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"secret file {secret} cannot be read: No such file or directory" in done.stderr
+    assert f"Put the secret webhook callers send in the file {secret}, then start again." in done.stderr
+    assert "export file:" not in done.stderr
+
+
 def test_dlq_command_lists_shows_replays_and_drops(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     service = Subprocess(root, sims.environ, tmp_path / "run.log")
