@@ -31,6 +31,7 @@ from engine.console import ConsoleSettings
 from engine.env import FILE_PREFIX
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
 from engine.pipeline.sources.webhook import WebhookSource
+from engine.redaction import environment_redactor
 from engine.service.app import Service, check_console_paths, create_app
 from engine.service.generation import Generation, settle_heap
 from engine.service.logging import setup_logging
@@ -185,6 +186,13 @@ class ServiceHost:
         if not project.ok:
             raise StartupError(f"{self.root} has config errors:\n" + format_text(project.diagnostics))
         settings = project.settings
+        if self.configure_logging:  # first: the checks below may warn
+            early = environment_redactor(self.environ)
+            setup_logging(
+                settings.log_level,
+                settings.log_format,
+                lambda: [early] if self.service is None else self.service.redactors(),
+            )
         check_caller_secrets(project, self.environ)
         root_path = normal_root_path(
             self._root_path if self._root_path is not None else self.environ.get("MESBRIDGE_ROOT_PATH")
@@ -219,8 +227,6 @@ class ServiceHost:
             trace_writer=WriterProcess(store_url) if store.shared else None,
         )
         self.service = service
-        if self.configure_logging:
-            setup_logging(settings.log_level, settings.log_format, service.redactors)
         self.workers = WorkerPool(service, store, settings.workers, settings.delivery)
         service.wake_workers = self.workers.wake
         self.workers.start()

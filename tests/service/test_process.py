@@ -142,6 +142,20 @@ def test_a_webhook_secret_file_that_cannot_be_read_is_named_as_a_file(tmp_path: 
     assert "export file:" not in done.stderr
 
 
+def test_the_start_warning_of_an_open_webhook_is_a_json_log_line(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path, settings={"webhook_auth": None})
+    service = Subprocess(root, sims.environ, tmp_path / "run.log")
+    try:
+        service.start()
+    finally:
+        service.stop()
+    warnings = [r for r in service.log_records() if r["message"].startswith("no caller authentication")]
+    assert [(r["level"], r["logger"], r["paths"]) for r in warnings] == [
+        ("warning", "mesbridge.service", ["/nu", "/nx", "/wo", "/wo-sync"])
+    ]
+    assert not [line for line in service.log.read_text().splitlines() if not line.startswith("{")]
+
+
 def test_dlq_command_lists_shows_replays_and_drops(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     service = Subprocess(root, sims.environ, tmp_path / "run.log")
