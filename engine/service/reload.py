@@ -98,7 +98,7 @@ class Reloader:
                 ):
                     if changes or catch_up:
                         catch_up = False
-                        await self._changed(changes)
+                        await self.changed(changes)
             except Exception:  # noqa: BLE001 - the watcher must outlive any failure
                 log.exception("the config watcher failed; watching again in 1 s")
                 with contextlib.suppress(TimeoutError):
@@ -109,8 +109,8 @@ class Reloader:
         absolute = Path(os.path.abspath(path))
         return absolute.relative_to(self.root).as_posix() if absolute.is_relative_to(self.root) else path
 
-    async def _changed(self, changes: set[tuple[Change, str]]) -> None:
-        """Reload for `changes` (none after the watcher restarted); never raises."""
+    async def changed(self, changes: set[tuple[Change, str]]) -> None:
+        """Reload for `changes` (none after the watcher restarted, or on SIGHUP); never raises."""
         try:
             files = sorted({self._relative(path) for _, path in changes})
             if files:

@@ -172,6 +172,8 @@ class ServiceHost:
         self._serve_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
+        self._reloads: set[asyncio.Task[None]] = set()
+        """Reloads SIGHUP started, held until they end."""
 
     async def __aenter__(self) -> ServiceHost:
         await self.start()
@@ -233,14 +235,14 @@ class ServiceHost:
         service.tracer.start()
         self.pollers = Pollers(service, store)
         await self.pollers.sync()
+        self.reloader = Reloader(
+            service,
+            self.root,
+            environ=dict(self.environ),
+            on_swap=self.pollers.sync,
+            check=check_generation,
+        )
         if self._reload if self._reload is not None else settings.reload:
-            self.reloader = Reloader(
-                service,
-                self.root,
-                environ=dict(self.environ),
-                on_swap=self.pollers.sync,
-                check=check_generation,
-            )
             self.reloader.start()
         settle_heap()
         options = _loop_options()
@@ -321,6 +323,7 @@ class ServiceHost:
         log.info("stopping: draining in-flight work (up to %.0f s); the queue is kept", grace)
         if self.reloader is not None:
             await self.reloader.stop()
+        await asyncio.gather(*self._reloads)  # a SIGHUP's reload ends before what it swaps is stopped
         if self.pollers is not None:
             await self.pollers.stop()
         if self.server is not None and self._serve_task is not None:
@@ -347,6 +350,15 @@ class ServiceHost:
         if self._sock is not None:
             self._sock.close()
 
+    def _hang_up(self) -> None:
+        """SIGHUP: load the config root again now, as an edit of its files would (also with reload off)."""
+        if self.reloader is None or self._stopping:
+            return
+        log.info("SIGHUP received: reloading the config")
+        task = asyncio.create_task(self.reloader.changed(set()), name="sighup-reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
     async def serve_forever(self) -> None:
         """Start, run until SIGTERM or SIGINT, then drain and stop."""
         await self.start()
@@ -355,6 +367,8 @@ class ServiceHost:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, stop.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, self._hang_up)
         assert self._serve_task is not None
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, self._serve_task], return_when=asyncio.FIRST_COMPLETED)

@@ -108,6 +108,28 @@ def test_sigterm_drains_in_flight_work(tmp_path: Path, sims: Sims) -> None:
     assert "service-test-token" not in log  # secrets never reach the log
 
 
+def test_sighup_reloads_the_config_and_the_service_keeps_serving(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    service = Subprocess(root, sims.environ, tmp_path / "run.log")  # --no-reload: nothing watches
+    try:
+        service.start()
+        assert service.process is not None
+        before = httpx.get(f"{service.url}/status").json()["version"]
+        settings = root / "mesbridge.yaml"
+        settings.write_text(settings.read_text().replace("max_body_bytes: 4096", "max_body_bytes: 8192"))
+        service.process.send_signal(signal.SIGHUP)
+
+        def reloaded() -> bool:
+            return httpx.get(f"{service.url}/status").json()["last_reload"] is not None
+
+        assert _wait(reloaded, 10), service.log.read_text()[-2000:]
+        status = httpx.get(f"{service.url}/status").json()
+        assert status["last_reload"]["result"] == "applied" and status["version"] != before
+        assert service.process.poll() is None
+    finally:
+        service.stop()
+
+
 def test_missing_webhook_token_is_a_clear_startup_error(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     environ = {k: v for k, v in sims.environ.items() if k != "MESBRIDGE_WEBHOOK_TOKEN"}
