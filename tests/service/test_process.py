@@ -178,6 +178,24 @@ def test_the_start_warning_of_an_open_webhook_is_a_json_log_line(tmp_path: Path,
     assert not [line for line in service.log.read_text().splitlines() if not line.startswith("{")]
 
 
+def test_a_malformed_postgresql_url_is_a_clear_startup_error(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    environ = {**sims.environ, "MESBRIDGE_STORE": "postgresql://mesbridge:hunter2@[::1/mesbridge"}
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (
+        "malformed PostgreSQL URL postgresql://mesbridge:***@[::1/mesbridge: Invalid IPv6 URL" in done.stderr
+    )
+    assert "hunter2" not in done.stderr
+
+
 def test_dlq_command_lists_shows_replays_and_drops(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     service = Subprocess(root, sims.environ, tmp_path / "run.log")

@@ -54,7 +54,7 @@ from engine.store.base import (
     as_utc,
 )
 from engine.store.migrations import POSTGRES, POSTGRES_SCHEMA_VERSION_TABLE, check_order
-from engine.store.urls import hide_password
+from engine.store.urls import hide_password, safe_url
 
 # (classid, objid) of the migration lock; the two-int form never collides with one-bigint locks.
 _MIGRATION_LOCK = (0x6D657362, 1)
@@ -251,7 +251,10 @@ class PostgresStore(Store):
     def from_url(cls, url: str, clock: Clock | None = None) -> PostgresStore:
         """postgresql://user@host:port/db (also postgres://); `?pool_size=N` (default 4), every other
         parameter goes to libpq."""
-        urlsplit(url)  # reject malformed URLs here rather than at first use
+        try:  # reject malformed URLs here rather than at first use
+            urlsplit(url)
+        except ValueError as exc:
+            raise StoreError(f"malformed PostgreSQL URL {safe_url(url)}: {exc}") from None
         return cls(url, clock=clock)
 
     async def close(self) -> None:
