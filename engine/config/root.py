@@ -142,6 +142,9 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
             project.diagnostics.extend(diags)
             if settings is not None:
                 settings_data = settings.model_dump(exclude_unset=True)
+    elif settings_path.exists():  # a container's bind mount of a file that was missing makes a folder
+        message = "is not a file: the settings cannot be read (a folder, say)"
+        project.diagnostics.append(Diagnostic(SETTINGS_FILE, 0, 0, message))
     try:
         project.settings = Settings.model_validate(with_overrides(settings_data, environ))
     except ValidationError as exc:

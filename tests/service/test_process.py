@@ -196,6 +196,22 @@ def test_a_malformed_postgresql_url_is_a_clear_startup_error(tmp_path: Path, sim
     assert "hunter2" not in done.stderr
 
 
+def test_settings_that_are_a_folder_stop_the_start(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    (root / "mesbridge.yaml").unlink()
+    (root / "mesbridge.yaml").mkdir()  # what `docker run -v ./mesbridge.yaml:...` makes of a missing file
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
+        cwd=REPO,
+        env=sims.environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "mesbridge.yaml: error: is not a file: the settings cannot be read" in done.stderr
+
+
 def test_dlq_command_lists_shows_replays_and_drops(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     service = Subprocess(root, sims.environ, tmp_path / "run.log")
