@@ -247,6 +247,11 @@ def _absent_bindings(
 ) -> list[Diagnostic]:
     """A selected binding without a folder under mappings/ (misspelt, say) would serve nothing."""
     from_environment = "bindings" in environment_overrides(environ)
+    if not selected:  # `MESBRIDGE_BINDINGS=" "`, say: not one pipeline would be served
+        message = "names no binding: nothing would be served (leave it out to serve every binding)"
+        if from_environment or settings_file is None:
+            return [Diagnostic(SETTINGS_FILE, 1, 1, f"MESBRIDGE_BINDINGS {message}")]
+        return [settings_file.diagnostic(("bindings",), f"bindings {message}")]
     found = []
     for index, name in enumerate(selected):
         if name in present:

@@ -266,6 +266,18 @@ def test_a_selected_binding_without_a_folder_is_an_error(tmp_path: Path) -> None
     assert "dmeo" not in result.output  # the variable overrides the file
 
 
+def test_bindings_that_name_no_binding_are_an_error(tmp_path: Path) -> None:
+    """`MESBRIDGE_BINDINGS=" "` or `bindings: []` would serve not one pipeline, without a word."""
+    root = make_root(tmp_path)
+    result = CliRunner().invoke(main, ["check", str(root)], env={"MESBRIDGE_BINDINGS": " , "})
+    assert result.exit_code == 1, result.output
+    assert "MESBRIDGE_BINDINGS names no binding: nothing would be served" in result.output
+    (root / "mesbridge.yaml").write_text("bindings: []\n", encoding="utf-8")
+    code, output = check(root)
+    assert code == 1, output
+    assert "mesbridge.yaml:1:11: error: bindings names no binding: nothing would be served" in output, output
+
+
 def test_an_event_file_that_is_not_json_is_located(tmp_path: Path) -> None:
     """`mesbridge test` would fail the case on it: check says so first, at the case's `event_file`."""
     mapping = MAPPING.replace(
