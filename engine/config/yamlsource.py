@@ -174,16 +174,20 @@ class LoadedYaml:
     def diagnostic_at(
         self, mark: Mark, message: str, *, hint: str | None = None, severity: str = "error"
     ) -> Diagnostic:
-        """A `Diagnostic` for `message` at `mark` in this file."""
+        """A `Diagnostic` for `message` at `mark` in this file; its quoted line shows no URL's password."""
         return Diagnostic(
             file=self.file,
             line=mark.line,
             col=mark.col,
             message=message,
             severity=severity,
-            source_line=self.source_line(mark.line),
+            source_line=_URL_PASSWORD.sub(r"\1***@", self.source_line(mark.line)),
             hint=hint,
         )
+
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@")
+"""The password of a URL's `user:password@` (a store URL written in mesbridge.yaml, say)."""
 
 
 def locate_path(data: Any, loc: LocPath) -> LocPath:

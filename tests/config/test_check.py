@@ -278,6 +278,16 @@ def test_bindings_that_name_no_binding_are_an_error(tmp_path: Path) -> None:
     assert "mesbridge.yaml:1:11: error: bindings names no binding: nothing would be served" in output, output
 
 
+def test_a_settings_error_does_not_quote_a_store_password(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    (root / "mesbridge.yaml").write_text("store: mysql://erp:hunter2@db/mesbridge\n", encoding="utf-8")
+    code, output = check(root)
+    assert code == 1, output
+    assert "mesbridge.yaml:1:8: error: unsupported store URL scheme 'mysql'" in output, output
+    assert "    store: mysql://erp:***@db/mesbridge\n" in output, output
+    assert "hunter2" not in output
+
+
 def test_an_event_file_that_is_not_json_is_located(tmp_path: Path) -> None:
     """`mesbridge test` would fail the case on it: check says so first, at the case's `event_file`."""
     mapping = MAPPING.replace(
