@@ -44,6 +44,20 @@ def config_file_filter(change: Change, path: str) -> bool:
     return name.endswith(_CONFIG_SUFFIXES) and not name.startswith((".", "#", "~"))
 
 
+AT_START = (
+    "host",
+    "port",
+    "store",
+    "workers",
+    "delivery",
+    "header_timeout",
+    "log_level",
+    "log_format",
+    "reload",
+)
+"""The settings read once, at start (see docs/operations.md, Settings): a reload cannot change them."""
+
+
 class Reloader:
     """Watches `root` and reloads the service on every change of a config file."""
 
@@ -65,6 +79,8 @@ class Reloader:
         self.check = check
         """The startup check (raises StartupError) each new config must also pass."""
         self.debounce_ms = debounce_ms
+        self.started_with = service.settings
+        """The settings the process started with: those of `AT_START` keep their values until a restart."""
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -179,6 +195,16 @@ class Reloader:
             await generation.retire()
             metrics.reloads.labels("unchanged").inc()
             return "unchanged"
+        pending = [  # said before the swap, which makes the new version visible
+            name for name in AT_START if getattr(project.settings, name) != getattr(self.started_with, name)
+        ]
+        if pending:
+            log.warning(
+                "settings %s changed: they take effect at the next start; this process keeps those it "
+                "started with",
+                ", ".join(pending),
+                extra={"settings": pending},
+            )
         # noted as it is served: /status never shows the new version beside the previous reload
         self._note("applied", started, generation.version)
         await self.service.swap(generation)

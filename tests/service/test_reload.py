@@ -105,6 +105,26 @@ async def test_schema_only_edit_is_applied(tmp_path: Path, sims: Sims) -> None:
         assert refused.status_code == 422 and "sku is shorter than 3" in refused.json()["message"]
 
 
+async def test_a_reload_changing_a_setting_read_at_start_says_it_waits_for_a_restart(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_root(tmp_path)
+    settings = root / "mesbridge.yaml"
+    async with running(root, sims, reload=True) as host:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        settings.write_text(settings.read_text().replace("workers: 4", "workers: 8"))
+        assert await wait_for(lambda: service.generation.version != version, 10)
+        assert host.workers is not None and len(host.workers._tasks) == 4
+    warned = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "next start" in r.msg
+    ]
+    assert warned == [
+        "settings workers changed: they take effect at the next start; this process keeps those it started with"
+    ]
+
+
 async def test_a_reload_leaving_a_route_without_its_secret_is_refused(
     tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
 ) -> None:
