@@ -26,7 +26,12 @@ def _run_loop(host: ServiceHost) -> None:
 @click.command("run")
 @root_argument
 @click.option("--host", default=None, help="Listen address (default: settings, MESBRIDGE_HOST, 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="Listen port (default: settings, MESBRIDGE_PORT, 8600)")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Listen port (default: settings, MESBRIDGE_PORT, 8600)",
+)
 @click.option(
     "--store",
     "store_url",

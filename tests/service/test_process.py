@@ -178,6 +178,20 @@ def test_the_start_warning_of_an_open_webhook_is_a_json_log_line(tmp_path: Path,
     assert not [line for line in service.log.read_text().splitlines() if not line.startswith("{")]
 
 
+def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "70000"],
+        cwd=REPO,
+        env=sims.environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "Invalid value for '--port': 70000 is not in the range 0<=x<=65535." in done.stderr
+
+
 def test_a_malformed_postgresql_url_is_a_clear_startup_error(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     environ = {**sims.environ, "MESBRIDGE_STORE": "postgresql://mesbridge:hunter2@[::1/mesbridge"}
