@@ -211,6 +211,12 @@ class ServiceHost:
             await store.close()
             raise StartupError(f"cannot open the store {safe_url(store_url)}: {exc}") from None
         self.store = store
+        if not store.shared:
+            log.warning(
+                "the store %s is in memory: queued events, replies, cursors and dead letters are lost "
+                "when this process stops (use sqlite:////path/to/file.db or postgresql://…)",
+                safe_url(store_url),
+            )
 
         def on_call(record: Any) -> None:  # the service's hook, as reloaded generations have it
             service.on_call(record)

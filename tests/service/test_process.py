@@ -226,6 +226,18 @@ def test_settings_that_are_a_folder_stop_the_start(tmp_path: Path, sims: Sims) -
     assert "mesbridge.yaml: error: is not a file: the settings cannot be read" in done.stderr
 
 
+def test_a_store_in_memory_is_warned_of(tmp_path: Path, sims: Sims) -> None:
+    root = write_root(tmp_path)
+    environ = {**sims.environ, "MESBRIDGE_STORE": "sqlite:///:memory:"}
+    service = Subprocess(root, environ, tmp_path / "run.log")
+    try:
+        service.start()
+    finally:
+        service.stop()
+    warnings = [r["message"] for r in service.log_records() if r["level"] == "warning"]
+    assert any(m.startswith("the store sqlite:///:memory: is in memory: queued events") for m in warnings)
+
+
 def test_dlq_command_lists_shows_replays_and_drops(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     service = Subprocess(root, sims.environ, tmp_path / "run.log")
