@@ -226,6 +226,24 @@ def test_settings_that_are_a_folder_stop_the_start(tmp_path: Path, sims: Sims) -
     assert "mesbridge.yaml: error: is not a file: the settings cannot be read" in done.stderr
 
 
+def test_an_empty_webhook_secret_file_is_named_as_a_file(tmp_path: Path, sims: Sims) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("\n")
+    auth = {"kind": "shared_secret", "in": "query", "name": "token", "secret": f"${{file:{secret}}}"}
+    root = write_root(tmp_path, settings={"webhook_auth": auth})
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
+        cwd=REPO,
+        env=sims.environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"file:{secret} is empty (needed by settings webhook_auth, secret)" in done.stderr
+    assert f"Put the secret webhook callers send in the file {secret}, then start again." in done.stderr
+
+
 def test_a_store_in_memory_is_warned_of(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     environ = {**sims.environ, "MESBRIDGE_STORE": "sqlite:///:memory:"}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.env import find_references, resolve
+from engine.env import FILE_PREFIX, REFERENCE, find_references, resolve
 from engine.errors import MissingVariableError, RequestRejected
 from engine.registry import Registry
 
@@ -44,7 +44,8 @@ class CallerAuthModel(BaseModel):
         raw, at = self.secrets()[field], f"{where}, {field}"
         value = str(resolve(raw, environ, at))
         if not value:
-            names = ", ".join(sorted(find_references(raw))) or field
+            files = [FILE_PREFIX + m["path"] for m in REFERENCE.finditer(raw) if m["path"]]
+            names = ", ".join(sorted(find_references(raw)) + files) or field
             message = f"{names} is empty (needed by {at}); an empty secret would let in every caller"
             raise MissingVariableError(names, at, message)
         return value
