@@ -81,7 +81,8 @@ class Poller:
         self.holder = holder
         self.rounds = 0
         self.cut_short = False
-        """Whether the last round ended at a change of the listing: the next one is due at once."""
+        """Whether the last round ended at a change of the listing after moving the cursor: the next
+        round is due at once."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._now = False
@@ -167,6 +168,7 @@ class Poller:
     async def poll_once(self) -> int:
         """One round: enqueue every new record, then advance the cursor; return how many were new."""
         started = time.monotonic()
+        self.cut_short = False
         generation = self.service.generation
         entry = generation.project.pipelines[self.name]
         source = entry.pipeline.source
@@ -185,7 +187,7 @@ class Poller:
             if added:
                 self.service.wake_workers()
 
-        self.cut_short = False
+        changed_at: ListingChanged | None = None
         with using(generation.environ):  # the generation's environment, as its connectors'
             async with generation.use():
                 try:
@@ -205,10 +207,7 @@ class Poller:
                         if len(batch) >= ENQUEUE_BATCH:
                             await flush()
                 except ListingChanged as changed:  # what was read is whole, and its cursor stands
-                    self.cut_short = True
-                    log.info(
-                        "%s; the round ends after %d record(s) and the next begins at once", changed, read
-                    )
+                    changed_at = changed
                 await flush()
         seen = read - new
         if source.cursor is not None and read and not placed:
@@ -220,6 +219,9 @@ class Poller:
             )
         if cursor is not None and cursor != stored:
             await self.store.set_cursor(self.name, _encode_cursor(cursor))
+        if changed_at is not None:  # again at once, from where it got to; at its time if it got nowhere
+            self.cut_short = cursor != stored
+            log.info("%s; the round ends after %d record(s)", changed_at, read)
         self.rounds += 1
         self.service.activity.polled(self.name, new, seen, time.monotonic() - started)
         metrics = self.service.metrics
