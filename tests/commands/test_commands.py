@@ -129,23 +129,12 @@ def test_a_responses_file_that_does_not_validate_is_located(tmp_path: Path) -> N
     event.write_text(json.dumps({"type": "add", "validQty": 4, "workCenterCode": "WC-1"}))
     responses = tmp_path / "responses.yaml"
     responses.write_text("- {method: POST, path: /reports}\n- {connector: erp, methd: GET, path: /x}\n")
-    result = CliRunner().invoke(
-        main,
-        [
-            "dry-run",
-            "demo.operation",
-            "--event",
-            str(event),
-            "--responses",
-            str(responses),
-            "--root",
-            str(root),
-        ],
-    )
-    assert result.exit_code == 2, result.output
-    assert f"{responses.as_posix()}:1:3: error: missing required key 'connector'" in result.output
-    assert f"{responses.as_posix()}:2:20: error: unknown key 'methd'" in result.output
-    assert "pydantic" not in result.output and "Traceback" not in result.output
+    args = ["dry-run", "demo.operation", "--event", str(event), "--responses", str(responses)]
+    code, output = invoke(*args, "--root", str(root))
+    assert code == 2, output
+    assert f"{responses.as_posix()}:1:3: error: missing required key 'connector'" in output
+    assert f"{responses.as_posix()}:2:20: error: unknown key 'methd'" in output
+    assert "pydantic" not in output and "Traceback" not in output
 
 
 RPC_CONNECTOR = """\

@@ -40,6 +40,18 @@ def _event(number: str, **extra: object) -> dict[str, object]:
     return {"eventId": f"ev-{number}", "workorderNumber": number, "sku": "SKU-1", "quantity": 2, **extra}
 
 
+def _start(root: Path, environ: dict[str, str], port: str = "0") -> subprocess.CompletedProcess[str]:
+    """`mesbridge run ROOT` that is expected to stop at start-up: its exit status and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", port],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     sims.faults("nextplus", latency=0.05)
@@ -133,14 +145,7 @@ def test_sighup_reloads_the_config_and_the_service_keeps_serving(tmp_path: Path,
 def test_missing_webhook_token_is_a_clear_startup_error(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     environ = {k: v for k, v in sims.environ.items() if k != "MESBRIDGE_WEBHOOK_TOKEN"}
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
-        cwd=REPO,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _start(root, environ)
     assert done.returncode == 1
     assert "MESBRIDGE_WEBHOOK_TOKEN is not set" in done.stderr
     assert "Traceback" not in done.stderr
@@ -150,14 +155,7 @@ def test_a_webhook_secret_file_that_cannot_be_read_is_named_as_a_file(tmp_path: 
     secret = tmp_path / "absent-token"
     auth = {"kind": "shared_secret", "in": "query", "name": "token", "secret": f"${{file:{secret}}}"}
     root = write_root(tmp_path, settings={"webhook_auth": auth})
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
-        cwd=REPO,
-        env=sims.environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _start(root, sims.environ)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"secret file {secret} cannot be read: No such file or directory" in done.stderr
     assert f"Put the secret webhook callers send in the file {secret}, then start again." in done.stderr
@@ -180,14 +178,7 @@ def test_the_start_warning_of_an_open_webhook_is_a_json_log_line(tmp_path: Path,
 
 def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "70000"],
-        cwd=REPO,
-        env=sims.environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _start(root, sims.environ, port="70000")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "Invalid value for '--port': 70000 is not in the range 0<=x<=65535." in done.stderr
 
@@ -195,14 +186,7 @@ def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, sims: Sims) -> Non
 def test_a_malformed_postgresql_url_is_a_clear_startup_error(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     environ = {**sims.environ, "MESBRIDGE_STORE": "postgresql://mesbridge:hunter2@[::1/mesbridge"}
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
-        cwd=REPO,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _start(root, environ)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert (
         "malformed PostgreSQL URL postgresql://mesbridge:***@[::1/mesbridge: Invalid IPv6 URL" in done.stderr
@@ -214,14 +198,7 @@ def test_settings_that_are_a_folder_stop_the_start(tmp_path: Path, sims: Sims) -
     root = write_root(tmp_path)
     (root / "mesbridge.yaml").unlink()
     (root / "mesbridge.yaml").mkdir()  # what `docker run -v ./mesbridge.yaml:...` makes of a missing file
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
-        cwd=REPO,
-        env=sims.environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _start(root, sims.environ)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "mesbridge.yaml: error: is not a file: the settings cannot be read" in done.stderr
 
@@ -231,14 +208,7 @@ def test_an_empty_webhook_secret_file_is_named_as_a_file(tmp_path: Path, sims: S
     secret.write_text("\n")
     auth = {"kind": "shared_secret", "in": "query", "name": "token", "secret": f"${{file:{secret}}}"}
     root = write_root(tmp_path, settings={"webhook_auth": auth})
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(root), "--port", "0"],
-        cwd=REPO,
-        env=sims.environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _start(root, sims.environ)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"file:{secret} is empty (needed by settings webhook_auth, secret)" in done.stderr
     assert f"Put the secret webhook callers send in the file {secret}, then start again." in done.stderr
