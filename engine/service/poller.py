@@ -3,7 +3,8 @@
 Each round, under a store lease so that only one replica polls a pipeline:
 
 1. read the stored cursor and `read_changes` from it (moved back by `overlap`, which re-reads the edge);
-2. for each record not yet seen at its version: enqueue it (event id `<pipeline>:<key>:<version>`, queue
+2. for each record whose version is not the last one polled for its key (a record back at an earlier
+   version is a change too): enqueue it (event id `<pipeline>:<key>:<version>`, queue
    key = the record's key, so the changes to one work order are delivered in order), then `mark_seen`
    (`Store.enqueue_polled`, in batches of `ENQUEUE_BATCH` records: one transaction each on SQLite);
 3. once every record of the round is enqueued, store the latest cursor value.

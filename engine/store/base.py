@@ -53,6 +53,20 @@ class PolledItem:
     event_id: str
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The version of a polled record that its pipeline read last, and when."""
+
+    version: str
+    at: datetime
+
+
+def returned_id(event_id: str, last: Seen) -> str:
+    """The event id of a record back at a version polled before (A, B, then A): its first id, marked
+    with when the version it left was polled. The same on every re-read until it is marked seen."""
+    return f"{event_id}@{as_utc(last.at):%Y%m%dT%H%M%S%fZ}"
+
+
 def utc_now() -> datetime:
     """The default clock: the current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -393,11 +407,17 @@ class Store(ABC):
 
     @abstractmethod
     async def mark_seen(self, pipeline: str, key: str, version: str) -> bool:
-        """Record (key, version) as delivered; True if it was new (deliver it), False if seen before."""
+        """Record `version` as the last polled of record `key` (at the store's time, or just after the
+        key's last one: a key's versions are ordered by when they were polled); True if it was not
+        the last already (deliver it), False if it was."""
 
     @abstractmethod
     async def is_seen(self, pipeline: str, key: str, version: str) -> bool:
-        """Whether (key, version) was marked seen for this pipeline."""
+        """Whether (key, version) was ever marked seen for this pipeline."""
+
+    @abstractmethod
+    async def last_seen(self, pipeline: str, key: str) -> Seen | None:
+        """The version of record `key` that `pipeline` polled last, and when; None before the first."""
 
     @abstractmethod
     async def newer_version(self, pipeline: str, key: str, version: str) -> str | None:
@@ -405,16 +425,22 @@ class Store(ABC):
         was, or `version` was never polled."""
 
     async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
-        """For each item whose (key, version) is not seen yet: enqueue it and mark it seen; return how
-        many were new. An item is enqueued before it is marked seen, so a crash in between re-reads it
-        and `enqueue` refuses its event id a second time. Backends may do the whole batch in one
-        transaction (SQLite does: one commit instead of three round trips per record).
+        """For each item whose version is not its key's last polled one: enqueue it and mark it seen;
+        return how many were new. A record that comes back to a version polled before (A, B, then A
+        again) is new again, under the event id `returned_id` gives. An item is enqueued before it is
+        marked seen, so a crash in between re-reads it, finds the same last version and event id, and
+        `enqueue` refuses that id a second time. Backends may do the whole batch in one transaction
+        (SQLite does: one commit instead of several round trips per record).
         """
         new = 0
         for item in items:
-            if await self.is_seen(pipeline, item.key, item.version):
+            last = await self.last_seen(pipeline, item.key)
+            if last is not None and last.version == item.version:
                 continue
-            await self.enqueue(pipeline, item.key, item.payload, event_id=item.event_id)
+            event_id = item.event_id
+            if last is not None and await self.is_seen(pipeline, item.key, item.version):
+                event_id = returned_id(event_id, last)
+            await self.enqueue(pipeline, item.key, item.payload, event_id=event_id)
             await self.mark_seen(pipeline, item.key, item.version)
             new += 1
         return new

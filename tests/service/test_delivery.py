@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from sandbox import priority
 from sandbox.priority import PAT
 from sandbox.serve import serve_in_thread
 
-from .conftest import Sims, running, url, wait_for, write_root
+from .conftest import CONNECTORS, Sims, running, url, wait_for, write_root
 
 
 def _event(number: str, **extra: object) -> dict[str, object]:
@@ -243,6 +245,60 @@ async def test_a_cursor_field_no_record_has_is_warned_of(
         assert await host.store.get_cursor("wo.poll") is None  # type: ignore[union-attr]
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("none with a value at the cursor field 'createdAtt'" in m for m in warned), warned
+
+
+SELLS_POLL = """\
+pipelines:
+  - name: nx.sells
+    source:
+      kind: poll
+      connector: sells
+      path: /api/sell/sell
+      query: {branch_id: 1, from_date: "{{ cursor }}"}
+      schedule: {every: 0.2}
+      cursor: {field: transaction_date, initial: "2000-01-01", format: "%Y-%m-%d"}
+      key: id
+      overlap: 604800
+    steps:
+      - set: {shipping: "{{ event.shipping_status }}"}
+"""
+
+
+async def test_a_sell_edited_and_edited_back_is_delivered_each_time(tmp_path: Path, sims: Sims) -> None:
+    """NextX's sell list has no change date: a sell's version is the hash of its row, re-read for a
+    week. A sell shipped and then set back to what it was returns to a version polled before; that is
+    a change too, and the last state delivered is the sell as it is."""
+    root = write_root(tmp_path)
+    (root / "mappings" / "test" / "sells.yaml").write_text(SELLS_POLL)
+    sells_connector = CONNECTORS["nextx"].replace("{result: data, error:", "{error:")  # a bare list
+    (root / "connectors" / "sells.yaml").write_text(sells_connector)
+    sells = sims.sims["nextx"].store.sells
+    sell = sells[min(sells)]
+    before = sell["shipping_status"]
+    store_path = tmp_path / "state.db"
+
+    def delivered() -> list[tuple[str, str]]:
+        """(event id, shipping status) of the sell's deliveries, in queue order."""
+        with sqlite3.connect(store_path) as conn:
+            rows = conn.execute(
+                "SELECT event_id, payload FROM jobs WHERE pipeline = 'nx.sells' AND key = ? "
+                "AND state = 'done' ORDER BY seq",
+                (str(sell["id"]),),
+            ).fetchall()
+        return [(event_id, json.loads(payload)["event"]["shipping_status"]) for event_id, payload in rows]
+
+    async with running(root, sims) as host:
+        poller = host.pollers.running["nx.sells"]  # type: ignore[union-attr]
+        assert await wait_for(lambda: len(delivered()) == 1, 10), delivered()
+        sell["shipping_status"] = "delivered"
+        assert await wait_for(lambda: len(delivered()) == 2, 10), delivered()
+        sell["shipping_status"] = before
+        assert await wait_for(lambda: len(delivered()) == 3, 10), delivered()
+        rounds = poller.rounds
+        assert await wait_for(lambda: poller.rounds >= rounds + 3, 10)  # re-read, unchanged, not again
+    assert [status for _, status in delivered()] == [before, "delivered", before]
+    first, _, returned = (event_id for event_id, _ in delivered())
+    assert returned.startswith(first + "@")
 
 
 async def test_poller_enqueues_each_record_once(tmp_path: Path, sims: Sims) -> None:

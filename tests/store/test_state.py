@@ -124,6 +124,8 @@ async def test_seen_keys_deliver_each_version_once(store: Store, clock: FakeCloc
     assert await store.mark_seen("p", "WO-1", "v1") is False
     assert await store.is_seen("p", "WO-1", "v1") is True
     assert await store.mark_seen("p", "WO-1", "v2") is True
+    assert await store.mark_seen("p", "WO-1", "v1") is True  # back to v1: a change, delivered again
+    assert await store.mark_seen("p", "WO-1", "v1") is False
     assert await store.is_seen("q", "WO-1", "v1") is False
     clock.advance(3600)
     assert await store.mark_seen("q", "WO-1", "v1") is True

@@ -47,6 +47,7 @@ from engine.store.base import (
     DeadLetter,
     Job,
     PruneKind,
+    Seen,
     Store,
     StoredTrace,
     TraceQuery,
@@ -590,12 +591,26 @@ class PostgresStore(Store):
         )
 
     async def mark_seen(self, pipeline: str, key: str, version: str) -> bool:
+        # at the store's time, or just after the key's last version (never a tie); an existing version
+        # is updated only when another one is later: coming back to it is new, staying on it is not
         count = await self._rowcount(
-            "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (%(p)s, %(k)s, %(v)s, %(now)s) "
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (%(p)s, %(k)s, %(v)s, GREATEST("
+            "%(now)s, (SELECT max(seen_at) + interval '1 microsecond' FROM seen "
+            "WHERE pipeline = %(p)s AND key = %(k)s))) "
+            "ON CONFLICT (pipeline, key, version) DO UPDATE SET seen_at = EXCLUDED.seen_at "
+            "WHERE seen.seen_at < (SELECT max(later.seen_at) FROM seen AS later "
+            "WHERE later.pipeline = EXCLUDED.pipeline AND later.key = EXCLUDED.key)",
             {"p": pipeline, "k": key, "v": version, "now": self.now()},
         )
         return count == 1
+
+    async def last_seen(self, pipeline: str, key: str) -> Seen | None:
+        row = await self._fetchone(
+            "SELECT version, seen_at FROM seen WHERE pipeline = %(p)s AND key = %(k)s "
+            "ORDER BY seen_at DESC, version DESC LIMIT 1",
+            {"p": pipeline, "k": key},
+        )
+        return None if row is None else Seen(str(row["version"]), row["seen_at"])
 
     async def newer_version(self, pipeline: str, key: str, version: str) -> str | None:
         row = await self._fetchone(

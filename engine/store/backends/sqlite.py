@@ -32,11 +32,13 @@ from engine.store.base import (
     Job,
     PolledItem,
     PruneKind,
+    Seen,
     Store,
     StoredTrace,
     TraceQuery,
     TraceSummary,
     as_utc,
+    returned_id,
 )
 from engine.store.migrations import SQLITE, SQLITE_SCHEMA_VERSION_TABLE, check_order
 
@@ -101,6 +103,34 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 
 def _dt(text: str) -> datetime:
     return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+
+
+def _last_seen(conn: sqlite3.Connection, pipeline: str, key: str) -> Seen | None:
+    row = conn.execute(
+        "SELECT version, seen_at FROM seen WHERE pipeline = ? AND key = ? "
+        "ORDER BY seen_at DESC, rowid DESC LIMIT 1",
+        (pipeline, key),
+    ).fetchone()
+    return None if row is None else Seen(row[0], _dt(row[1]))
+
+
+def _is_seen(conn: sqlite3.Connection, pipeline: str, key: str, version: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM seen WHERE pipeline = ? AND key = ? AND version = ?", (pipeline, key, version)
+    ).fetchone()
+    return row is not None
+
+
+def _mark_seen(
+    conn: sqlite3.Connection, pipeline: str, key: str, version: str, now: datetime, last: Seen | None
+) -> None:
+    """`version` the key's last polled one: at `now`, or just after the key's `last` (never a tie)."""
+    at = now if last is None or last.at < now else last.at + timedelta(microseconds=1)
+    conn.execute(
+        "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (pipeline, key, version) DO UPDATE SET seen_at = excluded.seen_at",
+        (pipeline, key, version, _ts(at)),
+    )
 
 
 def _history(text: str) -> tuple[Attempt, ...]:
@@ -569,45 +599,41 @@ class SQLiteStore(Store):
         await self._run(upsert)
 
     async def mark_seen(self, pipeline: str, key: str, version: str) -> bool:
-        now = _ts(self.now())
+        now = as_utc(self.now())
 
-        def insert(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                (pipeline, key, version, now),
-            )
-            return cursor.rowcount == 1
+        def mark(conn: sqlite3.Connection) -> bool:
+            last = _last_seen(conn, pipeline, key)
+            if last is not None and last.version == version:
+                return False
+            _mark_seen(conn, pipeline, key, version, now, last)
+            return True
 
-        return await self._run(insert)
+        return await self._run(mark)
 
     async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
         """The batch in one transaction: seen check, enqueue and mark-seen of every item."""
         if not items:
             return 0
-        now = _ts(self.now())
+        now = as_utc(self.now())
+        stamp = _ts(now)
         rows = [(item, json.dumps(item.payload)) for item in items]
 
         def insert(conn: sqlite3.Connection) -> int:
             new = 0
             for item, body in rows:
-                seen = conn.execute(
-                    "SELECT 1 FROM seen WHERE pipeline = ? AND key = ? AND version = ?",
-                    (pipeline, item.key, item.version),
-                ).fetchone()
-                if seen is not None:
+                last = _last_seen(conn, pipeline, item.key)
+                if last is not None and last.version == item.version:
                     continue
+                event_id = item.event_id
+                if last is not None and _is_seen(conn, pipeline, item.key, item.version):
+                    event_id = returned_id(event_id, last)
                 conn.execute(
                     "INSERT INTO jobs (event_id, seq, pipeline, key, payload, enqueued_at, available_at) "
                     "VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?, ?, ?, ?, ?) "
                     "ON CONFLICT (event_id) DO NOTHING",
-                    (item.event_id, pipeline, item.key, body, now, now),
+                    (event_id, pipeline, item.key, body, stamp, stamp),
                 )
-                conn.execute(
-                    "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (pipeline, item.key, item.version, now),
-                )
+                _mark_seen(conn, pipeline, item.key, item.version, now, last)
                 new += 1
             return new
 
@@ -627,13 +653,10 @@ class SQLiteStore(Store):
         return await self._run(select, write=False)
 
     async def is_seen(self, pipeline: str, key: str, version: str) -> bool:
-        def select(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT 1 FROM seen WHERE pipeline = ? AND key = ? AND version = ?", (pipeline, key, version)
-            ).fetchone()
-            return row is not None
+        return await self._run(lambda conn: _is_seen(conn, pipeline, key, version), write=False)
 
-        return await self._run(select, write=False)
+    async def last_seen(self, pipeline: str, key: str) -> Seen | None:
+        return await self._run(lambda conn: _last_seen(conn, pipeline, key), write=False)
 
     # -- poller leases ---------------------------------------------------------------------------------
 
