@@ -23,6 +23,9 @@ Queue semantics
   caller is cancelled mid-call may leave jobs leased to it; they return when the lease expires.
 * `retry` records the attempt and keeps the job at the head of its key until `delay` has passed.
   `dead_letter` moves the job to the dead letters with every attempt, unblocking its key.
+* An operator lists queued events (`list_queued`) and drops them or makes them dead letters
+  (`drop_queued`, `dead_letter_queued`): each checks, in the transaction that acts, that no worker
+  holds a live lease of the event, so it never acts on one a claim took meanwhile.
 """
 
 from __future__ import annotations
@@ -126,6 +129,32 @@ class DeadLetter:
     kind: str = field(default="error")
     """The failure's kind (`uncertain`, `business`, `transient`, ...): an uncertain one may have been
     applied, so replaying it runs the verify lookups first, or needs --force."""
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """An unfinished event in the queue (waiting, retrying or leased), as an operator sees it."""
+
+    id: str
+    pipeline: str
+    key: str
+    enqueued_at: datetime
+    available_at: datetime
+    """When it may be claimed: later than now while a retry waits out its backoff."""
+    attempts: int
+    history: tuple[Attempt, ...] = ()
+    leased_by: str = ""
+    """The worker that claimed it last, while its lease lives or has expired unfinished."""
+    lease_until: datetime | None = None
+    leased: bool = False
+    """A worker held a live lease of it when the store read it: it may be mid-run, even mid-write."""
+
+
+def dead_kind(payload: Mapping[str, Any], abandoned: bool, kind: str) -> str:
+    """The kind of the dead letter an operator makes of a queued event: `uncertain` when a worker's
+    lease of it expired unfinished (`abandoned`: the worker may have died mid-write, and a reclaim would
+    have run it cautiously) or it is a replay whose writes look first; `kind` otherwise."""
+    return "uncertain" if abandoned or payload.get("verify_first") else kind
 
 
 @dataclass(frozen=True)
@@ -325,6 +354,23 @@ class Store(ABC):
     @abstractmethod
     async def queue_depth(self) -> dict[str, int]:
         """Unfinished jobs (waiting, leased or retrying) per pipeline; pipelines with none are absent."""
+
+    @abstractmethod
+    async def list_queued(
+        self, pipelines: Collection[str] | None = None, limit: int = 100
+    ) -> list[QueuedEvent]:
+        """Unfinished events in queue order (oldest first); only those of `pipelines` when given."""
+
+    @abstractmethod
+    async def drop_queued(self, id: str) -> QueuedEvent | None:
+        """Delete a queued event for good, unless a worker holds a live lease of it; return it as found,
+        or None when no event `id` is queued. When it is `leased`, nothing was done."""
+
+    @abstractmethod
+    async def dead_letter_queued(self, id: str, error: str, kind: str) -> QueuedEvent | None:
+        """Move a queued event to the dead letters with `error` as its final attempt, unless a worker
+        holds a live lease of it (then, as `drop_queued`, nothing is done); the dead letter's kind is
+        `dead_kind`'s. A lease that expired unfinished is written into its history, as a reclaim does."""
 
     # -- dead letters ----------------------------------------------------------------------------------
 

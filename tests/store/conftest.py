@@ -65,6 +65,12 @@ def pg_database() -> Iterator[str]:
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
     """A store URL with nothing in it yet, for the backend under test."""
+    return empty_store_url(request, tmp_path)
+
+
+def empty_store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """A store URL with nothing in it yet, for the backend `request.param` names (a fixture of tests
+    elsewhere, with `pg_database` imported beside it)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
     database = request.getfixturevalue("pg_database")

@@ -47,12 +47,14 @@ from engine.store.base import (
     DeadLetter,
     Job,
     PruneKind,
+    QueuedEvent,
     Seen,
     Store,
     StoredTrace,
     TraceQuery,
     TraceSummary,
     as_utc,
+    dead_kind,
 )
 from engine.store.migrations import POSTGRES, POSTGRES_SCHEMA_VERSION_TABLE, check_order
 from engine.store.urls import hide_password, safe_url
@@ -62,6 +64,9 @@ _MIGRATION_LOCK = (0x6D657362, 1)
 _JOB_COLUMNS = (
     "event_id, seq, pipeline, key, payload, enqueued_at, attempts, history, leased_by, lease_until, "
     "finished_at, error, kind"
+)
+_QUEUED_COLUMNS = (
+    "event_id, pipeline, key, enqueued_at, available_at, attempts, history, leased_by, lease_until"
 )
 _PRUNE = {
     "jobs": ("jobs", "state = 'done' AND finished_at < %(cutoff)s"),
@@ -161,6 +166,21 @@ def _job(row: Row) -> Job:
         history=_history(row["history"]),
         worker_id=row["leased_by"] or "",
         lease_until=row["lease_until"],
+    )
+
+
+def _queued(row: Row, now: datetime) -> QueuedEvent:
+    return QueuedEvent(
+        id=row["event_id"],
+        pipeline=row["pipeline"],
+        key=row["key"],
+        enqueued_at=row["enqueued_at"],
+        available_at=row["available_at"],
+        attempts=row["attempts"],
+        history=_history(row["history"]),
+        leased_by=row["leased_by"] or "",
+        lease_until=row["lease_until"],
+        leased=row["lease_until"] is not None and row["lease_until"] > now,
     )
 
 
@@ -467,6 +487,71 @@ class PostgresStore(Store):
             "SELECT pipeline, count(*) AS n FROM jobs WHERE state = 'queued' GROUP BY pipeline", {}
         )
         return {row["pipeline"]: row["n"] for row in rows}
+
+    async def list_queued(
+        self, pipelines: Collection[str] | None = None, limit: int = 100
+    ) -> list[QueuedEvent]:
+        now = self.now()
+        rows = await self._fetchall(
+            f"SELECT {_QUEUED_COLUMNS} FROM jobs WHERE state = 'queued' "
+            "AND (%(only)s::text[] IS NULL OR pipeline = ANY(%(only)s::text[])) "
+            "ORDER BY seq LIMIT %(limit)s",
+            {"only": None if pipelines is None else sorted(pipelines), "limit": limit},
+        )
+        return [_queued(row, now) for row in rows]
+
+    async def _take_queued(
+        self, id: str, now: datetime, act: Callable[[psycopg.AsyncCursor[Row], Row, QueuedEvent], Any]
+    ) -> QueuedEvent | None:
+        """Lock queued event `id` and, unless it is leased at `now`, `act` on it, in one transaction.
+        A claim that locked the row first is waited for and its lease seen; one that comes after
+        skips the locked row (`SKIP LOCKED`) and finds it gone or dead."""
+
+        async def take(cur: psycopg.AsyncCursor[Row]) -> QueuedEvent | None:
+            await cur.execute(
+                f"SELECT {_QUEUED_COLUMNS}, payload FROM jobs "
+                "WHERE event_id = %(id)s AND state = 'queued' FOR UPDATE",
+                {"id": id},
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            event = _queued(row, now)
+            if not event.leased:
+                await act(cur, row, event)
+            return event
+
+        result: QueuedEvent | None = await self._tx(take)
+        return result
+
+    async def drop_queued(self, id: str) -> QueuedEvent | None:
+        async def delete(cur: psycopg.AsyncCursor[Row], row: Row, event: QueuedEvent) -> None:
+            await cur.execute("DELETE FROM jobs WHERE event_id = %(id)s", {"id": id})
+
+        return await self._take_queued(id, self.now(), delete)
+
+    async def dead_letter_queued(self, id: str, error: str, kind: str) -> QueuedEvent | None:
+        now = self.now()
+
+        async def move(cur: psycopg.AsyncCursor[Row], row: Row, event: QueuedEvent) -> None:
+            abandoned = bool(event.leased_by)
+            history = event.history
+            if abandoned:
+                history += (Attempt(now, f"lease of {event.leased_by} expired"),)
+            await cur.execute(
+                "UPDATE jobs SET state = 'dead', finished_at = %(now)s, history = %(history)s, "
+                "error = %(error)s, kind = %(kind)s, leased_by = NULL, lease_until = NULL "
+                "WHERE event_id = %(id)s",
+                {
+                    "id": id,
+                    "now": now,
+                    "history": _history_json(history + (Attempt(now, error),)),
+                    "error": error,
+                    "kind": dead_kind(row["payload"], abandoned, kind),
+                },
+            )
+
+        return await self._take_queued(id, now, move)
 
     # -- dead letters ----------------------------------------------------------------------------------
 

@@ -32,12 +32,14 @@ from engine.store.base import (
     Job,
     PolledItem,
     PruneKind,
+    QueuedEvent,
     Seen,
     Store,
     StoredTrace,
     TraceQuery,
     TraceSummary,
     as_utc,
+    dead_kind,
     returned_id,
 )
 from engine.store.migrations import SQLITE, SQLITE_SCHEMA_VERSION_TABLE, check_order
@@ -57,6 +59,9 @@ _PRUNE = {
 _JOB_COLUMNS = (
     "event_id, seq, pipeline, key, payload, enqueued_at, attempts, history, leased_by, lease_until, "
     "finished_at, error, kind"
+)
+_QUEUED_COLUMNS = (
+    "event_id, pipeline, key, payload, enqueued_at, available_at, attempts, history, leased_by, lease_until"
 )
 
 
@@ -152,6 +157,22 @@ def _job(row: sqlite3.Row) -> Job:
         history=_history(row["history"]),
         worker_id=row["leased_by"] or "",
         lease_until=_dt(row["lease_until"]) if row["lease_until"] else None,
+    )
+
+
+def _queued(row: sqlite3.Row, now: str) -> QueuedEvent:
+    """A queued job's row as an operator sees it; `now` as `_ts` writes it."""
+    return QueuedEvent(
+        id=row["event_id"],
+        pipeline=row["pipeline"],
+        key=row["key"],
+        enqueued_at=_dt(row["enqueued_at"]),
+        available_at=_dt(row["available_at"]),
+        attempts=row["attempts"],
+        history=_history(row["history"]),
+        leased_by=row["leased_by"] or "",
+        lease_until=_dt(row["lease_until"]) if row["lease_until"] else None,
+        leased=row["lease_until"] is not None and row["lease_until"] > now,
     )
 
 
@@ -461,6 +482,70 @@ class SQLiteStore(Store):
             return {pipeline: n for pipeline, n in rows}
 
         return await self._run(count, write=False)
+
+    async def list_queued(
+        self, pipelines: Collection[str] | None = None, limit: int = 100
+    ) -> list[QueuedEvent]:
+        now = _ts(self.now())
+        params = {"limit": limit, "only": None if pipelines is None else json.dumps(sorted(pipelines))}
+
+        def select(conn: sqlite3.Connection) -> list[QueuedEvent]:
+            rows = conn.execute(
+                f"SELECT {_QUEUED_COLUMNS} FROM jobs WHERE state = 'queued' "
+                "AND (:only IS NULL OR pipeline IN (SELECT value FROM json_each(:only))) "
+                "ORDER BY seq LIMIT :limit",
+                params,
+            ).fetchall()
+            return [_queued(row, now) for row in rows]
+
+        return await self._run(select, write=False)
+
+    async def _take_queued(
+        self, id: str, now: datetime, act: Callable[[sqlite3.Connection, sqlite3.Row, QueuedEvent], None]
+    ) -> QueuedEvent | None:
+        """Read queued event `id` and, unless it is leased at `now`, `act` on it, in one write
+        transaction (which no claim interleaves: SQLite has one writer at a time)."""
+
+        def take(conn: sqlite3.Connection) -> QueuedEvent | None:
+            row = conn.execute(
+                f"SELECT {_QUEUED_COLUMNS} FROM jobs WHERE event_id = ? AND state = 'queued'", (id,)
+            ).fetchone()
+            if row is None:
+                return None
+            event = _queued(row, _ts(now))
+            if not event.leased:
+                act(conn, row, event)
+            return event
+
+        return await self._run(take)
+
+    async def drop_queued(self, id: str) -> QueuedEvent | None:
+        def delete(conn: sqlite3.Connection, row: sqlite3.Row, event: QueuedEvent) -> None:
+            conn.execute("DELETE FROM jobs WHERE event_id = ?", (id,))
+
+        return await self._take_queued(id, self.now(), delete)
+
+    async def dead_letter_queued(self, id: str, error: str, kind: str) -> QueuedEvent | None:
+        now = self.now()
+
+        def move(conn: sqlite3.Connection, row: sqlite3.Row, event: QueuedEvent) -> None:
+            abandoned = bool(event.leased_by)
+            history = event.history
+            if abandoned:
+                history += (Attempt(now, f"lease of {event.leased_by} expired"),)
+            conn.execute(
+                "UPDATE jobs SET state = 'dead', finished_at = ?, history = ?, error = ?, kind = ?, "
+                "leased_by = NULL, lease_until = NULL WHERE event_id = ?",
+                (
+                    _ts(now),
+                    _history_json(history + (Attempt(now, error),)),
+                    error,
+                    dead_kind(json.loads(row["payload"]), abandoned, kind),
+                    id,
+                ),
+            )
+
+        return await self._take_queued(id, now, move)
 
     # -- dead letters ----------------------------------------------------------------------------------
 
