@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
@@ -124,3 +127,40 @@ def with_store(url: str, action: Callable[[Store], Awaitable[T]]) -> T:
         ) from None
     except StoreError as exc:
         raise click.ClickException(f"store {safe_url(url)}: {exc}") from None
+
+
+def show_listing(
+    found: Sequence[T],
+    limit: int,
+    noun: str,
+    as_json: Callable[[T], dict[str, Any]] | None,
+    columns: Sequence[str],
+    row: Callable[[T], Sequence[str]],
+) -> None:
+    """Print up to `limit` of `found` (read with one more, which tells there are more), oldest first:
+    as JSON when `as_json` is given, else as a table of `columns` (the first is the id). Says when
+    there are more than `limit`; `noun` names one item ("dead letter")."""
+    items, more = found[:limit], len(found) > limit
+    if as_json is not None:
+        click.echo(json.dumps([as_json(item) for item in items], ensure_ascii=False, indent=2))
+        if more:
+            click.echo(f"more than {limit} {noun}s: these are the oldest {limit} (use --limit)", err=True)
+        return
+    if not items:
+        click.echo(f"no {noun}s")
+        return
+    title = (
+        f"the oldest {limit} of more than {limit} {noun}s (use --limit)"
+        if more
+        else f"{len(items)} {noun}(s)"
+    )
+    table = Table(title=title)
+    table.add_column(columns[0], no_wrap=True)
+    for column in columns[1:]:
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(*row(item))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)

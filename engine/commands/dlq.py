@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from engine.commands._common import store_options, store_url, with_store
+from engine.commands._common import show_listing, store_options, store_url, with_store
 from engine.config.root import load_project
 from engine.service.dead_letters import Replay, replay_dead
 from engine.store import DeadLetter, Store
@@ -45,30 +44,14 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, oldest first; says when there are more than --limit."""
-    url = store_url(root, store)
-    found = with_store(url, lambda s: s.list_dead(pipeline, limit + 1))
-    items, more = found[:limit], len(found) > limit
-    if as_json:
-        click.echo(json.dumps([_as_json(d, full=False) for d in items], ensure_ascii=False, indent=2))
-        if more:
-            click.echo(
-                f"more than {limit} dead letters: these are the oldest {limit} (use --limit)", err=True
-            )
-        return
-    if not items:
-        click.echo("no dead letters")
-        return
-    title = (
-        f"the oldest {limit} of more than {limit} dead letters (use --limit)"
-        if more
-        else f"{len(items)} dead letter(s)"
-    )
-    table = Table(title=title)
-    table.add_column("id", no_wrap=True)
-    for column in ("pipeline", "key", "kind", "attempts", "died at", "error"):
-        table.add_column(column, overflow="fold")
-    for dead in items:
-        table.add_row(
+    found = with_store(store_url(root, store), lambda s: s.list_dead(pipeline, limit + 1))
+    show_listing(
+        found,
+        limit,
+        "dead letter",
+        (lambda dead: _as_json(dead, full=False)) if as_json else None,
+        ("id", "pipeline", "key", "kind", "attempts", "died at", "error"),
+        lambda dead: (
             dead.id,
             dead.pipeline,
             dead.key,
@@ -76,11 +59,8 @@ def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_js
             str(len(dead.attempts)),
             dead.died_at.strftime("%Y-%m-%d %H:%M:%S"),
             dead.error,
-        )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    console.print(table)
+        ),
+    )
 
 
 @dlq.command("show")

@@ -41,6 +41,9 @@ STORE_COMMANDS = [
     ["dlq", "show", "ev-1"],
     ["dlq", "replay", "--all"],
     ["dlq", "drop", "--all"],
+    ["queue", "list"],
+    ["queue", "drop", "ev-1"],
+    ["queue", "dead", "--all", "--pipeline", "demo.operation"],
     ["traces", "list"],
     ["traces", "show", "t-1"],
     ["traces", "export", "t-1", "--json"],
@@ -211,7 +214,14 @@ def test_safe_url_hides_the_password_only(url: str, shown: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["traces", "list"], ["traces", "show", "abc"], ["dlq", "list"], ["dlq", "drop", "--all"]]
+    "command",
+    [
+        ["traces", "list"],
+        ["traces", "show", "abc"],
+        ["dlq", "list"],
+        ["dlq", "drop", "--all"],
+        ["queue", "list"],
+    ],
 )
 def test_a_store_command_that_cannot_connect_does_not_show_the_password(
     here: Path, command: list[str]
@@ -271,7 +281,9 @@ async def test_run_that_cannot_open_its_store_does_not_show_the_password(here: P
 NOT_A_DATABASE = b"this is a text file, not a database\n" * 40
 
 
-@pytest.mark.parametrize("command", [["traces", "list"], ["dlq", "list"], ["dlq", "replay", "--all"]])
+@pytest.mark.parametrize(
+    "command", [["traces", "list"], ["dlq", "list"], ["dlq", "replay", "--all"], ["queue", "drop", "ev-1"]]
+)
 def test_a_file_that_is_not_a_database_is_a_one_line_store_error(here: Path, command: list[str]) -> None:
     (here / "bad.db").write_bytes(NOT_A_DATABASE)
     result = mesbridge(*command, "--store", "sqlite:///bad.db")
