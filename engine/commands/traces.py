@@ -26,7 +26,7 @@ from engine.config.yamlsource import LoadedYaml, load_yaml
 from engine.store import Store, TraceQuery
 from engine.testing.runner import run_case
 from engine.traces.document import OUTCOMES, SOURCES
-from engine.traces.export import as_case, dump_cases, merge_cases
+from engine.traces.export import as_case, dump_cases, merge_cases, splice_cases
 from engine.traces.render import render
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -178,13 +178,21 @@ def export(
             click.echo(f"{document['id']}: {note}", err=True)
     names = [item.case["name"] for item in exported]
     _warn_of_one_name(as_test, [document["id"] for document in documents], names)
-    cases = merge_cases(existing, [item.case for item in exported])
+    new = [item.case for item in exported]
+    cases = merge_cases(existing, new)
     versions = sorted({document["version"] for document in documents})
     header = (
         "Test cases recorded from production traces by `mesbridge traces export`.\n"
         f"Recorded with config version {', '.join(versions)}."
     )
-    _write(as_test, dump_cases(cases, header))
+    spliced = splice_cases(as_test.read_text(encoding="utf-8"), new) if existing else None
+    if existing and spliced is None:
+        click.echo(
+            f"note: {as_test} was written whole, so its comments and layout were not kept (its cases "
+            "are not a plain block list that new cases can be added to)",
+            err=True,
+        )
+    _write(as_test, spliced if spliced is not None else dump_cases(cases, header))
     click.echo(f"wrote {len(set(names))} case(s) to {as_test}")
     _try(root, as_test, names, versions)
 

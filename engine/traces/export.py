@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from engine.config.yamlsource import load_yaml
 from engine.redaction import MASK
 
 from .document import TRUNCATED
 
-__all__ = ["ExportedCase", "as_case", "dump_cases", "merge_cases"]
+__all__ = ["ExportedCase", "as_case", "dump_cases", "merge_cases", "splice_cases"]
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _GENERATED = re.compile(
@@ -214,3 +216,85 @@ def dump_cases(cases: list[dict[str, Any]], header: str) -> str:
         {"tests": cases}, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
     )
     return comment + body
+
+
+def splice_cases(text: str, new: list[dict[str, Any]]) -> str | None:
+    """`text`, a test file, with each new case in place of the case of its name, else after its last
+    case, and every other character kept: the integrator's comments, layout and quoting. None when the
+    file's cases are not a non-empty block list, or the spliced text would not load (as `mesbridge test`
+    loads it) to exactly `merge_cases` of its cases and `new`: then the file is written whole."""
+    existing = _cases_in(text)
+    try:
+        items = _case_nodes(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    if existing is None or not items or len(items) != len(existing):
+        return None
+    where = {case.get("name"): node for case, node in zip(existing, items, strict=True)}
+    edits: list[tuple[int, int, str]] = []  # (start, end, text) over the original text
+    appended: list[dict[str, Any]] = []
+    for case in new:
+        node = where.get(case["name"])
+        if node is None:
+            appended.append(case)
+        else:
+            edits.append((node.start_mark.index, _end(text, node), _block(case, node.start_mark.column)))
+    if appended:
+        last = items[-1]
+        line_start = text.rfind("\n", 0, last.start_mark.index) + 1
+        dash = text.rfind("-", line_start, last.start_mark.index)
+        if dash < 0:
+            return None
+        indent = " " * (dash - line_start)
+        gap = " " * (last.start_mark.column - (dash - line_start) - 1)
+        block = "".join(f"\n{indent}-{gap}{_block(case, last.start_mark.column)}" for case in appended)
+        edits.append((_end(text, last), _end(text, last), block))
+    spliced = text
+    for start, end, replacement in sorted(edits, reverse=True):
+        spliced = spliced[:start] + replacement + spliced[end:]
+    return spliced if _cases_in(spliced) == merge_cases(existing, new) else None
+
+
+def _cases_in(text: str) -> list[Any] | None:
+    """The cases of a test file's text as `mesbridge test` loads them; None when it does not load."""
+    if text.startswith("\ufeff"):  # the marks below count characters from the first
+        return None
+    loaded = load_yaml(Path("cases.yaml"), text)
+    if not loaded.ok or not isinstance(loaded.data, dict) or not isinstance(loaded.data.get("tests"), list):
+        return None
+    cases: list[Any] = loaded.data["tests"]
+    return cases
+
+
+def _case_nodes(root: yaml.Node | None) -> list[yaml.MappingNode]:
+    """The case nodes of a file's `tests:` block list; none when it is anything else."""
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "tests":
+            if not isinstance(value, yaml.SequenceNode) or value.flow_style:
+                return []
+            items = value.value
+            block = all(isinstance(item, yaml.MappingNode) and not item.flow_style for item in items)
+            return items if block else []
+    return []
+
+
+def _end(text: str, node: yaml.Node) -> int:
+    """Where a node's own text ends: a block collection's end mark lies past the comments after it,
+    and a block scalar's past the line breaks after it."""
+    while isinstance(node, yaml.CollectionNode) and not node.flow_style and node.value:
+        last = node.value[-1]
+        node = last[1] if isinstance(node, yaml.MappingNode) else last
+    end: int = node.end_mark.index
+    while end > node.start_mark.index and text[end - 1] in " \n":
+        end -= 1
+    return end
+
+
+def _block(case: dict[str, Any], column: int) -> str:
+    """`case` dumped as the file's other cases are, its lines after the first indented to `column`."""
+    lines = yaml.safe_dump(
+        case, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+    ).splitlines()
+    return ("\n" + " " * column).join(lines)

@@ -255,6 +255,45 @@ def test_cases_are_added_to_an_existing_file_of_cases(folder: Path) -> None:
     assert [case["pipeline"] for case in cases] == ["p", "priority.operation"]
 
 
+def test_exporting_into_a_kept_file_changes_only_its_cases(folder: Path) -> None:
+    """An integrator's file of cases, commented by hand: exporting a trace again replaces its case and
+    adds the new one after the last; every comment, and every case not exported, stays as written."""
+    put(trace("t1"), trace("t2", event_id="ev-2"))
+    kept = (
+        "# Over-reports Priority refused on line 3, kept as regression tests.\n"
+        "tests:\n"
+        "  # the first one we saw: code 010 must stay text\n"
+        "  - name: kept\n"
+        "    pipeline: p\n"
+        "    code: 010   # as the MES sends it\n"
+        "  # recorded before the fix\n"
+        "  - name: priority.operation ev-1\n"
+        "    pipeline: priority.operation\n"
+        "# add new ones above\n"
+    )
+    Path("x.yaml").write_text(kept, encoding="utf-8")
+    result = run("traces", "export", "t1", "t2", "--as-test", "x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert "written whole" not in result.stderr
+    text = Path("x.yaml").read_text(encoding="utf-8")
+    assert text.startswith(kept.split("  - name: priority.operation ev-1")[0])  # header, comments, kept
+    assert text.endswith("# add new ones above\n")
+    cases = load_yaml(Path("x.yaml")).data["tests"]
+    assert [case["name"] for case in cases] == ["kept", "priority.operation ev-1", "priority.operation ev-2"]
+    assert cases[0]["code"] == "010" and "expect" in cases[1] and "expect" in cases[2]
+
+
+def test_a_kept_file_written_in_flow_style_is_written_whole_and_says_so(folder: Path) -> None:
+    put(trace("t1"))
+    Path("x.yaml").write_text("# mine\ntests: [{name: kept, pipeline: p}]\n", encoding="utf-8")
+    result = run("traces", "export", "t1", "--as-test", "x.yaml")
+    assert result.exit_code == 0, result.output
+    assert "note: x.yaml was written whole, so its comments and layout were not kept" in result.stderr
+    cases = load_yaml(Path("x.yaml")).data["tests"]
+    assert [case["name"] for case in cases] == ["kept", "priority.operation ev-1"]
+
+
 # --- traces export: the cases tried against the root ------------------------------------------------
 
 

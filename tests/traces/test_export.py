@@ -3,14 +3,16 @@ while it ran (timestamps, generated ids) is left out, what the event or a reply 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.config.yamlsource import load_yaml
 from engine.pipeline.models import MappingFile
-from engine.traces.export import _DROPPED, _Known, _stable, as_case, dump_cases, merge_cases
+from engine.traces.export import _DROPPED, _Known, _stable, as_case, dump_cases, merge_cases, splice_cases
 from engine.traces.render import render
 
 
@@ -228,3 +230,71 @@ def test_the_tree_nests_loop_passes_and_their_calls() -> None:
     assert any("attempt 3" in line for line in tree) and any("not sent" in line for line in tree)
     second_pass = next(i for i, line in enumerate(tree) if "steps[0].steps[0]" in line and i > 1)
     assert "attempt 3" in tree[-1] and second_pass < len(tree) - 1  # the last call sits in the second pass
+
+
+# --- exporting into a file the integrator keeps: only the cases change ------------------------------
+
+CASE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.sampled_from(["", "010", "on", "שלום", "a: b", "x\ny"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["k", "v", "עמדה"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+CASES = st.lists(
+    st.builds(lambda name, value: {"name": name, "value": value}, st.sampled_from("abcd"), CASE_VALUES),
+    max_size=4,
+    unique_by=lambda case: case["name"],
+)
+
+
+def _kept_file(cases: list[dict[str, Any]], indented: bool) -> tuple[str, list[str]]:
+    """A test file as an integrator keeps one: a header, a comment before every case, one after the
+    last, and the list indented under `tests:` or not; and its comment lines."""
+    lines = dump_cases(cases, "kept by hand").splitlines()
+    out, comments = [], []
+    for line in lines:
+        text = ("  " + line) if indented and not line.startswith(("#", "tests:")) else line
+        if text.lstrip().startswith("- name:"):
+            comment = f"{text[: len(text) - len(text.lstrip())]}# why case {len(comments)} is here"
+            out.append(comment)
+            comments.append(comment)
+        out.append(text)
+    out.append("# the end")
+    return "\n".join(out) + "\n", [*comments, "# the end"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(existing=CASES.filter(bool), new=CASES.filter(bool), indented=st.booleans())
+def test_exported_cases_are_spliced_into_a_kept_file_leaving_its_comments(
+    existing: list[dict[str, Any]], new: list[dict[str, Any]], indented: bool
+) -> None:
+    text, comments = _kept_file(existing, indented)
+    spliced = splice_cases(text, new)
+    assert spliced is not None, text
+    loaded = load_yaml(Path("x.yaml"), spliced)
+    assert loaded.ok and loaded.data["tests"] == merge_cases(existing, new)
+    assert [line for line in spliced.splitlines() if line.lstrip().startswith("#")] == [
+        "# kept by hand",
+        *comments,
+    ]
+    untouched = [case for case in existing if case["name"] not in {c["name"] for c in new}]
+    for case in untouched:  # a case not exported again keeps its text, character for character
+        assert _block_text(text, case["name"]) == _block_text(spliced, case["name"])
+
+
+def _block_text(text: str, name: str) -> str:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip() == f"- name: {name}")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith(("- ", "#"))), None)
+    return "\n".join(lines[start:end])
+
+
+def test_a_file_whose_cases_are_not_a_block_list_is_not_spliced() -> None:
+    assert splice_cases("tests: [{name: a}]\n", [{"name": "b"}]) is None
+    assert splice_cases("tests: []\n", [{"name": "b"}]) is None
+    assert splice_cases("\ufefftests:\n- name: a\n", [{"name": "b"}]) is None
+    assert splice_cases("tests:\n- {name: a}\n", [{"name": "b"}]) is None
