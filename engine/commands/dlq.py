@@ -22,7 +22,8 @@ def _as_json(dead: DeadLetter, full: bool = True) -> dict[str, Any]:
         "key": dead.key,
         "kind": dead.kind,
         "error": dead.error,
-        "attempts": len(dead.attempts),
+        "attempts": len(dead.failures),
+        "replays": len(dead.attempts) - len(dead.failures),
         "enqueued_at": dead.enqueued_at.isoformat(),
         "died_at": dead.died_at.isoformat(),
     }
@@ -56,7 +57,7 @@ def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_js
             dead.pipeline,
             dead.key,
             dead.kind,
-            str(len(dead.attempts)),
+            str(len(dead.failures)),
             dead.died_at.strftime("%Y-%m-%d %H:%M:%S"),
             dead.error,
         ),
@@ -68,7 +69,7 @@ def list_(root: Path, store: str | None, pipeline: str | None, limit: int, as_js
 @click.argument("event_id")
 @click.option("--json", "as_json", is_flag=True, help="JSON output")
 def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
-    """Show one dead letter: its event, and the error of every attempt."""
+    """Show one dead letter: its event, and the error of every attempt, across its replays."""
     dead = with_store(store_url(root, store), lambda s: s.get_dead(event_id))
     if dead is None:
         raise click.ClickException(f"no dead letter {event_id}")
@@ -80,7 +81,12 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
     console.print(f"[bold]{dead.id}[/bold]  pipeline {dead.pipeline}  key {dead.key}", highlight=False)
     console.print(f"enqueued {data['enqueued_at']}, died {data['died_at']}", highlight=False)
     console.print(f"[red]error ({dead.kind}):[/red] {dead.error}", highlight=False)
-    for number, attempt in enumerate(dead.attempts, 1):
+    number = 0
+    for attempt in dead.attempts:
+        if attempt.replay:
+            console.print(f"  {attempt.error} at {attempt.at.isoformat()}", highlight=False)
+            continue
+        number += 1
         console.print(f"  attempt {number} at {attempt.at.isoformat()}: {attempt.error}", highlight=False)
     console.print("event:")
     console.print_json(json.dumps(dead.payload.get("event", dead.payload), ensure_ascii=False))
@@ -104,7 +110,8 @@ def replay(
     pipeline: str | None,
     force: bool,
 ) -> None:
-    """Queue dead letters again (same event id and key, fresh attempts); a running service delivers them.
+    """Queue dead letters again (same event id and key, fresh attempts, the earlier ones kept in their
+    history); a running service delivers them.
 
     An uncertain one (the ERP may have applied it) or a partial one (it failed after a write of it had
     been applied) runs each write's verify lookup first; when a write of its pipeline has none and is

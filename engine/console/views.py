@@ -426,7 +426,7 @@ class Console:
             nav="dead",
             dead=dead,
             error=self._clean(dead.error),
-            attempts=[(a.at, self._clean(a.error)) for a in dead.attempts],
+            attempts=[(a.at, self._clean(a.error), a.replay) for a in dead.attempts],
             event=self._clean(dead.payload.get("event", dead.payload)),
         )
 

@@ -26,6 +26,8 @@ Queue semantics
 * An operator lists queued events (`list_queued`) and drops them or makes them dead letters
   (`drop_queued`, `dead_letter_queued`): each checks, in the transaction that acts, that no worker
   holds a live lease of the event, so it never acts on one a claim took meanwhile.
+* `replay_dead` queues a dead letter again with fresh delivery counts; its history keeps every earlier
+  attempt and gains a replay entry, so a dead letter shows every attempt across its replays.
 """
 
 from __future__ import annotations
@@ -84,22 +86,35 @@ def as_utc(moment: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One failed attempt at a job: when, and what went wrong."""
+    """One entry of a job's history: a failed attempt (when, and what went wrong), or, with `replay`, the
+    moment it was replayed from the dead letters."""
 
     at: datetime
     error: str
+    replay: bool = False
 
-    def to_json(self) -> dict[str, str]:
-        return {"at": self.at.isoformat(), "error": self.error}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"at": self.at.isoformat(), "error": self.error}
+        if self.replay:
+            data["replay"] = True
+        return data
 
     @classmethod
-    def from_json(cls, data: dict[str, str]) -> Attempt:
-        return cls(at=datetime.fromisoformat(data["at"]), error=data["error"])
+    def from_json(cls, data: dict[str, Any]) -> Attempt:
+        at = datetime.fromisoformat(data["at"])
+        return cls(at=at, error=data["error"], replay=bool(data.get("replay")))
+
+    @classmethod
+    def replayed(cls, at: datetime, verify_first: bool) -> Attempt:
+        """The history entry of a replay (its `error` says so for readers that know no `replay` flag)."""
+        note = "; each write looks first" if verify_first else ""
+        return cls(at, f"replayed from the dead letters{note}", replay=True)
 
 
 @dataclass(frozen=True)
 class Job:
-    """A claimed event. `attempts` counts claims including this one; `history` the failures so far."""
+    """A claimed event. `attempts` counts claims since it was queued or replayed, including this one;
+    `history` the failures so far, replays included."""
 
     event_id: str
     pipeline: str
@@ -116,7 +131,8 @@ class Job:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A job given up on. `id` is its event id; `attempts` every failure, oldest first."""
+    """A job given up on. `id` is its event id; `attempts` its whole history, oldest first: every failure,
+    and a replay entry for each time it was replayed before."""
 
     id: str
     pipeline: str
@@ -129,6 +145,11 @@ class DeadLetter:
     kind: str = field(default="error")
     """The failure's kind (`uncertain`, `business`, `transient`, ...): an uncertain one may have been
     applied, so replaying it runs the verify lookups first, or needs --force."""
+
+    @property
+    def failures(self) -> tuple[Attempt, ...]:
+        """The failed attempts, without the replay entries."""
+        return tuple(attempt for attempt in self.attempts if not attempt.replay)
 
 
 @dataclass(frozen=True)
@@ -386,8 +407,9 @@ class Store(ABC):
     async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
         """Atomically re-enqueue a dead letter (same event id, key, payload; fresh attempts) at the tail.
 
-        The payload is marked `replayed`; `verify_first` marks it so that its delivery runs each write's
-        verify lookup before sending (a replay of an uncertain event)."""
+        Its history is kept, with `Attempt.replayed` added. The payload is marked `replayed`;
+        `verify_first` marks it so that its delivery runs each write's verify lookup before sending (a
+        replay of an uncertain event)."""
 
     @abstractmethod
     async def drop_dead(self, id: str) -> bool:

@@ -174,6 +174,15 @@ async def test_replay_queues_the_dead_letter_again_and_writes_an_audit_line(
     assert woken == [True]
     [job] = await console.store.claim("w", limit=1)
     assert job.event_id == dead_id and job.payload["replayed"] is True
+    await console.store.dead_letter(job, "mes answered HTTP 422: work order WO-21 is closed")
+    shown = await console.client.get(console.path("/dead-letters/show"), params={"id": dead_id})
+    again = _text(shown.text[shown.text.index("<h2>Attempts</h2>") :])
+    locked, replayed, closed = (
+        again.index(text) for text in ("WO-21 is locked", "replayed from the dead letters", "WO-21 is closed")
+    )
+    assert locked < replayed < closed  # every attempt, across the replay
+    listed = await console.client.get(console.path("/dead-letters"))
+    assert re.search(r'data-label="Attempts" class="num">2<', listed.text)
     [line] = [r for r in caplog.records if getattr(r, "action", None) == "replay"]
     assert (line.user, line.dead_letter, line.result) == ("alice", dead_id, "replayed")  # type: ignore[attr-defined]
     notice = await console.client.get(done.headers["location"])

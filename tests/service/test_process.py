@@ -252,8 +252,19 @@ def test_dlq_command_lists_shows_replays_and_drops(tmp_path: Path, sims: Sims) -
         assert dropped.exit_code == 0 and "dropped" in dropped.output
         replayed = runner.invoke(dlq, ["replay", "--root", str(root), "--all"])
         assert replayed.exit_code == 0 and "replayed wo.create:ev-DL-1" in replayed.output
-        # the replayed event fails the same way and comes back, alone
+        # the replayed event fails the same way and comes back, alone, with both failures shown
         assert _wait(lambda: [d["id"] for d in listed()] == ["wo.create:ev-DL-1"], 10)
+        again = json.loads(
+            runner.invoke(dlq, ["show", "--root", str(root), "wo.create:ev-DL-1", "--json"]).output
+        )
+        assert (again["attempts"], again["replays"]) == (2, 1)
+        first, replay, second = again["history"]
+        assert first["error"] == data["history"][0]["error"] == second["error"]
+        assert replay == {"at": replay["at"], "error": "replayed from the dead letters", "replay": True}
+        text = runner.invoke(dlq, ["show", "--root", str(root), "wo.create:ev-DL-1"]).output
+        assert (
+            "attempt 1 at" in text and "replayed from the dead letters at" in text and "attempt 2 at" in text
+        )
         assert runner.invoke(dlq, ["replay", "--root", str(root)]).exit_code == 2
     finally:
         service.stop()

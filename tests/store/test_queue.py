@@ -229,12 +229,11 @@ async def test_replay_and_drop_dead_letters(store: Store) -> None:
     assert job.event_id == queued_behind  # the replayed event went to the tail of its key
     await store.complete(job)
     [replayed] = await store.claim("w", limit=10)
-    assert (replayed.event_id, replayed.payload, replayed.attempts, replayed.history) == (
-        ids[0],
-        {"n": 0, "replayed": True},
-        1,
-        (),
-    )
+    assert (replayed.event_id, replayed.payload, replayed.attempts) == (ids[0], {"n": 0, "replayed": True}, 1)
+    assert [(a.error, a.replay) for a in replayed.history] == [
+        ("boom", False),
+        ("replayed from the dead letters", True),
+    ]
 
     await store.complete(replayed)
 
@@ -255,6 +254,37 @@ async def test_replay_and_drop_dead_letters(store: Store) -> None:
     assert await store.get_dead(ids[1]) is None
     assert await store.replay_dead("missing") is False
     assert await store.list_dead() == []
+
+
+async def test_a_replay_that_fails_again_keeps_every_earlier_attempt(store: Store, clock: FakeClock) -> None:
+    event_id = await store.enqueue("p", "A", {"n": 1})
+    [job] = await store.claim("w")
+    await store.retry(job, "ERP unreachable", delay=0)
+    clock.advance(1)
+    [job] = await store.claim("w")
+    await store.dead_letter(job, "outcome unknown after POST /x", kind="uncertain")
+    clock.advance(60)
+    replayed_at = clock()
+    assert await store.replay_dead(event_id, verify_first=True)
+    clock.advance(1)
+    [job] = await store.claim("w")
+    assert job.attempts == 1  # a replay starts its own count of deliveries
+    await store.dead_letter(job, "400 bad part number", kind="business")
+
+    dead = await store.get_dead(event_id)
+    assert dead is not None and dead.kind == "business" and dead.error == "400 bad part number"
+    assert [(a.error, a.replay) for a in dead.attempts] == [
+        ("ERP unreachable", False),
+        ("outcome unknown after POST /x", False),
+        ("replayed from the dead letters; each write looks first", True),
+        ("400 bad part number", False),
+    ]
+    assert dead.attempts[2].at == replayed_at
+    assert [a.error for a in dead.failures] == [
+        "ERP unreachable",
+        "outcome unknown after POST /x",
+        "400 bad part number",
+    ]
 
 
 async def test_prune_done_jobs(store: Store, clock: FakeClock) -> None:

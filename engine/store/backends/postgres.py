@@ -571,7 +571,9 @@ class PostgresStore(Store):
         return _dead(row) if row else None
 
     async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
-        params: dict[str, Any] = {"now": self.now(), "id": id}
+        now = self.now()
+        marker = _history_json((Attempt.replayed(now, verify_first),))
+        params: dict[str, Any] = {"now": now, "id": id, "marker": marker}
 
         async def requeue(cur: psycopg.AsyncCursor[Row]) -> bool:
             await cur.execute(
@@ -587,8 +589,8 @@ class PostgresStore(Store):
             params["payload"] = _jsonb(payload)
             await cur.execute(
                 "UPDATE jobs SET state = 'queued', seq = nextval('jobs_seq'), enqueued_at = %(now)s, "
-                "available_at = %(now)s, attempts = 0, history = '[]', finished_at = NULL, error = NULL, "
-                "kind = NULL, result = NULL, payload = %(payload)s WHERE event_id = %(id)s",
+                "available_at = %(now)s, attempts = 0, history = history || %(marker)s, finished_at = NULL, "
+                "error = NULL, kind = NULL, result = NULL, payload = %(payload)s WHERE event_id = %(id)s",
                 params,
             )
             return True

@@ -570,17 +570,20 @@ class SQLiteStore(Store):
         return await self._run(select, write=False)
 
     async def replay_dead(self, id: str, *, verify_first: bool = False) -> bool:
-        now = _ts(self.now())
+        moment = self.now()
+        now = _ts(moment)
+        marker = json.dumps(Attempt.replayed(moment, verify_first).to_json())
 
         def requeue(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "UPDATE jobs SET state = 'queued', seq = (SELECT max(seq) + 1 FROM jobs), "
-                "enqueued_at = :now, available_at = :now, attempts = 0, history = '[]', "
+                "enqueued_at = :now, available_at = :now, attempts = 0, "
+                "history = json_insert(history, '$[#]', json(:marker)), "
                 "finished_at = NULL, error = NULL, kind = NULL, result = NULL, "
                 "payload = json_set(CASE WHEN :verify THEN json_set(payload, '$.verify_first', json('true')) "
                 "ELSE json_remove(payload, '$.verify_first') END, '$.replayed', json('true')) "
                 "WHERE event_id = :id AND state = 'dead'",
-                {"now": now, "id": id, "verify": verify_first},
+                {"now": now, "id": id, "verify": verify_first, "marker": marker},
             )
             return cursor.rowcount == 1
 
