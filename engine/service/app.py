@@ -333,7 +333,7 @@ async def _enqueue(
                     "queued again: replay it with `mesbridge dlq replay` or the console"
                 )
                 return _json(409, {"message": message, "eventId": event_id})
-        event_id = await service.store.enqueue(name, key, payload, event_id=event_id)
+        added = await service.store.enqueue_new(name, key, payload, event_id=event_id)
     except EventConflict:
         assert idem is not None
         return _conflict(service, entry, idem, "queued")
@@ -342,10 +342,13 @@ async def _enqueue(
         return _json(
             503, {"message": "the event could not be stored; send it again later"}, {"Retry-After": "5"}
         )
-    service.metrics.event(name, "accepted")
-    service.wake_workers()
+    if added:
+        service.metrics.event(name, "accepted")
+        service.wake_workers()
+    else:  # the same event again: accepted once, so counted apart
+        service.metrics.event(name, "duplicate")
     with event_context(name, event_id):
-        log.info("accepted", extra={"key": key})
+        log.info("accepted" if added else "accepted already: a repeat of this event", extra={"key": key})
     return _json(202, {"accepted": True, "eventId": event_id})
 
 
@@ -378,8 +381,11 @@ async def _run_sync(
         return _answer(service, name, await run())
 
     digest = fingerprint(event)
+    produced = False
 
     async def produce() -> dict[str, Any]:
+        nonlocal produced
+        produced = True
         outcome = await run()
         _answer(service, name, outcome)
         if outcome.error is not None and not outcome.error.settled and not outcome.applied:
@@ -402,6 +408,8 @@ async def _run_sync(
             )
     if reply.get("fingerprint", digest) != digest:  # a reply stored before fingerprints: the same
         return _conflict(service, entry, idem, "run")
+    if not produced:  # the same event again, answered from the store
+        service.metrics.event(name, "duplicate")
     return _json(int(reply["status"]), reply["body"])
 
 

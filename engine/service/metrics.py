@@ -36,8 +36,8 @@ class Metrics:
     """The service's counters, histograms and gauges.
 
     Event outcomes: `ok`, `skipped`, `failed` (the pipeline answered an error), `rejected` (the request
-    was refused before any pipeline ran), `accepted` (queued), `delivered`, `retried` and `dead` (queue
-    deliveries).
+    was refused before any pipeline ran), `accepted` (queued), `duplicate` (a repeat of an event with an
+    idempotency key, answered from the store), `delivered`, `retried` and `dead` (queue deliveries).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:

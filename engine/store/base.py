@@ -10,7 +10,8 @@ need synchronised clocks (NTP); choose lease and reservation lengths well above 
 
 Queue semantics
 ---------------
-* `enqueue` commits before it returns. A known `event_id` (queued, done or dead) is not enqueued twice;
+* `enqueue` (and `enqueue_new`, which tells whether the event was new) commits before it returns. A
+  known `event_id` (queued, done or dead) is not enqueued twice;
   when both payloads carry a `fingerprint` (`engine.pipeline.sources.fingerprint`) that differs, it
   raises `EventConflict`.
 * Jobs of one (pipeline, key) run one at a time in enqueue order: a job is claimable only when no earlier
@@ -331,7 +332,6 @@ class Store(ABC):
 
     # -- queue -----------------------------------------------------------------------------------------
 
-    @abstractmethod
     async def enqueue(
         self,
         pipeline: str,
@@ -341,8 +341,24 @@ class Store(ABC):
         event_id: str | None = None,
         not_before: datetime | None = None,
     ) -> str:
-        """Durably add an event; return its event id. A known `event_id` is not added again: when its
-        payload and this one both carry a `fingerprint` that differs, EventConflict (nothing added)."""
+        """Durably add an event (see `enqueue_new`); return its event id, a new one when none is given."""
+        event_id = event_id or uuid.uuid4().hex
+        await self.enqueue_new(pipeline, key, payload, event_id=event_id, not_before=not_before)
+        return event_id
+
+    @abstractmethod
+    async def enqueue_new(
+        self,
+        pipeline: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        event_id: str,
+        not_before: datetime | None = None,
+    ) -> bool:
+        """Durably add an event; False when its `event_id` is known (queued, done or dead), which is not
+        added again: when its payload and this one both carry a `fingerprint` that differs, EventConflict
+        (nothing added)."""
 
     @abstractmethod
     async def claim(

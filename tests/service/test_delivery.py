@@ -66,6 +66,9 @@ async def test_repeated_event_is_accepted_once(tmp_path: Path, sims: Sims) -> No
             c for c in sims.sims["nextplus"].calls if c["method"] == "POST" and "Workorders" in c["path"]
         ]
         assert len(creates) == 1
+        scraped = (await client.get(f"{host.url}/metrics")).text
+        assert 'mesbridge_events_total{outcome="accepted",pipeline="wo.create"} 1.0' in scraped
+        assert 'mesbridge_events_total{outcome="duplicate",pipeline="wo.create"} 1.0' in scraped
 
 
 async def test_a_different_event_under_a_queued_idempotency_key_is_refused(

@@ -122,6 +122,9 @@ async def test_sync_reply_idempotency_and_deadline(tmp_path: Path, sims: Sims) -
             c for c in sims.sims["nextplus"].calls if c["method"] == "POST" and "Workorders" in c["path"]
         ]
         assert len(creates) == 1  # the repeat got the stored reply
+        scraped = (await client.get(f"{host.url}/metrics")).text
+        assert 'mesbridge_events_total{outcome="ok",pipeline="wo.sync"} 1.0' in scraped
+        assert 'mesbridge_events_total{outcome="duplicate",pipeline="wo.sync"} 1.0' in scraped
 
         refused = await client.post(url(host.url, "/wo-sync"), json={**GOOD, "requestId": "req-2"})
         assert refused.status_code == 422  # the work order number exists already: the ERP's own message

@@ -70,6 +70,10 @@ async def test_duplicate_event_id_is_enqueued_once(store: Store) -> None:
     assert await store.enqueue("orders", "A", {"v": 3}, event_id="e1") == "e1"
     assert await store.claim("w1", limit=10) == []
     assert await store.queue_depth() == {}
+    # enqueue_new tells a new event from a known one (what the webhook counts as a duplicate)
+    assert await store.enqueue_new("orders", "A", {"v": 4}, event_id="e1") is False
+    assert await store.enqueue_new("orders", "A", {"v": 5}, event_id="e2") is True
+    assert await store.enqueue_new("orders", "A", {"v": 5}, event_id="e2") is False
 
 
 async def test_known_event_id_with_another_fingerprint_is_a_conflict(store: Store) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -354,16 +353,15 @@ class PostgresStore(Store):
 
     # -- queue -----------------------------------------------------------------------------------------
 
-    async def enqueue(
+    async def enqueue_new(
         self,
         pipeline: str,
         key: str,
         payload: dict[str, Any],
         *,
-        event_id: str | None = None,
+        event_id: str,
         not_before: datetime | None = None,
-    ) -> str:
-        event_id = event_id or uuid.uuid4().hex
+    ) -> bool:
         now = self.now()
         params = {
             "event_id": event_id,
@@ -374,7 +372,7 @@ class PostgresStore(Store):
             "available": max(now, as_utc(not_before)) if not_before else now,
         }
 
-        async def insert(cur: psycopg.AsyncCursor[Row]) -> str:
+        async def insert(cur: psycopg.AsyncCursor[Row]) -> bool:
             await cur.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%(pipeline)s || chr(1) || %(key)s, 0))",
                 params,
@@ -385,7 +383,8 @@ class PostgresStore(Store):
                 "ON CONFLICT (event_id) DO NOTHING",
                 params,
             )
-            if not cur.rowcount and "fingerprint" in payload:
+            added = cur.rowcount == 1
+            if not added and "fingerprint" in payload:
                 await cur.execute(
                     "SELECT payload, enqueued_at FROM jobs WHERE event_id = %(event_id)s", params
                 )
@@ -395,9 +394,9 @@ class PostgresStore(Store):
                     and row["payload"].get("fingerprint", payload["fingerprint"]) != payload["fingerprint"]
                 ):
                     raise EventConflict(event_id, row["enqueued_at"])
-            return event_id
+            return added
 
-        result: str = await self._tx(insert)
+        result: bool = await self._tx(insert)
         return result
 
     async def claim(

@@ -15,7 +15,6 @@ import logging
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -352,21 +351,20 @@ class SQLiteStore(Store):
 
     # -- queue -----------------------------------------------------------------------------------------
 
-    async def enqueue(
+    async def enqueue_new(
         self,
         pipeline: str,
         key: str,
         payload: dict[str, Any],
         *,
-        event_id: str | None = None,
+        event_id: str,
         not_before: datetime | None = None,
-    ) -> str:
-        event_id = event_id or uuid.uuid4().hex
+    ) -> bool:
         now = self.now()
         available = max(now, as_utc(not_before)) if not_before else now
         body = json.dumps(payload)
 
-        def insert(conn: sqlite3.Connection) -> str:
+        def insert(conn: sqlite3.Connection) -> bool:
             added = conn.execute(
                 "INSERT INTO jobs (event_id, seq, pipeline, key, payload, enqueued_at, available_at) "
                 "VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?, ?, ?, ?, ?) "
@@ -380,7 +378,7 @@ class SQLiteStore(Store):
                 ).fetchone()
                 if known is not None and known != payload["fingerprint"]:
                     raise EventConflict(event_id, _dt(enqueued_at))
-            return event_id
+            return bool(added)
 
         return await self._run(insert)
 
