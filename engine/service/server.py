@@ -380,4 +380,19 @@ class ServiceHost:
         await asyncio.wait([waiter, self._serve_task], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         log.info("signal received" if stop.is_set() else "HTTP server ended")
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, _exit_now, signum)
         await self.stop()
+
+
+def _exit_now(signum: int) -> None:
+    """A second SIGTERM or SIGINT while draining: exit at once, as a killed process would. Nothing is
+    lost: queued events are in the store, and jobs in flight return to the queue after their lease."""
+    log.warning(
+        "%s received while draining: exiting now without waiting for work in flight; its jobs return "
+        "to the queue after their lease (delivery.lease)",
+        signal.Signals(signum).name,
+    )
+    logging.shutdown()
+    os._exit(128 + signum)

@@ -120,6 +120,40 @@ def test_sigterm_drains_in_flight_work(tmp_path: Path, sims: Sims) -> None:
     assert "service-test-token" not in log  # secrets never reach the log
 
 
+def test_a_second_sigterm_while_draining_exits_at_once(tmp_path: Path, sims: Sims) -> None:
+    """The drain would wait for the job in flight (an 8 s call, a 60 s grace); a second SIGTERM does
+    not, and the job, still leased, is delivered after its lease by the next process."""
+    root = write_root(tmp_path)
+    settings = root / "mesbridge.yaml"
+    text = settings.read_text().replace("shutdown_grace: 5", "shutdown_grace: 60")
+    settings.write_text(text.replace("deadline: 5,", "deadline: 60,"))
+    connector = root / "connectors" / "mes.yaml"
+    connector.write_text(connector.read_text().replace("deadline: 2}", "deadline: 30}"))
+    service = Subprocess(root, sims.environ, tmp_path / "run.log")
+    service.start()
+    try:
+        sims.faults("nextplus", latency=8)
+        with httpx.Client(timeout=10) as client:
+            assert client.post(url(service.url, "/wo"), json=_event("SIG-1")).status_code == 202
+        time.sleep(1)  # a worker took the job at once (an enqueue wakes the workers): its login waits
+        assert service.process is not None
+        service.process.send_signal(signal.SIGTERM)
+        assert _wait(lambda: "draining in-flight work" in (tmp_path / "run.log").read_text(), 10)
+        time.sleep(0.5)
+        assert service.process.poll() is None  # the first signal drains: the job is still in flight
+        second = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(10) == 128 + signal.SIGTERM
+        assert time.monotonic() - second < 3
+        warned = [r["message"] for r in service.log_records() if r["level"] == "warning"]
+        assert any(m.startswith("SIGTERM received while draining: exiting now") for m in warned), warned
+        sims.faults("nextplus")
+        service.start()
+        assert _wait(lambda: sims.workorders("SIG-") == ["SIG-1"], 20), sims.workorders("SIG-")
+    finally:
+        service.stop()
+
+
 def test_sighup_reloads_the_config_and_the_service_keeps_serving(tmp_path: Path, sims: Sims) -> None:
     root = write_root(tmp_path)
     service = Subprocess(root, sims.environ, tmp_path / "run.log")  # --no-reload: nothing watches
