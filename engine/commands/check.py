@@ -8,10 +8,13 @@ from typing import Any
 
 import click
 
+from engine import env
 from engine.commands._common import root_argument
+from engine.config.diagnostic import sort_diagnostics
 from engine.config.references import path_templates
 from engine.config.report import format_github, format_json, format_text
 from engine.config.root import load_project
+from engine.config.unset import unset_references
 
 
 @click.command("check")
@@ -32,7 +35,9 @@ from engine.config.root import load_project
 def check(root: Path, output: str, raw_paths: bool) -> None:
     """Validate schema, expressions, templates and references of ROOT. Exit 1 on findings."""
     project = load_project(root)
-    diags = project.diagnostics
+    # a warning: check runs where the secrets are not (CI); `mesbridge run` refuses to start instead
+    unset = unset_references(project, env.current(), severity="warning")
+    diags = sort_diagnostics([*project.diagnostics, *unset])
     if raw_paths and project.ok:
         _list_raw_paths(project)
     if output == "json":

@@ -17,6 +17,9 @@ from engine.service.server import ServiceHost
 from engine.store import PolledItem, hide_password, open_store, safe_url
 from tests.config.test_check import make_root
 
+ERP_SECRETS = {"ERP_USER": "api", "ERP_PASSWORD": "erp-secret"}
+"""What the connector of `make_root` needs for `mesbridge run` to start."""
+
 PASSWORD = "s3cret-9f8e"
 
 
@@ -185,7 +188,7 @@ def test_a_store_command_adds_no_tables_to_an_empty_file(here: Path) -> None:
 
 
 async def test_run_still_creates_its_store(here: Path) -> None:
-    host = ServiceHost(make_root(here / "root"), environ={}, port=0, store_url="sqlite:///state.db")
+    host = ServiceHost(make_root(here / "root"), environ=ERP_SECRETS, port=0, store_url="sqlite:///state.db")
     await host.start()
     await host.stop()
     assert _versions(here / "state.db")
@@ -269,7 +272,9 @@ def test_an_invalid_mesbridge_store_variable_is_named_not_echoed(here: Path, com
 
 async def test_run_that_cannot_open_its_store_does_not_show_the_password(here: Path) -> None:
     root = make_root(here / "root")
-    host = ServiceHost(root, environ={}, port=0, store_url=f"postgresql://u:{PASSWORD}@127.0.0.1:1/x")
+    host = ServiceHost(
+        root, environ=ERP_SECRETS, port=0, store_url=f"postgresql://u:{PASSWORD}@127.0.0.1:1/x"
+    )
     with pytest.raises(StartupError) as failed:
         await host.start()
     assert "cannot open the store postgresql://u:***@127.0.0.1:1/x" in str(failed.value)
@@ -297,7 +302,7 @@ def test_a_file_that_is_not_a_database_is_a_one_line_store_error(here: Path, com
 
 async def test_run_on_a_file_that_is_not_a_database_is_a_startup_error(here: Path) -> None:
     (here / "bad.db").write_bytes(NOT_A_DATABASE)
-    host = ServiceHost(make_root(here / "root"), environ={}, port=0, store_url="sqlite:///bad.db")
+    host = ServiceHost(make_root(here / "root"), environ=ERP_SECRETS, port=0, store_url="sqlite:///bad.db")
     with pytest.raises(
         StartupError, match=r"cannot open the store sqlite:///bad.db: .*file is not a database"
     ):

@@ -69,10 +69,48 @@ def check(root: Path, *args: str) -> tuple[int, str]:
 
 
 def test_valid_root_passes_without_secrets_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check runs in CI, where the secrets are not: each one not set is a warning, located, not an error
+    (`mesbridge run` refuses to start instead)."""
     monkeypatch.delenv("ERP_USER", raising=False)
+    monkeypatch.setenv("ERP_PASSWORD", "set-here")
     code, output = check(make_root(tmp_path))
     assert code == 0, output
-    assert output.startswith("ok: 1 connector(s), 1 pipeline(s), 1 test(s)")
+    assert output.startswith(
+        "connectors/erp.yaml:3:32: warning: environment variable ERP_USER is not set "
+        "(needed by connector erp, auth.username)\n"
+    ), output
+    assert "ERP_PASSWORD is not set" not in output and "0 errors, 1 warning\n" in output
+    assert output.strip().splitlines()[-1].startswith("ok: 1 connector(s), 1 pipeline(s), 1 test(s)")
+    code, output = check(tmp_path, "--format", "github")
+    assert code == 0 and output.startswith("::warning file=connectors/erp.yaml,line=3,col=32")
+    monkeypatch.setenv("ERP_USER", "set-too")
+    code, output = check(tmp_path)
+    assert code == 0 and output.startswith("ok: 1 connector(s), 1 pipeline(s), 1 test(s)")
+
+
+def test_only_the_used_connectors_own_text_is_checked_for_variables(tmp_path: Path) -> None:
+    """A reference inside an expression is text, not a reference; a connector nothing calls is not
+    needed; a variable with a default or set is fine."""
+    from engine.config.root import load_project
+    from engine.config.unset import unset_references
+
+    connector = CONNECTOR.replace(
+        '    body: {Method: "{{ args.method }}"}',
+        '    body: {Method: "{{ args.method }}", Literal: "{{ \'${NOT_A_REFERENCE}\' }}",\n'
+        '           Db: "db-${ERP_DB} {{ args.method }}", Tenant: "${ERP_TENANT:-demo}"}',
+    )
+    root = make_root(tmp_path, connector=connector)
+    (root / "connectors" / "idle.yaml").write_text("base_url: ${IDLE_URL}\n")
+    project = load_project(root)
+    assert project.ok, [str(d) for d in project.diagnostics]
+    found = unset_references(project, {"ERP_USER": "u", "ERP_PASSWORD": "p"})
+    assert [(str(d), d.severity) for d in found] == [
+        (
+            "connectors/erp.yaml:9:20: environment variable ERP_DB is not set "
+            "(needed by connector erp, operations.rpc.body.Db)",
+            "error",
+        )
+    ]
 
 
 M = "mappings/demo/operation.yaml"

@@ -185,6 +185,32 @@ def test_missing_webhook_token_is_a_clear_startup_error(tmp_path: Path, sims: Si
     assert "Traceback" not in done.stderr
 
 
+def test_a_connector_variable_that_is_not_set_stops_the_start(tmp_path: Path, sims: Sims) -> None:
+    """Not a 500 at the first request: the start names the variable and where the connector uses it."""
+    root = write_root(tmp_path)
+    connector = root / "connectors" / "mes.yaml"
+    connector.write_text(connector.read_text() + "headers: {X-Site: '${MES_SITE_UNSET}'}\n")
+    environ = {k: v for k, v in sims.environ.items() if k != "NEXTPLUS_URL"}
+    done = _start(root, environ)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    line = len(connector.read_text().splitlines())
+    assert (
+        "connectors/mes.yaml:1:11: error: environment variable NEXTPLUS_URL is not set "
+        "(needed by connector mes, base_url)"
+    ) in done.stderr
+    assert (
+        f"connectors/mes.yaml:{line}:20: error: environment variable MES_SITE_UNSET is not set "
+        "(needed by connector mes, headers.X-Site)"
+    ) in done.stderr
+    # a connector no served pipeline uses does not stop the start
+    (root / "connectors" / "unused.yaml").write_text("base_url: ${UNUSED_URL_UNSET}\n")
+    service = Subprocess(root, {**sims.environ, "MES_SITE_UNSET": "A"}, tmp_path / "run.log")
+    try:
+        service.start()
+    finally:
+        service.stop()
+
+
 def test_a_webhook_secret_file_that_cannot_be_read_is_named_as_a_file(tmp_path: Path, sims: Sims) -> None:
     secret = tmp_path / "absent-token"
     auth = {"kind": "shared_secret", "in": "query", "name": "token", "secret": f"${{file:{secret}}}"}
