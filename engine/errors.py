@@ -15,6 +15,7 @@
     ├── RequestRejected           an inbound request refused with a 4xx before any pipeline ran
     ├── TransportError            one HTTP attempt failed below the request path (internal)
     │   ├── NotSent               nothing reached the system: connect refused, DNS, TLS, pool wait
+    │   │   └── CertificateRefused    its TLS certificate was refused: not transient
     │   └── NoReply               the request went out and no reply came: read timeout, reset
     └── PipelineError             a pipeline run failed; `status` and `message` answer the caller
         ├── DeliberateFailure     a `fail:` step stopped the pipeline on purpose
@@ -24,6 +25,7 @@
             ├── TransientError    not applied: not sent, or refused unapplied (429, 503); retried, then raised
             │   ├── ListingChanged    a listing paged by offset changed between two pages; read it again
             │   └── DeadlineExceeded  the deadline passed between attempts
+            ├── NotSentError      nothing was sent, and trying again cannot help (a certificate refused)
             ├── UncertainError    the system may have applied it (500, 502, 504, a lost reply): not repeated
             └── AuthError         the login itself failed
 
@@ -143,6 +145,11 @@ class NotSent(TransportError):
     sent = False
 
 
+class CertificateRefused(NotSent):
+    """Nothing was sent: the system's TLS certificate was refused (an unknown CA, another host name,
+    expired). Not transient: it is refused again until the certificate or the connector changes."""
+
+
 class NoReply(TransportError):
     """The request was sent (or may have been) and no reply came: a read timeout, a reset."""
 
@@ -241,6 +248,15 @@ class DeadlineExceeded(TransientError):
 
     kind = "deadline"
     default_status = 504
+
+
+class NotSentError(ConnectorError):
+    """Nothing reached the system, and trying again cannot help until its cause is fixed (a TLS
+    certificate refused): not retried, and not kept as an idempotent webhook's reply. Sending the event
+    again after the fix is safe."""
+
+    kind = "not_sent"
+    default_status = 502
 
 
 class UncertainError(ConnectorError):

@@ -28,11 +28,13 @@ from typing import Any
 from engine.env import resolve as resolve_env
 from engine.errors import (
     AuthError,
+    CertificateRefused,
     ConnectorError,
     DeadlineExceeded,
     MesbridgeError,
     NoReply,
     NotSent,
+    NotSentError,
     PipelineError,
     TransientError,
     UncertainError,
@@ -620,6 +622,15 @@ class Connector:
         parsed: Any = None
         try:
             wire = await self.transport.send(WireRequest(method, url, headers, content, read_timeout))
+        except CertificateRefused as exc:  # refused again at every attempt: failed at once
+            error, failure = f"cannot reach {self.name}: {exc}", "not_sent"
+            raise NotSentError(
+                f"{error}. Nothing was sent, and it is not retried: a certificate a CA of your own signed "
+                f"needs tls_ca_file (a PEM file of that CA) in connector {self.name}, one made for another "
+                "host name a base_url with that name. Send the event again once that is fixed",
+                connector=self.name,
+                attempts=attempt,
+            ) from exc
         except NotSent as exc:
             error, failure = f"cannot reach {self.name}: {exc}", "not_sent"
             raise AttemptFailed("not_sent", error) from exc

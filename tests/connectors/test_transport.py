@@ -21,7 +21,7 @@ import pytest
 from engine.connectors import Connector
 from engine.connectors.transports import WireRequest
 from engine.connectors.transports.default import AiohttpTransport, TransportSettings
-from engine.errors import NoReply, NotSent, TransientError, UncertainError
+from engine.errors import NoReply, NotSent, NotSentError, TransientError, UncertainError
 from sandbox.serve import bind_socket
 from tests.connectors.kit import FakeTime, config
 
@@ -192,28 +192,34 @@ async def test_the_read_timeout_shrinks_to_the_deadline():
 
 
 @contextmanager
-def tls_server() -> Iterator[str]:
-    """An HTTPS server answering `{}` with the certificate the test CA (`tests/data/tls`) signed."""
+def tls_server(host: str = "127.0.0.1", received: list[str] | None = None) -> Iterator[str]:
+    """An HTTPS server at `host` answering `{}` with the certificate the test CA (`tests/data/tls`)
+    signed for 127.0.0.1 and localhost; `received` gets the method of each request it answers."""
+    received = [] if received is None else received
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the handler's protocol
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(self.command)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"{}")
 
+        do_POST = do_GET  # noqa: N815
+
         def log_message(self, *args: object) -> None:
             return None
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer((host, 0), Handler)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(TLS / "server.pem", TLS / "server.key")
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
+        yield f"https://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -225,12 +231,40 @@ async def test_tls_ca_file_trusts_a_private_ca_and_may_name_it_with_a_variable()
         refused = connector(base, records)
         trusting = connector(base, records, tls_ca_file="${ERP_CA:-" + str(TLS / "ca.pem") + "}")
         try:
-            with pytest.raises(TransientError, match="TLS certificate refused"):
+            with pytest.raises(NotSentError, match="TLS certificate of 127.0.0.1 was refused"):
                 await refused.request("GET", "/x")
             assert (await trusting.request("GET", "/x")).status == 200
         finally:
             await refused.aclose()
             await trusting.aclose()
+
+
+@pytest.mark.parametrize(
+    ("host", "ca", "reason"),
+    [
+        ("127.0.0.1", False, "unable to get local issuer certificate"),
+        ("127.0.0.2", True, "IP address mismatch, certificate is not valid for '127.0.0.2'."),
+    ],
+    ids=["unknown-ca", "wrong-host-name"],
+)
+async def test_a_refused_certificate_fails_at_once_as_not_sent(host: str, ca: bool, reason: str) -> None:
+    """Not transient: every attempt would be refused the same way, so there is one, and it says why."""
+    records: list = []
+    with tls_server(host) as base:
+        extra = {"tls_ca_file": str(TLS / "ca.pem")} if ca else {}
+        erp = connector(base, records, **extra)
+        try:
+            with pytest.raises(NotSentError) as failed:
+                await erp.request("POST", "/x", body={})
+        finally:
+            await erp.aclose()
+    assert failed.value.kind == "not_sent" and not failed.value.retryable and not failed.value.settled
+    assert failed.value.message.startswith(
+        f"cannot reach erp: the TLS certificate of {host} was refused: {reason}. Nothing was sent, and it "
+        "is not retried: a certificate a CA of your own signed needs tls_ca_file (a PEM file of that CA) "
+        "in connector erp"
+    ), failed.value.message
+    assert [r.failure for r in records] == ["not_sent"]
 
 
 @pytest.mark.parametrize("content", [None, "not a certificate"])

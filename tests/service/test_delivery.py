@@ -16,6 +16,7 @@ from engine.store import open_store
 from sandbox import priority
 from sandbox.priority import PAT
 from sandbox.serve import serve_in_thread
+from tests.connectors.test_transport import TLS, tls_server
 
 from .conftest import CONNECTORS, Sims, running, url, wait_for, write_root
 
@@ -384,3 +385,62 @@ async def test_a_listing_that_changes_while_it_is_paged_loses_no_record(tmp_path
 
             assert await wait_for(every_order_read_at_its_version, 10), "a work order was never read"
             assert pages >= 3
+
+
+SECURE = """\
+pipelines:
+  - name: tls.queue
+    source: {kind: webhook, path: /tls-queue, mode: queue, idempotency_key: id}
+    steps:
+      - {name: sent, call: secure, method: POST, path: /records, body: {id: "{{ event.id }}"}}
+  - name: tls.sync
+    source: {kind: webhook, path: /tls-sync, mode: sync, deadline: 10, idempotency_key: id}
+    steps:
+      - {name: sent, call: secure, method: POST, path: /records, body: {id: "{{ event.id }}"}}
+    reply: {body: {ok: true}}
+"""
+
+
+async def test_a_refused_tls_certificate_fails_at_once_and_replays_once_trusted(
+    tmp_path: Path, sims: Sims
+) -> None:
+    """An ERP whose certificate a private CA signed: not retried until the deadline, not dead-lettered
+    after 40 deliveries, but refused at once as not sent, saying what to set; after the fix the sync
+    caller's repeat runs and the dead letter is replayed."""
+    root = write_root(tmp_path)
+    (root / "mappings" / "test" / "secure.yaml").write_text(SECURE)
+    connector = root / "connectors" / "secure.yaml"
+    received: list[str] = []
+    with tls_server(received=received) as base:
+        retry = "retry: {max_attempts: 5, backoff: {initial: 0.5, jitter: false}, deadline: 8}\n"
+        connector.write_text(f"base_url: {base}\n{retry}")
+        async with running(root, sims, reload=True) as host, httpx.AsyncClient(timeout=20) as client:
+            store, service = host.store, host.service
+            assert store is not None and service is not None
+            said = (
+                "cannot reach secure: the TLS certificate of 127.0.0.1 was refused: unable to get local "
+                "issuer certificate. Nothing was sent, and it is not retried: a certificate a CA of your "
+                "own signed needs tls_ca_file (a PEM file of that CA) in connector secure"
+            )
+            sync = await client.post(url(host.url, "/tls-sync"), json={"id": "S-1"})
+            assert sync.status_code == 502 and sync.json()["message"].startswith(said), sync.text
+            assert sync.elapsed.total_seconds() < 2  # once, not retried for the 8 s deadline
+            queued = await client.post(url(host.url, "/tls-queue"), json={"id": "Q-1"})
+            assert queued.status_code == 202
+
+            async def dead() -> list[Any]:
+                return await store.list_dead()
+
+            assert await wait_for(dead, 5)
+            [letter] = await dead()
+            assert (letter.id, letter.kind, len(letter.attempts)) == ("tls.queue:Q-1", "not_sent", 1)
+            assert letter.error.startswith(said) and received == []
+            assert service.metrics.value("mesbridge_retries_total", pipeline="tls.queue") == 0
+
+            version = service.generation.version
+            connector.write_text(f"base_url: {base}\ntls_ca_file: {TLS / 'ca.pem'}\n{retry}")
+            assert await wait_for(lambda: service.generation.version != version, 10)
+            again = await client.post(url(host.url, "/tls-sync"), json={"id": "S-1"})
+            assert again.status_code == 200 and again.json() == {"ok": True}  # the failure was not kept
+            assert (await service.replay_dead("tls.queue:Q-1")).replayed
+            assert await wait_for(lambda: len(received) == 2, 10), received

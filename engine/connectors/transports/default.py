@@ -21,7 +21,7 @@ from yarl import URL
 
 from engine import __version__
 from engine.connectors.transports.base import Transport, WireReply, WireRequest
-from engine.errors import NoReply, NotSent
+from engine.errors import CertificateRefused, NoReply, NotSent
 
 __all__ = ["AiohttpTransport", "TransportSettings"]
 
@@ -108,7 +108,9 @@ class AiohttpTransport(Transport):
                 content = await self._read(response)
                 return WireReply(response.status, response.headers, content)
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise NotSent(f"TLS certificate refused: {exc.certificate_error}") from exc
+            refused = exc.certificate_error
+            reason = getattr(refused, "verify_message", None) or str(refused)
+            raise CertificateRefused(f"the TLS certificate of {url.host} was refused: {reason}") from exc
         except aiohttp.ClientSSLError as exc:
             raise NotSent(f"TLS handshake failed: {exc}") from exc
         except aiohttp.ClientConnectorError as exc:
