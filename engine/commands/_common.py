@@ -16,7 +16,7 @@ from rich.table import Table
 
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
-from engine.config.settings import SETTINGS_FILE
+from engine.config.settings import SETTINGS_FILE, is_settings_finding
 from engine.errors import StoreError, StoreMissingError
 from engine.store import Store, open_store, safe_url
 
@@ -93,14 +93,17 @@ def store_url(root: Path, store: str | None) -> str:
     if not root.is_dir():
         raise click.UsageError(f"config root {root} is not a folder (give --root ROOT, or --store URL)")
     project = load_project(root)
-    unreadable = [d for d in project.diagnostics if d.file == SETTINGS_FILE and d.severity == "error"]
+    unreadable = [d for d in project.diagnostics if is_settings_finding(d) and d.severity == "error"]
     if unreadable:
         click.echo(
             f"the settings of {root} cannot be read, so the store they name is not known "
             "(fix them, or give --store URL):",
             err=True,
         )
-        located = [dataclasses.replace(d, file=str(root / d.file)) for d in unreadable]
+        located = [
+            dataclasses.replace(d, file=str(root / d.file)) if d.file == SETTINGS_FILE else d
+            for d in unreadable
+        ]
         click.echo(format_text(located, color=sys.stderr.isatty()), err=True)
         raise SystemExit(2)
     return str(project.settings.store)

@@ -21,8 +21,9 @@ from engine.config.diagnostic import Diagnostic
 from engine.config.settings import (
     SETTINGS_FILE,
     Settings,
+    environment_finding,
     environment_overrides,
-    override_problems,
+    override_findings,
     with_overrides,
 )
 from engine.config.validation import validate_model
@@ -148,8 +149,7 @@ def load_project(root: Path | str, *, environ: dict[str, str] | None = None) -> 
     try:
         project.settings = Settings.model_validate(with_overrides(settings_data, environ))
     except ValidationError as exc:
-        message = f"invalid MESBRIDGE_* setting: {override_problems(exc)}"
-        project.diagnostics.append(Diagnostic(SETTINGS_FILE, 1, 1, message))
+        project.diagnostics.extend(override_findings(exc))
 
     connectors_dir, mappings_dir = root / "connectors", root / "mappings"
     if not connectors_dir.is_dir() and not mappings_dir.is_dir():
@@ -250,7 +250,7 @@ def _absent_bindings(
     if not selected:  # `MESBRIDGE_BINDINGS=" "`, say: not one pipeline would be served
         message = "names no binding: nothing would be served (leave it out to serve every binding)"
         if from_environment or settings_file is None:
-            return [Diagnostic(SETTINGS_FILE, 1, 1, f"MESBRIDGE_BINDINGS {message}")]
+            return [environment_finding("MESBRIDGE_BINDINGS", message)]
         return [settings_file.diagnostic(("bindings",), f"bindings {message}")]
     found = []
     for index, name in enumerate(selected):
@@ -258,8 +258,8 @@ def _absent_bindings(
             continue
         hint = did_you_mean(name, present) or (f"bindings: {', '.join(sorted(present))}" if present else None)
         if from_environment or settings_file is None:
-            message = f"MESBRIDGE_BINDINGS names binding '{name}', which has no folder mappings/{name}/"
-            found.append(Diagnostic(SETTINGS_FILE, 1, 1, message, hint=hint))
+            message = f"names binding '{name}', which has no folder mappings/{name}/"
+            found.append(environment_finding("MESBRIDGE_BINDINGS", message, hint=hint))
         else:
             message = f"binding '{name}' has no folder mappings/{name}/"
             found.append(settings_file.diagnostic(("bindings", index), message, hint=hint))

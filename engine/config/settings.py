@@ -8,10 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.config.diagnostic import Diagnostic
 from engine.errors import StoreError
 from engine.pipeline.sources.caller_auth import CallerAuth
 
 SETTINGS_FILE = "mesbridge.yaml"
+
+ENVIRONMENT = "environment "
+"""Where a finding in a `MESBRIDGE_*` variable is: `environment MESBRIDGE_STORE` (no line in a file)."""
 
 
 class Delivery(BaseModel):
@@ -170,14 +174,27 @@ def with_overrides(data: Mapping[str, Any], environ: Mapping[str, str] | None = 
     return merged
 
 
-def override_problems(exc: ValidationError) -> str:
-    """What `Settings` refused in the `MESBRIDGE_*` overrides, by variable, without the values: a store
-    URL's password, say, is not repeated."""
+def environment_finding(variable: str, message: str, hint: str | None = None) -> Diagnostic:
+    """A finding in the `MESBRIDGE_*` variable `variable`, located at it rather than at a file."""
+    return Diagnostic(ENVIRONMENT + variable, 0, 0, message, hint=hint)
+
+
+def is_settings_finding(diagnostic: Diagnostic) -> bool:
+    """Whether a finding is in the settings: `mesbridge.yaml` or a `MESBRIDGE_*` variable."""
+    return diagnostic.file == SETTINGS_FILE or diagnostic.file.startswith(ENVIRONMENT + "MESBRIDGE_")
+
+
+def override_findings(exc: ValidationError) -> list[Diagnostic]:
+    """What `Settings` refused in the `MESBRIDGE_*` overrides, one finding per variable, without the
+    values: a store URL's password, say, is not repeated."""
     variables = {tuple(name.split(".")): variable for variable, name in _ENV_FIELDS.items()}
-    problems = []
+    found = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(str(part) for part in error["loc"])
         named = [variable for path, variable in variables.items() if loc[: len(path)] == path]
         message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{named[0] if named else '.'.join(loc)}: {message}")
-    return "; ".join(problems)
+        if named:
+            found.append(environment_finding(named[0], f"invalid setting {'.'.join(loc)}: {message}"))
+        else:  # not one override's alone: where the settings are
+            found.append(Diagnostic(SETTINGS_FILE, 0, 0, f"invalid setting {'.'.join(loc)}: {message}"))
+    return found

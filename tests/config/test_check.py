@@ -300,7 +300,10 @@ def test_a_selected_binding_without_a_folder_is_an_error(tmp_path: Path) -> None
     assert "hint: did you mean 'demo'?" in output
     result = CliRunner().invoke(main, ["check", str(root)], env={"MESBRIDGE_BINDINGS": "demo,north"})
     assert result.exit_code == 1, result.output
-    assert "MESBRIDGE_BINDINGS names binding 'north', which has no folder mappings/north/" in result.output
+    assert (
+        "environment MESBRIDGE_BINDINGS: error: names binding 'north', which has no folder mappings/north/"
+    ) in result.output
+    assert "mesbridge.yaml:1:1" not in result.output
     assert "dmeo" not in result.output  # the variable overrides the file
 
 
@@ -309,7 +312,7 @@ def test_bindings_that_name_no_binding_are_an_error(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     result = CliRunner().invoke(main, ["check", str(root)], env={"MESBRIDGE_BINDINGS": " , "})
     assert result.exit_code == 1, result.output
-    assert "MESBRIDGE_BINDINGS names no binding: nothing would be served" in result.output
+    assert "environment MESBRIDGE_BINDINGS: error: names no binding: nothing would be served" in result.output
     (root / "mesbridge.yaml").write_text("bindings: []\n", encoding="utf-8")
     code, output = check(root)
     assert code == 1, output

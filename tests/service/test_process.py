@@ -211,6 +211,21 @@ def test_a_connector_variable_that_is_not_set_stops_the_start(tmp_path: Path, si
         service.stop()
 
 
+def test_an_invalid_mesbridge_variable_is_named_not_located_in_the_settings(
+    tmp_path: Path, sims: Sims
+) -> None:
+    root = write_root(tmp_path)
+    done = _start(root, {**sims.environ, "MESBRIDGE_WORKERS": "many", "MESBRIDGE_TRACES": "maybe"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (
+        "environment MESBRIDGE_WORKERS: error: invalid setting workers: Input should be a valid integer"
+    ) in done.stderr
+    assert (
+        "environment MESBRIDGE_TRACES: error: invalid setting traces.enabled: Input should be a valid boolean"
+    ) in done.stderr
+    assert "mesbridge.yaml:1:1" not in done.stderr
+
+
 def test_a_webhook_secret_file_that_cannot_be_read_is_named_as_a_file(tmp_path: Path, sims: Sims) -> None:
     secret = tmp_path / "absent-token"
     auth = {"kind": "shared_secret", "in": "query", "name": "token", "secret": f"${{file:{secret}}}"}
