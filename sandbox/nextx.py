@@ -26,8 +26,8 @@ Accepted or answered beyond the seed (ASSUMPTION, each):
 - validation errors: 422 `{"meta": {"message", "status_code": 422}, "data": {"errors"}}` (Laravel
   style); an unknown record: 404 meta "<record> not found"; a 500: meta "Server Error";
 - a product detail's composition is the list `computations` with a `quantity` per part;
-- list filters as the seed names them (customer_id, from_date, to_date, strSearch), and strSearch
-  also matches invoice numbers;
+- list filters as the seed names them (customer_id, from_date, to_date, strSearch); strSearch matches
+  what the seed says it does, the name, code or SKU of a line's product, and not an invoice number;
 - a sell needs stock; a purchase adds stock when created; update-shipping to `cancelled` takes it back;
 - a sell return names its sell in `transaction_id` and returns at most what was sold;
 - `invoice_no` is unique per kind, generated (HD, PN, TH + number) when blank;

@@ -323,21 +323,21 @@ class NextXStore:
 
     def sell_rows(self, branch: int, query: Any) -> list[dict[str, Any]]:
         rows = [s for s in self.sells.values() if s["branch_id"] == branch]
-        return [self.sell_row(s) for s in self._filtered(rows, query, self._sell_text)]
+        return [self.sell_row(s) for s in self._filtered(rows, query, self._lines_text)]
 
-    def _sell_text(self, sell: dict[str, Any]) -> str:
+    def _lines_text(self, record: dict[str, Any]) -> str:
+        """What strSearch matches in a sell or a sell return: its products' names, codes and SKUs
+        (seed 003 lines 3405, 3790: "Search keyword for product name, code, or SKU"), not its number."""
         names = [
-            f"{self.products[int(p['product_id'])]['product_fullname']} "
-            f"{self.products[int(p['product_id'])]['product_code']}"
-            for p in sell["products"]
-            if int(p["product_id"]) in self.products
+            f"{product['product_fullname']} {product['product_code']} {product['sku']}"
+            for line in record["products"]
+            if (product := self.products.get(int(line["product_id"]))) is not None
         ]
-        return " ".join([sell["invoice_no"], *names]).lower()
+        return " ".join(names).lower()
 
     def _filtered(self, rows: list[dict[str, Any]], query: Any, text: Any) -> list[dict[str, Any]]:
         """customer_id, from_date, to_date (transaction date, Y-m-d, inclusive) and strSearch, as the
-        seed's list parameters; strSearch also matches the invoice number (ASSUMPTION: the seed says
-        "product name, code, or SKU")."""
+        seed's list parameters; strSearch matches `text(record)`, never the invoice number."""
         customer = query.get("customer_id")
         since, until = query.get("from_date"), query.get("to_date")
         term = (query.get("strSearch") or "").strip().lower()
@@ -422,11 +422,7 @@ class NextXStore:
 
     def return_rows(self, query: Any) -> list[dict[str, Any]]:
         """Rows of the sell-return list (seed 003 lines 3802-3821)."""
-        rows = self._filtered(
-            list(self.returns.values()),
-            query,
-            lambda r: f"{r['invoice_no']} {self.sells[r['sell_id']]['invoice_no']}".lower(),
-        )
+        rows = self._filtered(list(self.returns.values()), query, self._lines_text)
         out = []
         for r in rows:
             customer = self.customers.get(r["customer_id"] or 0) or {}

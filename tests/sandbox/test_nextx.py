@@ -129,10 +129,13 @@ def test_a_sell_answers_without_an_id_moves_stock_and_is_found_by_its_filters(se
             "customer_id": CONSUMPTION_CUSTOMER,
             "from_date": "2025-03-05",
             "to_date": "2025-03-05",
-            "strSearch": "MESC-1",
+            "strSearch": product["product_code"],
         },
     ).json()
     assert [r["invoice_no"] for r in rows] == ["MESC-1"]
+    # strSearch is a "keyword for product name, code, or SKU" (seed 003 line 3405), not a number.
+    by_number = {"branch_id": 2, "from_date": "2025-03-05", "strSearch": "MESC-1"}
+    assert client.get("/api/sell/sell", params=by_number).json() == []
     assert {"customer_code", "status", "shipping_status", "purchase_invoice_no"} <= set(rows[0])
     detail = client.get(f"/api/sell/sell/{rows[0]['id']}").json()
     assert detail["id"] == rows[0]["id"] and detail["products"][0]["quantity"] == 2
@@ -178,6 +181,14 @@ def test_a_sell_return_puts_stock_back_once_and_is_listed_with_its_sell(served) 
     assert [(r["invoice_no"], r["sell_id"], r["sell_invoice_no"]) for r in rows] == [
         ("MESR-9", sell_id, "MESC-9")
     ]
+    search = {"customer_id": CONSUMPTION_CUSTOMER, "from_date": "2025-03-05"}
+    assert [
+        r["sell_id"]
+        for r in client.get(
+            "/api/sell-return/sell-return", params={**search, "strSearch": product["sku"]}
+        ).json()
+    ] == [sell_id]
+    assert client.get("/api/sell-return/sell-return", params={**search, "strSearch": "MESC-9"}).json() == []
 
 
 def test_a_purchase_answers_message_and_data_is_confirmed_by_code_and_cancelled_once(served) -> None:
