@@ -92,6 +92,8 @@ class Reply:
     body: Any
     text: str
     url: str = ""
+    record: CallRecord | None = field(default=None, repr=False, compare=False)
+    """The attempt as recorded (when a recorder or `on_call` asked for it)."""
 
 
 @dataclass
@@ -127,6 +129,9 @@ class CallRecord:
     raw_reply: Any = field(default=None, repr=False)
     base_url: str = field(default="", repr=False)
     """The connector's base URL: `url` less it is the path the system was called at."""
+    token_rejected: bool = False
+    """True when the system refused the attempt's token: the auth kind logged in again and the call
+    was sent once more, so this reply was answered to the auth, not to the pipeline."""
 
     @property
     def login(self) -> bool:
@@ -519,6 +524,8 @@ class Connector:
         reply = await self._send(call, path, attempt, content, read_timeout)
         if not self.auth.rejected(reply.status, reply.body):
             return reply
+        if reply.record is not None:
+            reply.record.token_rejected = True
         log.info("%s: token rejected (HTTP %s); logging in again", self.name, reply.status)
         await self._before_sending(self.auth.renew(token))
         call = self._outgoing(method, path, query, headers, body)
@@ -620,6 +627,7 @@ class Connector:
         error: str | None = None
         failure: str | None = None
         parsed: Any = None
+        reply: Reply | None = None
         try:
             wire = await self.transport.send(WireRequest(method, url, headers, content, read_timeout))
         except CertificateRefused as exc:  # refused again at every attempt: failed at once
@@ -644,7 +652,8 @@ class Connector:
             status = wire.status
             parsed = parse_body(wire.content, wire.headers.get("content-type"))
             failure = self.retry.failure_of(status)
-            return Reply(status, wire.headers, parsed, wire.text, url)
+            reply = Reply(status, wire.headers, parsed, wire.text, url)
+            return reply
         finally:
             latency = self.clock() - started
             if log.isEnabledFor(logging.DEBUG):
@@ -674,6 +683,8 @@ class Connector:
                     parsed,
                     self._base_url or "",
                 )
+                if reply is not None:
+                    reply.record = record
                 if self.on_call is not None:
                     self.on_call(record)
                 if recorder is not None:

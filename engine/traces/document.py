@@ -8,7 +8,10 @@ a test case:
     now (what the run's `now()` read, when it read it), event,
     steps: [{id, type, name, start, duration, status, error}],
     calls: [{step, connector, method, path, query, request, status, reply, latency, attempt,
-             failure, error, login, end}]
+             failure, error, login, token_rejected, end}]
+
+`login` marks an auth kind's login call, `token_rejected` an attempt the system refused for its token
+(the connector logged in again and sent it once more); both are present only when true.
 
 Times are seconds (`start`, `end`: since the run began). A body whose JSON is larger than the cap is
 replaced by `{"$truncated": <its JSON's size in bytes>, "head": <the start of its text or JSON>}`.
@@ -210,6 +213,7 @@ def _row(finished: Finished) -> tuple[Any, ...]:
                 r.attempt,
                 r.failure,
                 r.error,
+                r.token_rejected,
             )
             for step, end, r in recorder.calls
         ],
@@ -263,6 +267,7 @@ def _call(row: Sequence[Any]) -> dict[str, Any]:
         attempt,
         failure,
         error,
+        token_rejected,
     ) = row
     path, query = split_call(raw_url, base_url)
     call: dict[str, Any] = {
@@ -284,6 +289,8 @@ def _call(row: Sequence[Any]) -> dict[str, Any]:
         call["error"] = error
     if attempt == 0:
         call["login"] = True  # an auth kind's login call, not one the pipeline asked for
+    if token_rejected:
+        call["token_rejected"] = True  # answered to the auth: sent again after a new login
     return call
 
 

@@ -7,8 +7,10 @@ long hex string) that neither the event nor any recorded reply holds: the engine
 ran (`now()`, a key), so another run makes another. A value the trace masked (a token the connector's
 auth put in a body, say) is left out too: what it was is not in the trace, and test cases run without
 auth. A body or query that loses a value is matched as a subset. Login calls are left out (test cases
-run without auth), and attempts that got no reply cannot be mocked: `notes` says what was left out
-and why.
+run without auth), and so is an attempt the system refused for its token, which the connector sent
+again after logging in (without auth nothing would send it again: its reply, mocked, would be the
+pipeline's answer). Attempts that got no reply cannot be mocked: `notes` says what was left out and
+why.
 """
 
 from __future__ import annotations
@@ -118,7 +120,9 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
     """The test case of one trace (its name: `name`, else the pipeline, the event id and, for a queued
     delivery, its attempt: each attempt of a retried event is a case of its own)."""
     notes: list[str] = []
-    calls = [call for call in trace.get("calls", []) if not call.get("login")]
+    calls = [
+        call for call in trace.get("calls", []) if not call.get("login") and not call.get("token_rejected")
+    ]
     replied = [call for call in calls if call.get("status") is not None]
     for call in calls:
         if call.get("status") is None:

@@ -87,6 +87,8 @@ def _call_line(call: dict[str, Any], width: int) -> str:
     notes = []
     if call.get("login"):
         notes.append("login")
+    elif call.get("token_rejected"):
+        notes.append("token rejected, sent again after a login")
     elif call.get("attempt", 1) > 1:
         notes.append(f"attempt {call['attempt']}")
     if call.get("failure"):
