@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jmespath
 
@@ -61,11 +62,25 @@ def odata_date(value: Any, offset_hours: float | None = None) -> str | None:
     return text[:-2] + ":" + text[-2:]
 
 
-def format_date(value: Any, fmt: str = "%Y-%m-%d") -> str | None:
-    """Format a date with strftime codes; None stays None."""
+def format_date(value: Any, fmt: str = "%Y-%m-%d", tz: str | None = None) -> str | None:
+    """Format a date with strftime codes, in the IANA time zone `tz` when given (`Europe/Bucharest`:
+    the calendar day and the hour there), else as the value is written (`now()`: UTC); None stays None."""
     if value is None:
         return None
-    return parse_datetime(value).strftime(fmt)
+    moment = parse_datetime(value)
+    if tz is not None:
+        moment = moment.astimezone(_zone(tz))
+    return moment.strftime(fmt)
+
+
+@lru_cache(maxsize=64)
+def _zone(name: Any) -> ZoneInfo:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"time zone must be an IANA name such as 'Europe/Bucharest', got {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as 'Europe/Bucharest')") from None
 
 
 Clock = Callable[[], datetime]

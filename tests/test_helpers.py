@@ -29,6 +29,25 @@ def test_odata_date_keeps_or_moves_offset() -> None:
     assert helpers.odata_date("2025-02-18T10:39:00Z", 2) == "2025-02-18T12:39:00+02:00"
 
 
+def test_date_in_a_time_zone_is_the_day_and_hour_there() -> None:
+    # 22:30 UTC on 31 March is 01:30 on 1 April in Bucharest (summer time, +03:00); Hanoi is +07:00
+    assert helpers.format_date("2025-03-31T22:30:00Z", "%Y-%m-%d %H:%M", "Europe/Bucharest") == (
+        "2025-04-01 01:30"
+    )
+    assert helpers.format_date("2025-01-31T22:30:00Z", "%Y-%m-%d %H:%M", "Europe/Bucharest") == (
+        "2025-02-01 00:30"
+    )
+    assert helpers.format_date("2025-03-05T23:59:59.999Z", "%Y-%m-%d", "Asia/Ho_Chi_Minh") == "2025-03-06"
+    assert helpers.format_date("2025-03-05T23:59:59.999Z", "%Y-%m-%d") == "2025-03-05"  # as written
+    assert helpers.format_date(None, "%Y", "Europe/Bucharest") is None
+
+
+@pytest.mark.parametrize("zone", ["Europe/Bucharet", "", "../etc/passwd", 3])
+def test_an_unknown_time_zone_is_an_error_naming_it(zone: Any) -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        helpers.format_date("2025-03-05T08:00:00Z", "%Y-%m-%d", zone)
+
+
 @pytest.mark.parametrize("bad", ["tomorrow", "", True, [1]])
 def test_bad_dates_are_errors(bad: Any) -> None:
     with pytest.raises(ValueError):

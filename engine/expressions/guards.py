@@ -228,7 +228,7 @@ def _batch(_: Any, value: Any, linecount: Any, fill_with: Any = None) -> Any:
     return items
 
 
-def _date(_: Any, value: Any, fmt: Any = "%Y-%m-%d") -> None:
+def _date(_: Any, value: Any, fmt: Any = "%Y-%m-%d", tz: Any = None) -> None:
     if isinstance(fmt, str):
         bound(16 * len(fmt))
 

@@ -5,7 +5,9 @@ with the NextUp simulator's records checked one by one."""
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import jmespath
@@ -115,6 +117,7 @@ async def test_production_orders_become_next_plus_work_orders_with_every_field(s
 async def test_an_operator_shift_reaches_nextup_record_by_record(stack: Stack) -> None:
     nextplus, nextup = stack.simulators["nextplus"], stack.simulators["nextup"]
     variables = stack.project.variables["nextup"]
+    started = datetime.now(ZoneInfo(variables["time_zone"]))
     assert all(o.ok for o in await stack.poll(POLL))
     ours = [w for w in nextplus.workorders.values() if w["source"] == variables["source"]]
     assert len(ours) == 6
@@ -165,7 +168,10 @@ async def test_an_operator_shift_reaches_nextup_record_by_record(stack: Stack) -
     )
     deliveries = list(builder.deliveries)
 
-    # Replay the replies: what NextUp must now hold.
+    # Replay the replies: what NextUp must now hold. A note is dated with the day in the company's
+    # time zone (the shift ran within these two moments), whatever the day in UTC.
+    zone = ZoneInfo(variables["time_zone"])
+    days = {started.strftime("%Y-%m-%d"), datetime.now(zone).strftime("%Y-%m-%d")}
     documents: dict[int, dict[str, Any]] = {}
     final_good: dict[str, float] = {}
     consumption = variables["consumption"]
@@ -231,6 +237,8 @@ async def test_an_operator_shift_reaches_nextup_record_by_record(stack: Stack) -
     assert set(actual) == set(documents)
     for doc_id, expected in documents.items():
         assert {k: actual[doc_id][k] for k in expected} == expected, doc_id
+        if expected["Type"] == "AVZ":
+            assert actual[doc_id]["Date"] in days, (doc_id, actual[doc_id]["Date"], days)
     for wo in ours:
         po = company.production_orders[wo["workorderNumber"]]
         assert po["ReportedQuantity"] == final_good.get(po["Code"], 0), po["Code"]

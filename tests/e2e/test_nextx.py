@@ -4,7 +4,9 @@ through the nextx webhooks, with NextX's sells, returns, purchases and stock che
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -109,6 +111,8 @@ async def test_polled_sells_appear_in_next_plus_with_every_mapped_field(stack: S
 
 async def test_operator_shift_is_booked_in_nextx_record_by_record(stack: Stack) -> None:
     store = stack.simulators["nextx"].store
+    zone = ZoneInfo(stack.project.variables["nextx"]["time_zone"])
+    started = datetime.now(zone)
     assert all(o.ok for o in await stack.poll("nextx.workorders"))
     orders = _nextplus_orders(stack)
     combos = [p for p in store.products.values() if p["product_type"] == "combo"]
@@ -188,6 +192,16 @@ async def test_operator_shift_is_booked_in_nextx_record_by_record(stack: Stack) 
         (by_code[sub_wo["sku"]]["id"], 1, ""),
     ]
     assert all(s["staff_note"] == main_wo["workorderNumber"] for s in consumed)
+    # dated, and numbered, with the day in the company's time zone, whatever the day in UTC
+    days = {started.strftime("%Y-%m-%d"), datetime.now(zone).strftime("%Y-%m-%d")}
+    assert all(s["transaction_date"] in days for s in consumed), (
+        [s["transaction_date"] for s in consumed],
+        days,
+    )
+    assert all(
+        f"20{s['invoice_no'][5:7]}-{s['invoice_no'][7:9]}-{s['invoice_no'][9:11]}" == s["transaction_date"]
+        for s in consumed
+    )
     # the detach returned exactly the second sell, once
     detach = next(x for x in d if x.kind == "item_attach" and x.type == "remove")
     assert detach.ok and detach.external_id == "MESR-" + str(attach[1].external_id)[len("MESC-") :]
