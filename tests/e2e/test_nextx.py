@@ -5,6 +5,7 @@ through the nextx webhooks, with NextX's sells, returns, purchases and stock che
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,12 @@ def _builder(stack: Stack) -> IntegrationBuilder:
     )
 
 
+def _exactly(per_unit: float, units: float) -> float | int:
+    """What a person computes: 0.1 x 3 = 0.3; 2 x 6 = 12."""
+    product = Decimal(str(per_unit)) * Decimal(str(units))
+    return int(product) if product == product.to_integral_value() else float(product)
+
+
 def _expected(stack: Stack) -> dict[str, tuple[dict[str, Any], int, dict[str, Any]]]:
     """Every work order the sells promise: number -> (sell, line number, line)."""
     store = stack.simulators["nextx"].store
@@ -56,6 +63,16 @@ def _expected(stack: Stack) -> dict[str, tuple[dict[str, Any], int, dict[str, An
 async def test_polled_sells_appear_in_next_plus_with_every_mapped_field(stack: Stack) -> None:
     store = stack.simulators["nextx"].store
     routing = stack.project.variables["nextx"]["routing"]
+    # A fractional part: 0.1 per unit of a line of 3 units is 0.3 in the kit, not 0.30000000000000004.
+    sell, line = next(
+        (s, p)
+        for s in store.sells.values()
+        if s["status"] == "final" and s["customer_id"] != CONSUMPTION_CUSTOMER
+        for p in s["products"]
+        if store.products[p["product_id"]]["product_type"] == "combo"
+    )
+    line["quantity"] = 3
+    store.products[line["product_id"]]["composition"][0]["quantity"] = 0.1
     outcomes = await stack.poll("nextx.workorders")
     assert outcomes and all(o.ok for o in outcomes), [o.body for o in outcomes if not o.ok]
     wanted = _expected(stack)
@@ -79,7 +96,7 @@ async def test_polled_sells_appear_in_next_plus_with_every_mapped_field(stack: S
         assert wo["kitItems"] == [
             {
                 "sku": store.products[part["product_id"]]["product_code"],
-                "quantity": part["quantity"] * line["quantity"],
+                "quantity": _exactly(part["quantity"], line["quantity"]),
                 "unit": store.products[part["product_id"]]["unit"],
             }
             for part in product["composition"]
