@@ -68,6 +68,14 @@ class MockResponse(Model):
     )
     body: Any = None
     raw: str | None = Field(None, description="Raw response text instead of a JSON body")
+    no_reply: str | None = Field(
+        None,
+        description="No reply at all: the request was sent and this is why none came (`the connection was "
+        "lost`, a read timeout), so the outcome is unknown, as a trace of such an attempt records it",
+    )
+    not_sent: str | None = Field(
+        None, description="The request never reached the system, for this reason (connection refused)"
+    )
 
     def header_lines(self) -> list[tuple[str, str]]:
         """The headers as (name, value) lines, a listed header once per value."""

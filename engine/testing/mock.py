@@ -10,6 +10,7 @@ from urllib.parse import unquote
 from engine.connectors.transports import WireReply, WireRequest
 from engine.connectors.transports.mock import MockTransport, reply
 from engine.connectors.urls import split_call
+from engine.errors import NoReply, NotSent
 from engine.pipeline.models import MockResponse
 from engine.redaction import Redactor
 
@@ -69,6 +70,10 @@ class MockBackend:
                     return reply(self.fallback_status, {})
                 message = f"no mocked response for {connector} {request.method} {path}"
                 return reply(self.fallback_status, {"message": message})
+            if response.no_reply is not None:
+                raise NoReply(response.no_reply)
+            if response.not_sent is not None:
+                raise NotSent(response.not_sent)
             if response.raw is not None:
                 return reply(response.status, headers=response.header_lines(), raw=response.raw)
             return reply(response.status, response.body, response.header_lines())

@@ -9,8 +9,10 @@ auth put in a body, say) is left out too: what it was is not in the trace, and t
 auth. A body or query that loses a value is matched as a subset. Login calls are left out (test cases
 run without auth), and so is an attempt the system refused for its token, which the connector sent
 again after logging in (without auth nothing would send it again: its reply, mocked, would be the
-pipeline's answer). Attempts that got no reply cannot be mocked: `notes` says what was left out and
-why.
+pipeline's answer). An attempt that got no reply (the connection lost, a read timeout) or never
+reached the system is mocked as such (`no_reply`, `not_sent`: the reason recorded), so the case
+replays the unknown outcome and what the pipeline did about it; one abandoned at a deadline cannot be
+mocked: `notes` says what was left out and why.
 """
 
 from __future__ import annotations
@@ -123,9 +125,11 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
     calls = [
         call for call in trace.get("calls", []) if not call.get("login") and not call.get("token_rejected")
     ]
-    replied = [call for call in calls if call.get("status") is not None]
+    replied = []
     for call in calls:
-        if call.get("status") is None:
+        if call.get("status") is not None or _unanswered(call) is not None:
+            replied.append(call)
+        else:
             notes.append(
                 f"{call['method']} {call['path']} (attempt {call['attempt']}) got no reply "
                 f"({call.get('failure') or 'error'}): it cannot be mocked and is left out"
@@ -141,7 +145,11 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
             "path": call["path"],
             "status": call["status"],
         }
-        if _truncated(reply):
+        unanswered = _unanswered(call)
+        if unanswered is not None:  # sent and never answered, or never sent: played as such
+            del response["status"]
+            response[unanswered[0]] = unanswered[1]
+        elif _truncated(reply):
             notes.append(
                 f"the reply to {call['method']} {call['path']} was cut at {len(reply['head'])} of "
                 f"{reply[TRUNCATED]} bytes (traces.max_body_bytes): its mocked response is incomplete"
@@ -193,6 +201,24 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
     if _truncated(trace.get("event")):
         notes.append("the event was cut in the trace (traces.max_body_bytes): the case cannot replay it")
     return ExportedCase(case, notes)
+
+
+def _unanswered(call: dict[str, Any]) -> tuple[str, str] | None:
+    """How a mock plays an attempt that got no reply: (`no_reply` or `not_sent`, the reason the trace
+    recorded), or None when it was answered or cannot be played (abandoned at a deadline)."""
+    if call.get("status") is not None:
+        return None
+    error = call.get("error")
+    if not isinstance(error, str):
+        return None
+    prefixes = {
+        "no_reply": f"{call['connector']} did not answer: ",
+        "not_sent": f"cannot reach {call['connector']}: ",
+    }
+    for kind, prefix in prefixes.items():
+        if error.startswith(prefix):
+            return kind, error[len(prefix) :]
+    return None
 
 
 def _name(trace: dict[str, Any]) -> str:

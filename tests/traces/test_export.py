@@ -298,3 +298,30 @@ def test_a_file_whose_cases_are_not_a_block_list_is_not_spliced() -> None:
     assert splice_cases("tests: []\n", [{"name": "b"}]) is None
     assert splice_cases("\ufefftests:\n- name: a\n", [{"name": "b"}]) is None
     assert splice_cases("tests:\n- {name: a}\n", [{"name": "b"}]) is None
+
+
+def test_an_attempt_without_a_reply_is_mocked_as_unanswered_and_expected() -> None:
+    base = _trace()["calls"][1]
+    lost = {**base, "status": None, "reply": None, "request": {"wo": "WO-1"}, "failure": "uncertain"}
+    calls = [
+        {**lost, "error": "erp did not answer: the connection was lost (Connection reset by peer)"},
+        {**lost, "error": "cannot reach erp: connection refused", "failure": "not_sent", "attempt": 2},
+        {**lost, "error": "abandoned while waiting for erp", "attempt": 3},
+    ]
+    exported = as_case(_trace(calls=calls, status=502, reply={"message": "outcome unknown"}))
+    responses = exported.case["responses"]
+    assert responses == [
+        {
+            "connector": "erp",
+            "method": "POST",
+            "path": "/reports",
+            "no_reply": "the connection was lost (Connection reset by peer)",
+        },
+        {"connector": "erp", "method": "POST", "path": "/reports", "not_sent": "connection refused"},
+    ]  # the attempt abandoned at a deadline cannot be played: noted, left out
+    assert [c["body"] for c in exported.case["expect"]["calls"]] == [{"wo": "WO-1"}, {"wo": "WO-1"}]
+    assert [note for note in exported.notes if "got no reply" in note] == [
+        "POST /reports (attempt 3) got no reply (uncertain): it cannot be mocked and is left out"
+    ]
+    parsed = MappingFile.model_validate(yaml.safe_load(dump_cases([exported.case], "a header")))
+    assert parsed.tests[0].responses[0].no_reply == "the connection was lost (Connection reset by peer)"
