@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from jinja2 import nodes
+
+from engine import helpers
 from engine.config.diagnostic import Diagnostic
 from engine.expressions import PathTemplate, Template
 from engine.pipeline.sources.poll import PollSource
@@ -44,12 +47,36 @@ class _Checker:
         for name in sorted(template.names - scope):
             leaf = next(leaf for leaf in template.leaves if name in leaf.names)
             self.report(loc + leaf.path, f"undefined name '{name}' in template", did_you_mean(name, scope))
+        self._time_zones(loc, template)
         if "vars" not in scope:
             return
         for leaf, key, hint in self._undefined_vars(template):
             self.report(
                 loc + leaf.path, f"'vars.{key}' is not defined in binding '{self.entry.binding}'", hint
             )
+
+    def _time_zones(self, loc: Loc, template: Template) -> None:
+        """A `date` filter's time zone written in the template or in the binding's vars (`date('%Y-%m-%d',
+        vars.time_zone)`) must be one the time zone database knows: else every run would fail on it."""
+        variables: Any = self.project.variables.get(self.entry.binding, {})
+        for leaf in template.leaves:
+            if "date" not in leaf.filters():
+                continue
+            for node in leaf.ast.find_all(nodes.Filter):
+                if node.name != "date":
+                    continue
+                given = (
+                    node.args[1]
+                    if len(node.args) > 1
+                    else next((kw.value for kw in node.kwargs if kw.key == "tz"), None)
+                )
+                zone, where = _literal(given, variables)
+                if not isinstance(zone, str) or "${" in zone:
+                    continue  # a value of the event, or a ${VAR}: known at run time only
+                try:
+                    helpers.format_date("2000-01-01T00:00:00Z", "%Y", zone)
+                except ValueError as exc:
+                    self.report(loc + leaf.path, f"{where}: {exc}" if where else str(exc))
 
     def no_cursor(self, loc: Loc, template: Template | None) -> None:
         """A poll source without `cursor:` never stores one: a template reading `cursor` reads null."""
@@ -151,6 +178,25 @@ def _check_operations(project: Project, found: list[Diagnostic]) -> None:
                             hint="pass it in the call's `args`",
                         )
                     )
+
+
+def _literal(node: Any, variables: Any) -> tuple[Any, str]:
+    """The value of a constant or of a `vars.a.b` path written out in the binding's vars, and where it
+    is written (`"vars.a.b"`, `""` for a constant); (None, "") for anything else."""
+    if isinstance(node, nodes.Const):
+        return node.value, ""
+    keys: list[str] = []
+    while isinstance(node, nodes.Getattr):
+        keys.insert(0, node.attr)
+        node = node.node
+    if not keys or not (isinstance(node, nodes.Name) and node.name == "vars"):
+        return None, ""
+    value = variables
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None, ""
+        value = value[key]
+    return value, f"vars.{'.'.join(keys)}"
 
 
 def check_references(project: Project) -> list[Diagnostic]:

@@ -361,3 +361,48 @@ def test_a_root_whose_mappings_folder_is_misspelt_is_an_error(tmp_path: Path) ->
     assert code == 1, output
     assert "error: no mappings/ folder: no pipeline to serve or test" in output
     assert "hint: did you mean 'mapping/'?" in output
+
+
+@pytest.mark.parametrize(
+    ("zone", "template", "message"),
+    [
+        pytest.param(
+            "Europe/Bucharet",
+            "{{ now() | date('%Y-%m-%d', vars.zone) }}",
+            "vars.zone: unknown time zone 'Europe/Bucharet'",
+            id="in-vars",
+        ),
+        pytest.param(
+            "Europe/Bucharest",
+            "{{ now() | date('%Y-%m-%d', 'Asia/Hanoii') }}",
+            "unknown time zone 'Asia/Hanoii'",
+            id="written",
+        ),
+    ],
+)
+def test_a_time_zone_the_database_does_not_know_is_located(
+    tmp_path: Path, zone: str, template: str, message: str
+) -> None:
+    """Every run would fail on it (`unknown time zone`): check says so, at the template that reads it."""
+    mapping = MAPPING.replace('centres: {WC-1: "01"}', f'centres: {{WC-1: "01"}}\n  zone: {zone}').replace(
+        '          qty: "{{ event.validQty }}"',
+        f'          qty: "{{{{ event.validQty }}}}"\n          day: "{template}"',
+    )
+    code, output = check(make_root(tmp_path, mapping))
+    assert code == 1, output
+    assert f"{M}:10:16: error: {message}" in output, output
+
+
+def test_a_known_time_zone_or_one_from_the_environment_passes(tmp_path: Path) -> None:
+    mapping = MAPPING.replace(
+        'centres: {WC-1: "01"}', 'centres: {WC-1: "01"}\n  zone: "${TZ_NAME:-Asia/Ho_Chi_Minh}"'
+    )
+    mapping = mapping.replace(
+        '          qty: "{{ event.validQty }}"',
+        '          qty: "{{ event.validQty }}"\n'
+        "          a: \"{{ now() | date('%Y-%m-%d', vars.zone) }}\"\n"
+        "          b: \"{{ now() | date('%Y-%m-%d', 'Europe/Bucharest') }}\"\n"
+        "          c: \"{{ now() | date('%Y-%m-%d', event.zone) }}\"",
+    )
+    code, output = check(make_root(tmp_path, mapping))
+    assert code == 0, output
