@@ -296,3 +296,39 @@ async def test_remove_without_external_id_and_erp_errors_over_http(stack: Stack)
         )
         assert device.status_code == 200 and device.json() == {"externalId": f"{number}/SN-9"}
     assert nextx.store.snapshot() == before
+
+
+async def test_a_detach_sent_again_answers_its_return_whatever_the_return_list_search_matches(
+    stack: Stack, monkeypatch: Any
+) -> None:
+    """The return list's strSearch is documented for products (seed 003 line 3790); a NextX that matches
+    it against something else (its return numbers only, say) must not hide the return already made, or
+    a detach the MES sends again (its reply lost) returns the component twice."""
+    store = stack.simulators["nextx"].store
+    assert all(o.ok for o in await stack.poll("nextx.workorders"))
+    number = min(_nextplus_orders(stack))
+    component = store.products[3]
+    store.stock[(3, BRANCH)] = 50.0
+    # This NextX's sell-return search sees only the return's own number (a return record names its
+    # sell_id; a sell does not).
+    original = store._filtered
+
+    def numbers_only(rows: list[dict[str, Any]], query: Any, text: Any) -> list[dict[str, Any]]:
+        returns = bool(rows) and "sell_id" in rows[0]
+        return original(rows, query, (lambda r: r["invoice_no"].lower()) if returns else text)
+
+    monkeypatch.setattr(store, "_filtered", numbers_only)
+    item = {"sku": component["product_code"], "quantity": 2}
+    event = {"workorderNumber": number, "sku": "SP000010", "serial": "SN-1", "workorderExternalId": None}
+    async with httpx.AsyncClient() as client:
+        url = stack.webhook("/nextx/item-attach")
+        attach = await client.post(url, json={**event, "type": "add", "item": item})
+        assert attach.status_code == 200, attach.text
+        sold = attach.json()["externalId"]
+        detach = {**event, "type": "remove", "item": {**item, "externalId": sold}}
+        first = await client.post(url, json=detach)
+        again = await client.post(url, json=detach)
+    assert first.status_code == 200, first.text
+    assert again.status_code == 200 and again.json() == first.json(), again.text
+    assert [r["invoice_no"] for r in store.returns.values()] == [first.json()["externalId"]]
+    assert store.stock[(3, BRANCH)] == 50.0
