@@ -379,7 +379,7 @@ def refused(status: int, message: str) -> BusinessError:
         pytest.param(
             {"if": "`true`", "value": "fine"},
             UncertainError("outcome unknown after DELETE /x", connector="erp"),
-            (502, {"message": "outcome unknown after DELETE /x"}),
+            (502, {"message": "outcome unknown after DELETE /x (step removed: erp)"}),
             id="uncertain-is-never-handled",
         ),
     ],

@@ -262,7 +262,7 @@ class CallStep(StepModel):
                     f"outcome unknown: an earlier delivery of this event stopped mid-run, and {method} "
                     f"{fields.path_in(scope)} on {connector.name} {lookup} and is not idempotent, so it is "
                     f"not sent again. Check {connector.name}, then replay the event with --force if it is "
-                    "not there",
+                    f"not there{self._which()}",
                     connector=connector.name,
                 )
             if run.on_write is not None:
@@ -291,6 +291,11 @@ class CallStep(StepModel):
             if self.missing is not None and exc.http_status == 404:
                 return self._missing(run.context)
             raise
+        except UncertainError as exc:  # the operator must know which write to look for
+            if not exc.message.endswith(self._which()):
+                exc.message = f"{exc.message}{self._which()}"
+                exc.args = (exc.message,)
+            raise
         if plan.unprotected:  # applied (or found applied by its verify): a rerun would send it again
             run.applied.append(f"{method} {path}")
         if response.verified:
@@ -301,6 +306,11 @@ class CallStep(StepModel):
         if self.missing is not None and (result is None or result == []):
             return self._missing(run.context)
         return result
+
+    def _which(self) -> str:
+        """Which call an uncertain outcome is of, for the operator: one path (an RPC endpoint) may serve
+        every write of a system, the step's name and target tell them apart."""
+        return f" (step {self.name}: {self.call})" if self.name else f" (call {self.call})"
 
     def describe(self, connectors: Mapping[str, Any]) -> str:
         """`METHOD path` of the call as written, from the step or its named operation."""
