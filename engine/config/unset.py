@@ -31,15 +31,23 @@ _JINJA = ("{{", "{%", "{#")
 
 
 def used_connectors(project: Project) -> set[str]:
-    """The connectors the pipelines of the project call or poll."""
+    """The connectors the pipelines of the project call or poll: a poll source's connector, and every
+    call step's (of the pipeline's steps and of a poll source's `steps`), with the connector its
+    verify lookup asks, its own `verify.call` or that of the named operation it calls."""
+    configs = project.connector_configs
     used = set()
     for entry in project.pipelines.values():
         source = entry.pipeline.source
+        steps = list(step_ids(entry.pipeline.steps))
         if isinstance(source, PollSource):
             used.add(source.connector)
-        for step, _ in step_ids(entry.pipeline.steps):
+            steps += step_ids(source.steps, "source.steps")
+        for step, _ in steps:
             if isinstance(step, CallStep):
                 used.add(step.call.partition(".")[0])
+                verify = step.verify_spec(configs)
+                if verify is not None and verify.call is not None:
+                    used.add(verify.call.partition(".")[0])
     return used
 
 

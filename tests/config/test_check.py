@@ -113,6 +113,47 @@ def test_only_the_used_connectors_own_text_is_checked_for_variables(tmp_path: Pa
     ]
 
 
+def test_every_connector_a_served_pipeline_asks_is_checked_for_variables(tmp_path: Path) -> None:
+    """A verify lookup's connector (the step's own `verify.call`, or the named operation's) and a call
+    in a poll source's `steps` are used as much as a call step's connector."""
+    from engine.config.root import load_project
+    from engine.config.unset import unset_references
+
+    connector = CONNECTOR + (
+        "  create:\n    method: POST\n    path: /create\n    verify: {call: opverify, path: /find}\n"
+    )
+    mapping = MAPPING.replace(
+        "        path: /reports\n",
+        "        path: /reports\n        verify: {call: lookup, path: /reports}\n",
+    ).replace(
+        "      - switch: event.type\n",
+        "      - {name: made, call: erp.create}\n      - switch: event.type\n",
+    )
+    root = make_root(tmp_path, mapping=mapping, connector=connector)
+    (root / "mappings" / "demo" / "poll.yaml").write_text(
+        "pipelines:\n"
+        "  - name: demo.poll\n"
+        "    source:\n"
+        "      kind: poll\n"
+        "      connector: erp\n"
+        "      path: /orders\n"
+        "      key: id\n"
+        "      steps:\n"
+        "        - {name: session, call: login, method: POST, path: /login}\n"
+        "    steps: []\n"
+    )
+    for name in ("lookup", "opverify", "login", "idle"):
+        (root / "connectors" / f"{name}.yaml").write_text(f"base_url: ${{{name.upper()}_URL}}\n")
+    project = load_project(root)
+    assert project.ok, [str(d) for d in project.diagnostics]
+    found = unset_references(project, {"ERP_USER": "u", "ERP_PASSWORD": "p"})
+    assert [str(d) for d in found] == [
+        f"connectors/{name}.yaml:1:11: environment variable {name.upper()}_URL is not set "
+        f"(needed by connector {name}, base_url)"
+        for name in ("login", "lookup", "opverify")
+    ]
+
+
 M = "mappings/demo/operation.yaml"
 C = "connectors/erp.yaml"
 

@@ -211,6 +211,27 @@ def test_a_connector_variable_that_is_not_set_stops_the_start(tmp_path: Path, si
         service.stop()
 
 
+def test_a_verify_lookups_connector_variable_that_is_not_set_stops_the_start(
+    tmp_path: Path, sims: Sims
+) -> None:
+    """The connector a verify lookup asks is used too: its first call would come after an uncertain
+    write, the worst moment to learn that its variable is not set."""
+    root = write_root(tmp_path)
+    mapping = root / "mappings" / "test" / "workorders.yaml"
+    text = mapping.read_text()
+    assert "            verify:  " in text
+    mapping.write_text(
+        text.replace("            verify:  ", "            verify:\n              call: lookup\n  ")
+    )
+    (root / "connectors" / "lookup.yaml").write_text("base_url: ${LOOKUP_URL_UNSET}\n")
+    done = _start(root, sims.environ)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (
+        "connectors/lookup.yaml:1:11: error: environment variable LOOKUP_URL_UNSET is not set "
+        "(needed by connector lookup, base_url)"
+    ) in done.stderr
+
+
 def test_an_invalid_mesbridge_variable_is_named_not_located_in_the_settings(
     tmp_path: Path, sims: Sims
 ) -> None:
