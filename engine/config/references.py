@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import nodes
+from pydantic import BaseModel
 
 from engine import helpers
 from engine.config.diagnostic import Diagnostic
@@ -23,7 +24,7 @@ from engine.suggest import did_you_mean
 if TYPE_CHECKING:
     from engine.config.root import PipelineEntry, Project, TestEntry
 
-__all__ = ["OPERATION_SCOPE", "check_references", "operation_templates", "path_templates"]
+__all__ = ["OPERATION_SCOPE", "check_references", "model_templates", "path_templates"]
 
 _BASE_SCOPE = frozenset({"event", "vars"})
 Loc = tuple[Any, ...]
@@ -131,7 +132,7 @@ class _Checker:
 
     def _operation_vars(self, loc: Loc, connector: str, name: str, operation: Any) -> None:
         """The `vars.X` a named operation reads come from the calling binding: each must be defined."""
-        for _, template in operation_templates(operation):
+        for _, template in model_templates(operation):
             for _leaf, key, hint in self._undefined_vars(template):
                 self.report(
                     loc,
@@ -152,14 +153,21 @@ OPERATION_SCOPE = frozenset({"args", "vars"})
 """What a named operation's templates read: its `args`, and the `vars` of the binding that calls it."""
 
 
-def operation_templates(model: Any, loc: Loc = ()) -> Iterator[tuple[Loc, Template | PathTemplate]]:
-    """Every template of an operation (its verify's included), with its location in the operation."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, Template | PathTemplate):
-            yield loc + (name,), value
-        elif hasattr(type(value), "model_fields"):
-            yield from operation_templates(value, loc + (name,))
+def model_templates(model: Any, loc: Loc = ()) -> Iterator[tuple[Loc, Template | PathTemplate]]:
+    """Every template of a config model (an operation and its verify, a pipeline with its source,
+    steps, handlers and reply), with its YAML location: fields by their YAML name, lists and
+    mappings walked."""
+    if isinstance(model, Template | PathTemplate):
+        yield loc, model
+    elif isinstance(model, BaseModel):
+        for name, info in type(model).model_fields.items():
+            yield from model_templates(getattr(model, name), loc + (info.alias or name,))
+    elif isinstance(model, list | tuple):
+        for index, item in enumerate(model):
+            yield from model_templates(item, loc + (index,))
+    elif isinstance(model, dict):
+        for key, item in model.items():
+            yield from model_templates(item, loc + (key,))
 
 
 def _check_operations(project: Project, found: list[Diagnostic]) -> None:
@@ -167,7 +175,7 @@ def _check_operations(project: Project, found: list[Diagnostic]) -> None:
     scope differs from one caller to the next."""
     for connector, entry in project.connectors.items():
         for name, operation in entry.config.operations.items():
-            for loc, template in operation_templates(operation):
+            for loc, template in model_templates(operation):
                 for unknown in sorted(template.names - OPERATION_SCOPE):
                     leaf = next(leaf for leaf in template.leaves if unknown in leaf.names)
                     found.append(

@@ -82,6 +82,8 @@ class Project:
     pipelines: dict[str, PipelineEntry] = field(default_factory=dict)
     tests: list[TestEntry] = field(default_factory=list)
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variable_files: dict[str, dict[str, LoadedYaml]] = field(default_factory=dict)
+    """The file each binding's var is defined in (`vars:` of a mapping file, or its vars.yaml)."""
     payload_schemas: dict[str, PayloadSchema] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     version: str = ""
@@ -409,6 +411,7 @@ def _add_mapping(project: Project, binding: str, mapping: MappingFile, loaded: L
                 )
             )
         variables[key] = value
+        project.variable_files.setdefault(binding, {})[key] = loaded
     for index, pipeline in enumerate(mapping.pipelines):
         loc = ("pipelines", index)
         if pipeline.name in project.pipelines:

@@ -9,7 +9,8 @@ variable or of a file is remembered in `SECRETS_READ`, so every log, trace and r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jinja2 import nodes
@@ -17,7 +18,7 @@ from jinja2 import nodes
 from engine import env as environment
 from engine.redaction import SECRETS_READ, is_secret_name
 
-__all__ = ["GLOBAL", "Variables", "is_reference", "reference_value", "with_references"]
+__all__ = ["GLOBAL", "Variables", "is_reference", "reference_value", "references", "with_references"]
 
 GLOBAL = "_mesbridge_reference"
 """The global each reference calls with its text; no config name can start with an underscore."""
@@ -77,6 +78,16 @@ def with_references(ast: nodes.Template) -> nodes.Template:
                 parts.append(part)
         output.nodes = parts  # type: ignore[assignment]
     return ast
+
+
+def references(ast: nodes.Template) -> Iterator[re.Match[str]]:
+    """The references a template's text holds, as `with_references` made them calls: each is read
+    when the template renders, and nothing else is (not a `${X}` inside an expression's string)."""
+    for call in ast.find_all(nodes.Call):
+        if is_reference(call):
+            match = environment.REFERENCE.fullmatch(call.args[0].value)  # type: ignore[attr-defined]
+            assert match is not None
+            yield match
 
 
 def is_reference(node: nodes.Node) -> bool:

@@ -97,24 +97,25 @@ def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
                 raise StartupError(f"{exc}. {fix}, then start again.") from None
 
 
-def check_connector_variables(project: Project, environ: Mapping[str, str]) -> None:
-    """Every `${VAR}` of the connectors the pipelines use must resolve now, not at the first call that
-    needs it (start and reload); StartupError lists each one that does not, located."""
+def check_config_variables(project: Project, environ: Mapping[str, str]) -> None:
+    """Every `${VAR}` the served config reads (the connectors its pipelines use, the vars of their
+    bindings, their templates) must resolve now, not at the first call or event that needs it (start
+    and reload); StartupError lists each one that does not, located."""
     unset = unset_references(project, environ)
     if unset:
         raise StartupError(
-            "the connectors use environment variables that are not set (or files that cannot be read):\n"
+            "the config uses environment variables that are not set (or files that cannot be read):\n"
             + format_text(unset)
             + "\nSet them (or give a default: ${VAR:-value}), then start again."
         )
 
 
 def check_generation(project: Project, environ: Mapping[str, str]) -> None:
-    """What a reload is held to beyond `check`, as the start is: every webhook secret and connector
+    """What a reload is held to beyond `check`, as the start is: every webhook secret and config
     variable resolves, and with the console on no webhook sits under it. StartupError says what does
     not hold."""
     check_caller_secrets(project, environ)
-    check_connector_variables(project, environ)
+    check_config_variables(project, environ)
     if ConsoleSettings.from_environ(environ) is not None:
         paths = [
             entry.pipeline.source.path
@@ -211,7 +212,7 @@ class ServiceHost:
                 lambda: [early] if self.service is None else self.service.redactors(),
             )
         check_caller_secrets(project, self.environ)
-        check_connector_variables(project, self.environ)
+        check_config_variables(project, self.environ)
         root_path = normal_root_path(
             self._root_path if self._root_path is not None else self.environ.get("MESBRIDGE_ROOT_PATH")
         )

@@ -154,6 +154,56 @@ def test_every_connector_a_served_pipeline_asks_is_checked_for_variables(tmp_pat
     ]
 
 
+def test_the_vars_and_templates_of_served_pipelines_are_checked_for_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A binding's var is resolved whole for each event, a template's own text when it renders: each
+    reference without a default that is not set is found where it is written. A `${X}` inside an
+    expression's string is text, as it renders."""
+    from engine.config.root import load_project
+    from engine.config.unset import unset_references
+
+    mapping = (
+        MAPPING.replace(
+            'vars:\n  centres: {WC-1: "01"}\n',
+            'vars:\n  centres: {WC-1: "01"}\n  database: ${ERP_DB}\n  tenant: ${ERP_TENANT:-demo}\n',
+        )
+        .replace(
+            '          QUANT: "{{ qty }}"\n',
+            '          QUANT: "{{ qty }}"\n          SITE: "site-${ERP_SITE}"\n'
+            "          NOTE: \"{{ '${NOT_A_REFERENCE}' }}\"\n",
+        )
+        .replace(
+            '      body: {externalId: "{{ report.id }}"}\n',
+            '      body: {externalId: "{{ report.id }}"}\n'
+            "    on_error:\n      body:\n        message: |\n"
+            "          failed at\n          ${ERP_DESK} {{ error.message }}\n",
+        )
+    )
+    root = make_root(tmp_path, mapping=mapping)
+    (root / "mappings" / "demo" / "vars.yaml").write_text("vars:\n  paths: [/a, '/b/${ERP_PATH}']\n")
+    project = load_project(root)
+    assert project.ok, [str(d) for d in project.diagnostics]
+    found = unset_references(project, {"ERP_USER": "u", "ERP_PASSWORD": "p"})
+    assert [str(d) for d in found] == [
+        "mappings/demo/operation.yaml:3:13: environment variable ERP_DB is not set "
+        "(needed by binding demo, vars.database)",
+        "mappings/demo/vars.yaml:2:19: environment variable ERP_PATH is not set "
+        "(needed by binding demo, vars.paths[1])",
+        "mappings/demo/operation.yaml:17:23: environment variable ERP_SITE is not set "
+        "(needed by pipeline demo.operation, steps[1].body.SITE)",
+        "mappings/demo/operation.yaml:29:11: environment variable ERP_DESK is not set "
+        "(needed by pipeline demo.operation, on_error.body.message)",
+    ]
+    for name in ("ERP_DB", "ERP_PATH", "ERP_SITE", "ERP_DESK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ERP_USER", "u")
+    monkeypatch.setenv("ERP_PASSWORD", "p")
+    code, output = check(root)
+    assert code == 0 and "0 errors, 4 warnings" in output, output
+    assert "mappings/demo/operation.yaml:17:23: warning: environment variable ERP_SITE" in output
+
+
 M = "mappings/demo/operation.yaml"
 C = "connectors/erp.yaml"
 

@@ -232,6 +232,39 @@ def test_a_verify_lookups_connector_variable_that_is_not_set_stops_the_start(
     ) in done.stderr
 
 
+def test_a_var_or_template_variable_that_is_not_set_stops_the_start(tmp_path: Path, sims: Sims) -> None:
+    """Not a 500 "configuration error" at each event: the start names the binding's var and the step's
+    template that need a variable not set, where they are written. A `${X}` in an expression is text."""
+    root = write_root(tmp_path)
+    mapping = root / "mappings" / "test" / "workorders.yaml"
+    text = mapping.read_text().replace(
+        'sku: "{{ event.sku }}",\n',
+        'sku: "{{ event.sku }} ${WO_TAG_UNSET}", note: "{{ \'${NOT_A_REF}\' }}",\n',
+        1,
+    )
+    mapping.write_text("vars:\n  site: ${WO_SITE_UNSET}\n" + text)
+    done = _start(root, sims.environ)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = mapping.read_text().splitlines()
+    [line] = [n for n, text in enumerate(lines, 1) if "WO_TAG_UNSET" in text]
+    column = lines[line - 1].index("${WO_TAG_UNSET}") + 1
+    assert (
+        "mappings/test/workorders.yaml:2:9: error: environment variable WO_SITE_UNSET is not set "
+        "(needed by binding test, vars.site)"
+    ) in done.stderr
+    assert (
+        f"mappings/test/workorders.yaml:{line}:{column}: error: environment variable WO_TAG_UNSET is not "
+        "set (needed by pipeline wo.create, steps[1].then[0].body.sku)"
+    ) in done.stderr
+    assert "NOT_A_REF is not set" not in done.stderr and "\n2 errors\n" in done.stderr
+    environ = {**sims.environ, "WO_SITE_UNSET": "A", "WO_TAG_UNSET": "B"}
+    service = Subprocess(root, environ, tmp_path / "run.log")
+    try:
+        service.start()
+    finally:
+        service.stop()
+
+
 def test_an_invalid_mesbridge_variable_is_named_not_located_in_the_settings(
     tmp_path: Path, sims: Sims
 ) -> None:

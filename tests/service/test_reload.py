@@ -167,6 +167,26 @@ async def test_a_reload_whose_connector_needs_a_variable_not_set_is_refused(
     assert "connectors/mes.yaml:1:11: error: environment variable RELOAD_TEST_UNSET_URL is not set" in refused
 
 
+async def test_a_reload_whose_template_needs_a_variable_not_set_is_refused(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims, reload=True) as host:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        mapping = root / "mappings" / "test" / "workorders.yaml"
+        mapping.write_text(mapping.read_text().replace("{ok: true}", '{ok: "${RELOAD_TEST_UNSET_OK}"}'))
+        assert await wait_for(lambda: service.metrics.reload_counts().get("invalid", 0) >= 1, 10)
+        assert service.generation.version == version
+    [refused] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert refused.startswith("config version ") and f"still serving {version}" in refused
+    assert (
+        "environment variable RELOAD_TEST_UNSET_OK is not set (needed by pipeline wo.create, reply.body.ok)"
+        in refused
+    )
+
+
 async def test_with_the_console_on_a_reload_adding_a_webhook_under_it_is_refused(
     tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
 ) -> None:
