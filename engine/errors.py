@@ -15,7 +15,8 @@
     ├── RequestRejected           an inbound request refused with a 4xx before any pipeline ran
     ├── TransportError            one HTTP attempt failed below the request path (internal)
     │   ├── NotSent               nothing reached the system: connect refused, DNS, TLS, pool wait
-    │   │   └── CertificateRefused    its TLS certificate was refused: not transient
+    │   │   ├── CertificateRefused    its TLS certificate was refused: not transient
+    │   │   └── CaFileUnloadable      the connector's tls_ca_file cannot be loaded: not transient
     │   └── NoReply               the request went out and no reply came: read timeout, reset
     └── PipelineError             a pipeline run failed; `status` and `message` answer the caller
         ├── DeliberateFailure     a `fail:` step stopped the pipeline on purpose
@@ -25,7 +26,8 @@
             ├── TransientError    not applied: not sent, or refused unapplied (429, 503); retried, then raised
             │   ├── ListingChanged    a listing paged by offset changed between two pages; read it again
             │   └── DeadlineExceeded  the deadline passed between attempts
-            ├── NotSentError      nothing was sent, and trying again cannot help (a certificate refused)
+            ├── NotSentError      nothing was sent, and trying again cannot help (a certificate refused,
+            │                     a tls_ca_file that cannot be loaded)
             ├── UncertainError    the system may have applied it (500, 502, 504, a lost reply): not repeated
             └── AuthError         the login itself failed
 
@@ -148,6 +150,12 @@ class NotSent(TransportError):
 class CertificateRefused(NotSent):
     """Nothing was sent: the system's TLS certificate was refused (an unknown CA, another host name,
     expired). Not transient: it is refused again until the certificate or the connector changes."""
+
+
+class CaFileUnloadable(NotSent):
+    """Nothing was sent: the connector's `tls_ca_file` cannot be read or is not PEM certificates. Not
+    transient: a configuration error, the same at every attempt until the file or the connector is
+    fixed."""
 
 
 class NoReply(TransportError):

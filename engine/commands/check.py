@@ -14,7 +14,7 @@ from engine.config.diagnostic import sort_diagnostics
 from engine.config.references import path_templates
 from engine.config.report import format_github, format_json, format_text
 from engine.config.root import load_project
-from engine.config.unset import unset_references
+from engine.config.unset import unloadable_ca_files, unset_references
 
 
 @click.command("check")
@@ -37,6 +37,7 @@ def check(root: Path, output: str, raw_paths: bool) -> None:
     project = load_project(root)
     # a warning: check runs where the secrets are not (CI); `mesbridge run` refuses to start instead
     unset = unset_references(project, env.current(), severity="warning")
+    unset += unloadable_ca_files(project, env.current(), severity="warning")
     diags = sort_diagnostics([*project.diagnostics, *unset])
     if raw_paths and project.ok:
         _list_raw_paths(project)

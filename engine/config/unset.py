@@ -25,7 +25,8 @@ from engine import env
 from engine.config.diagnostic import Diagnostic
 from engine.config.references import model_templates
 from engine.config.yamlsource import LoadedYaml, Mark
-from engine.errors import MissingVariableError
+from engine.connectors.transports.default import load_ca_file
+from engine.errors import CaFileUnloadable, MissingVariableError
 from engine.expressions import variables
 from engine.expressions.sandbox import environment
 from engine.pipeline.executor import step_ids
@@ -35,7 +36,7 @@ from engine.pipeline.steps.call import CallStep
 if TYPE_CHECKING:
     from engine.config.root import Project
 
-__all__ = ["unset_references", "used_connectors"]
+__all__ = ["unloadable_ca_files", "unset_references", "used_connectors"]
 
 _JINJA = ("{{", "{%", "{#")
 
@@ -76,6 +77,27 @@ def unset_references(
         except MissingVariableError as exc:
             mark = _mark(source, loc, match.group(0), text)
             found.append(source.diagnostic_at(mark, str(exc), severity=severity))
+    return found
+
+
+def unloadable_ca_files(
+    project: Project, environ: Mapping[str, str], *, severity: str = "error"
+) -> list[Diagnostic]:
+    """A finding at the `tls_ca_file` of each connector the pipelines use that cannot be read or loaded
+    as PEM certificates (with TLS verified): every call would fail on it. One whose `${VAR}` is not set
+    is left to `unset_references`."""
+    found = []
+    for name in sorted(used_connectors(project)):
+        entry = project.connectors.get(name)
+        if entry is None or not entry.config.tls_verify or entry.config.tls_ca_file is None:
+            continue
+        try:
+            load_ca_file(env.resolve(entry.config.tls_ca_file, environ, f"connector {name}, tls_ca_file"))
+        except MissingVariableError:
+            continue
+        except CaFileUnloadable as exc:
+            message = f"{exc} (needed by connector {name}: every call would fail)"
+            found.append(entry.source.diagnostic(("tls_ca_file",), message, severity=severity))
     return found
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from engine.env import resolve as resolve_env
 from engine.errors import (
     AuthError,
+    CaFileUnloadable,
     CertificateRefused,
     ConnectorError,
     DeadlineExceeded,
@@ -636,6 +637,14 @@ class Connector:
                 f"{error}. Nothing was sent, and it is not retried: a certificate a CA of your own signed "
                 f"needs tls_ca_file (a PEM file of that CA) in connector {self.name}, one made for another "
                 "host name a base_url with that name. Send the event again once that is fixed",
+                connector=self.name,
+                attempts=attempt,
+            ) from exc
+        except CaFileUnloadable as exc:  # a configuration error, the same at every attempt
+            error, failure = f"cannot reach {self.name}: {exc}", "not_sent"
+            raise NotSentError(
+                f"{error}. Nothing was sent, and it is not retried: tls_ca_file of connector {self.name} "
+                "must be a readable PEM file of CA certificates. Send the event again once it is",
                 connector=self.name,
                 attempts=attempt,
             ) from exc

@@ -27,7 +27,7 @@ import uvicorn
 
 from engine.config.report import format_text
 from engine.config.root import Project, load_project
-from engine.config.unset import unset_references
+from engine.config.unset import unloadable_ca_files, unset_references
 from engine.console import ConsoleSettings
 from engine.env import FILE_PREFIX
 from engine.errors import MissingVariableError, SchemaFileError, StartupError, StoreError
@@ -110,12 +110,25 @@ def check_config_variables(project: Project, environ: Mapping[str, str]) -> None
         )
 
 
+def check_ca_files(project: Project, environ: Mapping[str, str]) -> None:
+    """Every `tls_ca_file` of the connectors the pipelines use must load now, not fail each call (start
+    and reload); StartupError names each file that does not, and why."""
+    unloadable = unloadable_ca_files(project, environ)
+    if unloadable:
+        raise StartupError(
+            "a connector's tls_ca_file cannot be loaded:\n"
+            + format_text(unloadable)
+            + "\nPut a readable PEM file of the CA certificates there (or fix tls_ca_file), then start again."
+        )
+
+
 def check_generation(project: Project, environ: Mapping[str, str]) -> None:
     """What a reload is held to beyond `check`, as the start is: every webhook secret and config
-    variable resolves, and with the console on no webhook sits under it. StartupError says what does
-    not hold."""
+    variable resolves, every used tls_ca_file loads, and with the console on no webhook sits under it.
+    StartupError says what does not hold."""
     check_caller_secrets(project, environ)
     check_config_variables(project, environ)
+    check_ca_files(project, environ)
     if ConsoleSettings.from_environ(environ) is not None:
         paths = [
             entry.pipeline.source.path
@@ -213,6 +226,7 @@ class ServiceHost:
             )
         check_caller_secrets(project, self.environ)
         check_config_variables(project, self.environ)
+        check_ca_files(project, self.environ)
         root_path = normal_root_path(
             self._root_path if self._root_path is not None else self.environ.get("MESBRIDGE_ROOT_PATH")
         )

@@ -497,3 +497,16 @@ def test_a_known_time_zone_or_one_from_the_environment_passes(tmp_path: Path) ->
     )
     code, output = check(make_root(tmp_path, mapping))
     assert code == 0, output
+
+
+def test_a_used_tls_ca_file_that_cannot_be_loaded_is_warned_of(tmp_path: Path) -> None:
+    """`mesbridge run` refuses it; check, run where the file may not be, warns (exit 0)."""
+    absent = tmp_path / "absent-ca.pem"
+    connector = CONNECTOR.replace("name: erp\n", f"name: erp\ntls_ca_file: {absent}\n")
+    root = make_root(tmp_path / "root", connector=connector)
+    code, output = check(root)
+    assert code == 0, output
+    assert (
+        f"connectors/erp.yaml:2:14: warning: tls_ca_file {absent} cannot be loaded: No such file or "
+        "directory (needed by connector erp: every call would fail)"
+    ) in output

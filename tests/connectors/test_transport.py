@@ -268,7 +268,9 @@ async def test_a_refused_certificate_fails_at_once_as_not_sent(host: str, ca: bo
 
 
 @pytest.mark.parametrize("content", [None, "not a certificate"])
-async def test_a_tls_ca_file_that_cannot_be_loaded_is_a_clear_failure(tmp_path: Path, content):
+async def test_a_tls_ca_file_that_cannot_be_loaded_fails_at_once_as_not_sent(tmp_path: Path, content):
+    """A configuration error, not a transient one (the start refuses it; the file may go later): one
+    attempt, naming the file, the reason and what to fix."""
     path = tmp_path / "ca.pem"
     if content is not None:
         path.write_text(content)
@@ -276,10 +278,15 @@ async def test_a_tls_ca_file_that_cannot_be_loaded_is_a_clear_failure(tmp_path: 
     with tls_server() as base:
         erp = connector(base, records, tls_ca_file=str(path))
         try:
-            with pytest.raises(
-                TransientError, match=re.escape(f"cannot reach erp: tls_ca_file {path} cannot be loaded")
-            ):
+            with pytest.raises(NotSentError) as failed:
                 await erp.request("GET", "/x")
         finally:
             await erp.aclose()
-    assert [r.failure for r in records] == ["not_sent"] * 3
+    assert failed.value.kind == "not_sent" and not failed.value.retryable and not failed.value.settled
+    reason = "No such file or directory" if content is None else ""
+    assert failed.value.message.startswith(f"cannot reach erp: tls_ca_file {path} cannot be loaded: {reason}")
+    assert (
+        "Nothing was sent, and it is not retried: tls_ca_file of connector erp must be a readable PEM file "
+        "of CA certificates"
+    ) in failed.value.message
+    assert [r.failure for r in records] == ["not_sent"]

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from engine.commands.dlq import dlq
 
-from .conftest import REPO, Sims, Subprocess, url, write_root
+from .conftest import CONNECTORS, REPO, Sims, Subprocess, url, write_root
 
 
 def _wait(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
@@ -263,6 +263,24 @@ def test_a_var_or_template_variable_that_is_not_set_stops_the_start(tmp_path: Pa
         service.start()
     finally:
         service.stop()
+
+
+def test_a_tls_ca_file_that_cannot_be_loaded_stops_the_start(tmp_path: Path, sims: Sims) -> None:
+    """A configuration error, not a failure of every call retried to its deadline: the start names the
+    file, where it is set and why it cannot be loaded."""
+    root = write_root(tmp_path)
+    connector = root / "connectors" / "mes.yaml"
+    absent, not_pem = tmp_path / "absent-ca.pem", tmp_path / "not-a-ca.pem"
+    not_pem.write_text("not a certificate\n")
+    for path, reason in ((absent, "No such file or directory"), (not_pem, "")):
+        connector.write_text(CONNECTORS["mes"] + f"tls_ca_file: ${{MES_CA:-{path}}}\n")
+        done = _start(root, sims.environ)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        line = len(connector.read_text().splitlines())
+        assert (
+            f"connectors/mes.yaml:{line}:14: error: tls_ca_file {path} cannot be loaded: {reason}"
+        ) in done.stderr, done.stderr
+        assert "(needed by connector mes: every call would fail)" in done.stderr
 
 
 def test_an_invalid_mesbridge_variable_is_named_not_located_in_the_settings(

@@ -187,6 +187,23 @@ async def test_a_reload_whose_template_needs_a_variable_not_set_is_refused(
     )
 
 
+async def test_a_reload_whose_tls_ca_file_cannot_be_loaded_is_refused(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_root(tmp_path)
+    async with running(root, sims, reload=True) as host:
+        service = host.service
+        assert service is not None
+        version = service.generation.version
+        connector = root / "connectors" / "mes.yaml"
+        connector.write_text(connector.read_text() + f"tls_ca_file: {tmp_path / 'absent-ca.pem'}\n")
+        assert await wait_for(lambda: service.metrics.reload_counts().get("invalid", 0) >= 1, 10)
+        assert service.generation.version == version
+    [refused] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert refused.startswith("config version ") and f"still serving {version}" in refused
+    assert f"tls_ca_file {tmp_path / 'absent-ca.pem'} cannot be loaded: No such file or directory" in refused
+
+
 async def test_with_the_console_on_a_reload_adding_a_webhook_under_it_is_refused(
     tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,9 +21,9 @@ from yarl import URL
 
 from engine import __version__
 from engine.connectors.transports.base import Transport, WireReply, WireRequest
-from engine.errors import CertificateRefused, NoReply, NotSent
+from engine.errors import CaFileUnloadable, CertificateRefused, NoReply, NotSent
 
-__all__ = ["AiohttpTransport", "TransportSettings"]
+__all__ = ["AiohttpTransport", "TransportSettings", "load_ca_file"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,16 @@ class TransportSettings:
     tls_verify: bool = True
     ca_file: str | None = None
     max_reply_bytes: int = 64 * 1024 * 1024
+
+
+def load_ca_file(path: str) -> ssl.SSLContext:
+    """The TLS context trusting the CA certificates of the PEM file `path` (relative: to the working
+    directory); CaFileUnloadable says why it cannot be read or loaded (at start and at a call)."""
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CaFileUnloadable(f"tls_ca_file {path} cannot be loaded: {reason}") from None
 
 
 class AiohttpTransport(Transport):
@@ -59,12 +69,7 @@ class AiohttpTransport(Transport):
             return False
         if self.settings.ca_file is None:
             return ssl.create_default_context()
-        path = self._resolve(self.settings.ca_file)
-        try:
-            return ssl.create_default_context(cafile=path)
-        except (OSError, ssl.SSLError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise NotSent(f"tls_ca_file {path} cannot be loaded: {reason}") from None
+        return load_ca_file(self._resolve(self.settings.ca_file))
 
     def _open(self) -> aiohttp.ClientSession:
         s = self.settings
