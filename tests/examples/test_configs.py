@@ -4,6 +4,9 @@ the repository's own root does not pick them up."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -52,3 +55,21 @@ def test_the_jsonrpc_binding_holds_no_login_step_and_no_credential() -> None:
         assert "login" not in data and "password" not in data and "uid" not in data, path
     assert not {"uid", "password", "db"} & {k.lower() for k in project.variables["jsonrpc"]}
     assert project.pipelines["jsonrpc.workorders"].pipeline.source.steps == []  # no poll steps either
+
+
+@pytest.mark.parametrize("root", [".", "examples/session-odata", "examples/jsonrpc"])
+def test_check_says_nothing_but_ok_where_no_secret_is_set(root: str) -> None:
+    """CI runs `mesbridge check .` with no secret set (.ci/run, scripts/test): what the served pipelines
+    read has defaults, and the webhook secret, which has none on purpose (`mesbridge run` refuses to
+    start without it), is not reported, so check stays free of noise there."""
+    bare = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "check", root],
+        cwd=REPO,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("ok: ") and done.stdout.count("\n") == 1, done.stdout
