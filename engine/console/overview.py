@@ -84,6 +84,8 @@ class Overview:
     pollers: list[PollerRow] = field(default_factory=list)
     connectors: list[ConnectorRow] = field(default_factory=list)
     queue_depth: int | None = None
+    not_served: dict[str, int] = field(default_factory=dict)
+    """Queued events per pipeline this config does not serve: they wait for a replica that does."""
     dead_letters: int | None = None
     """How many dead letters (at most `DEAD_COUNTED` + 1: then "more than")."""
     store_error: str | None = None
@@ -162,6 +164,7 @@ async def overview(service: Service) -> Overview:
         try:
             depth = await store.queue_depth()
             found.queue_depth = sum(depth.values())
+            found.not_served = {name: n for name, n in sorted(depth.items()) if name not in project.pipelines}
             found.dead_letters = len(await store.list_dead(None, DEAD_COUNTED + 1))
             for name, entry in project.pipelines.items():
                 if isinstance(entry.pipeline.source, PollSource):

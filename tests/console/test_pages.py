@@ -56,6 +56,20 @@ async def test_the_overview_shows_pipelines_pollers_connectors_and_what_they_did
     assert "Per min" in text
 
 
+async def test_the_overview_names_queued_events_of_pipelines_this_config_does_not_serve(
+    console: Console,
+) -> None:
+    await console.store.enqueue("wo.create", "WO-1", {"event": {}}, event_id="wo.create:WO-1")
+    for n in (1, 2):
+        await console.store.enqueue("wo.retired", f"WO-{n}", {"event": {}}, event_id=f"wo.retired:WO-{n}")
+    await console.login()
+    text = _text((await console.client.get(console.path())).text)
+    assert re.search(r"Queued\s*3", text)
+    # the total counts them; no pipeline row does, so the overview says where they are
+    assert "pipelines this config does not serve" in text and "wo.retired 2." in text
+    assert "wo.create 1" not in text and "mesbridge queue list --not-served" in text
+
+
 async def test_events_are_found_by_work_order_and_outcome_and_open_as_a_tree(console: Console) -> None:
     await add_trace(console.store, trace_document("00000000000000a1", number="WO-1042"))
     await add_trace(
