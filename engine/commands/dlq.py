@@ -135,6 +135,13 @@ def replay(
             click.echo(
                 f"replayed {result.event_id}" + (" (each write looks first)" if result.verify_first else "")
             )
+            if not result.served:
+                click.echo(
+                    f"  {result.pipeline} is not in the config at {root} (with its bindings): a replica "
+                    "serving that config does not deliver it; it waits in the queue for one that serves "
+                    f"{result.pipeline} (mesbridge queue list --not-served)",
+                    err=True,
+                )
     refused = [result for result in results if not result.replayed]
     for result in refused:
         click.echo(f"not replayed {result.event_id}: {result.reason}", err=True)

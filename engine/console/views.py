@@ -386,7 +386,7 @@ class Console:
         pipeline = _text(request, "pipeline")
         limit = _limit(request, 100, 1000)
         found = await self._store().list_dead(pipeline, limit + 1)
-        done = _choice(request, "done", ("replayed", "dropped"))
+        done = _choice(request, "done", ("replayed", "replayed-not-served", "dropped"))
         return self._render(
             request,
             session,
@@ -445,7 +445,8 @@ class Console:
         if result.replayed:
             outcome = "replayed, each write looks first" if result.verify_first else "replayed"
             self.audit(request, session.user, action, outcome, event_id)
-            return self._redirect(request, "/dead-letters", done="replayed", id=event_id)
+            done = "replayed" if result.served else "replayed-not-served"
+            return self._redirect(request, "/dead-letters", done=done, id=event_id)
         self.audit(request, session.user, action, f"refused: {result.reason}", event_id)
         return self._render(
             request,

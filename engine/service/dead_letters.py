@@ -34,6 +34,10 @@ class Replay:
     verify_first: bool = False
     reason: str = ""
     """Why it was not replayed: no such dead letter, or an uncertain one with unprotected writes."""
+    pipeline: str = ""
+    served: bool = True
+    """False when the config the replay was checked against does not have the event's pipeline: no
+    worker of that config delivers it, and it waits for a replica that serves the pipeline."""
 
 
 def unprotected_writes(project: Project, pipeline: str) -> list[str]:
@@ -75,17 +79,18 @@ async def replay_dead(store: Store, project: Project | None, event_id: str, *, f
             reason=f"{dead.key} was polled again since, at version {newer}: replaying this older record "
             "would write it over the newer one. Drop it, or replay it with --force",
         )
+    served = project is None or dead.pipeline in project.pipelines
     if dead.kind not in ("uncertain", "partial") or force:
-        return Replay(event_id, await store.replay_dead(event_id))
+        return Replay(event_id, await store.replay_dead(event_id), pipeline=dead.pipeline, served=served)
     if project is None:
         return Replay(event_id, False, reason=f"it is {dead.kind} and the config root could not be read")
     if dead.pipeline not in project.pipelines:  # its writes cannot be told protected: none is assumed
         return Replay(
             event_id,
             False,
-            reason=f"it is {dead.kind} and its pipeline {dead.pipeline} is not in the config (a --root "
-            "other than the service's?), so whether a write of it could apply twice is unknown. Check the "
-            "ERP, then replay it with --force if it was not applied",
+            reason=f"it is {dead.kind} and its pipeline {dead.pipeline} is not in the config (a replica "
+            "serving other bindings, or a --root other than the service's), so whether a write of it could "
+            "apply twice is unknown. Check the ERP, then replay it with --force if it was not applied",
         )
     unprotected = unprotected_writes(project, dead.pipeline)
     if unprotected:
@@ -102,4 +107,5 @@ async def replay_dead(store: Store, project: Project | None, event_id: str, *, f
             f"lookup a replay can count on: {listed}. Check the ERP, then replay it with --force if it "
             "was not applied",
         )
-    return Replay(event_id, await store.replay_dead(event_id, verify_first=True), verify_first=True)
+    replayed = await store.replay_dead(event_id, verify_first=True)
+    return Replay(event_id, replayed, verify_first=True, pipeline=dead.pipeline)

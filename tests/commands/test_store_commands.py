@@ -315,6 +315,33 @@ async def test_run_on_a_file_that_is_not_a_database_is_a_startup_error(here: Pat
 # -- replaying a polled record -------------------------------------------------------------------------
 
 
+def test_a_replay_of_a_pipeline_the_root_does_not_serve_says_it_waits_for_a_replica_that_does(
+    here: Path,
+) -> None:
+    """A replica serving other bindings (or a pipeline renamed since) does not deliver the replayed
+    event: `replayed` alone would promise a delivery that no replica of that config makes."""
+    root = root_with(here, "store: sqlite:///state.db\n")
+
+    async def fill() -> None:
+        store = open_store("sqlite:///state.db")
+        await store.migrate()
+        for pipeline in ("demo.operation", "retired.op"):
+            await store.enqueue(pipeline, "WO-1", {"event": {"validQty": 1}}, event_id=f"{pipeline}:1")
+            [job] = await store.claim("worker")
+            await store.dead_letter(job, "refused", "business")
+        await store.close()
+
+    asyncio.run(fill())
+    served = mesbridge("dlq", "replay", "demo.operation:1", "--root", str(root))
+    assert (served.exit_code, served.output) == (0, "replayed demo.operation:1\n")
+    other = mesbridge("dlq", "replay", "retired.op:1", "--root", str(root))
+    no_traceback(other)
+    assert other.exit_code == 0 and other.output.startswith("replayed retired.op:1\n")
+    assert f"retired.op is not in the config at {root}" in other.output
+    assert "waits in the queue for one that serves retired.op" in other.output
+    assert "mesbridge queue list --not-served" in other.output
+
+
 def test_a_polled_record_polled_again_since_is_not_replayed_over_the_newer_one(here: Path) -> None:
     """WO-1 at v1 died; the ERP changed it and v2 was delivered. Replaying v1 would write the older
     record over v2 in the MES: refused, naming the newer version, unless forced."""

@@ -205,6 +205,35 @@ async def test_replay_queues_the_dead_letter_again_and_writes_an_audit_line(
     )
 
 
+async def test_a_replay_of_a_pipeline_this_replica_does_not_serve_says_no_worker_here_delivers_it(
+    console: Console,
+) -> None:
+    await console.store.enqueue("wo.retired", "WO-7", {"event": {}}, event_id="wo.retired:WO-7")
+    [job] = await console.store.claim("w", limit=1)
+    await console.store.dead_letter(job, "mes answered HTTP 422: work order WO-7 is locked")
+    await console.login()
+    token = await console.csrf()
+    done = await console.client.post(
+        console.path("/dead-letters/replay"), data={"id": "wo.retired:WO-7", "csrf": token}
+    )
+    assert done.status_code == 303 and "done=replayed-not-served" in done.headers["location"]
+    assert await console.store.queue_depth() == {"wo.retired": 1}
+    notice = _text((await console.client.get(done.headers["location"])).text)
+    assert "wo.retired:WO-7 was queued again, but this replica's config does not serve its pipeline" in notice
+    assert "a worker delivers it now" not in notice
+    # an uncertain one is refused, and the reason fits the console as well as the command
+    [job] = await console.store.claim("w", limit=1)
+    await console.store.complete(job)  # a replica that serves it delivered it
+    await console.store.enqueue("wo.retired", "WO-8", {"event": {}}, event_id="wo.retired:WO-8")
+    [job] = await console.store.claim("w", limit=1)
+    await console.store.dead_letter(job, "mes did not answer", kind="uncertain")
+    refused = await console.client.post(
+        console.path("/dead-letters/replay"), data={"id": "wo.retired:WO-8", "csrf": token}
+    )
+    assert refused.status_code == 409
+    assert "is not in the config (a replica serving other bindings" in _text(refused.text)
+
+
 async def test_an_uncertain_dead_letter_with_an_unprotected_write_needs_force(
     console: Console, caplog: pytest.LogCaptureFixture
 ) -> None:
