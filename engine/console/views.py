@@ -396,7 +396,13 @@ class Console:
             more=len(found) > limit,
             limit=limit,
             pipeline=pipeline or "",
-            pipelines=sorted(self.service.generation.project.pipelines),
+            # the dead letters' own pipelines too: one this config does not serve (other bindings, a
+            # pipeline renamed since) has dead letters to filter as well
+            pipelines=sorted(
+                set(self.service.generation.project.pipelines)
+                | {dead.pipeline for dead in found}
+                | ({pipeline} if pipeline else set())
+            ),
             done=done,
             done_id=_text(request, "id", limit=_MAX_ID) if done else None,
             clean=self._clean,

@@ -221,6 +221,8 @@ async def test_a_replay_of_a_pipeline_this_replica_does_not_serve_says_no_worker
     notice = _text((await console.client.get(done.headers["location"])).text)
     assert "wo.retired:WO-7 was queued again, but this replica's config does not serve its pipeline" in notice
     assert "a worker delivers it now" not in notice
+    listing = await console.client.get(console.path("/dead-letters"), params={"pipeline": "wo.retired"})
+    assert '<option value="wo.retired" selected>' in listing.text  # its filter is the one shown
     # an uncertain one is refused, and the reason fits the console as well as the command
     [job] = await console.store.claim("w", limit=1)
     await console.store.complete(job)  # a replica that serves it delivered it
@@ -232,6 +234,8 @@ async def test_a_replay_of_a_pipeline_this_replica_does_not_serve_says_no_worker
     )
     assert refused.status_code == 409
     assert "is not in the config (a replica serving other bindings" in _text(refused.text)
+    listing = await console.client.get(console.path("/dead-letters"))
+    assert '<option value="wo.retired">' in listing.text  # a pipeline of a dead letter is a filter
 
 
 async def test_an_uncertain_dead_letter_with_an_unprotected_write_needs_force(
