@@ -402,7 +402,8 @@ class Connector:
             except AttemptFailed as exc:
                 last = exc
             # an uncertain attempt is repeated only when that is safe: the call is repeatable (a read,
-            # idempotent, keyed), or its verify lookup found nothing. So giving up later is transient:
+            # idempotent, keyed), or its verify lookup found nothing after the system answered (a 500,
+            # not a reply that never came). So giving up later is transient:
             # whatever an attempt applied, sending the event again applies nothing more.
             if last.failure == "uncertain":
                 if repeatable and method not in READ_METHODS:
@@ -417,7 +418,18 @@ class Connector:
                             path,
                         )
                         return None, value, attempt, True
-                    applied = ""  # looked for and not there: nothing was applied
+                    if last.status is None:
+                        # no reply: the request may still be running there and apply after the lookup,
+                        # so finding nothing yet does not make sending it again safe
+                        raise self._uncertain(
+                            last,
+                            attempt,
+                            method,
+                            path,
+                            ", and the verify lookup found nothing yet, but a request left without a reply "
+                            f"may still be running at {self.name}, so it is not sent again",
+                        )
+                    applied = ""  # looked for and not there after the system answered: nothing applied
                 elif not repeatable:
                     raise self._uncertain(last, attempt, method, path)
             if attempt >= self.config.retry.max_attempts:

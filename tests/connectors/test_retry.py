@@ -151,6 +151,23 @@ async def test_verify_that_finds_nothing_lets_the_write_be_sent_again(make, fake
     assert not response.verified and response.result == {"FORM": 13} and len(calls) == 2
 
 
+async def test_verify_that_finds_nothing_after_no_reply_does_not_send_the_write_again(make_mock, fake_time):
+    """The reply never came: the request may still be running at the system (a lock, a slow disk) and
+    apply after the lookup ran, so a lookup that finds nothing yet cannot make a second POST safe."""
+    handler, calls = flaky(httpx.ReadTimeout("read timed out"), then=reply(201, {"FORM": 13}))
+    looked: list[int] = []
+
+    async def verify():
+        looked.append(1)
+        return False, None
+
+    with pytest.raises(UncertainError) as info:
+        await make_mock(handler, retry=RETRY).request("POST", "/ALINE_ONE", body={"QUANT": 1}, verify=verify)
+    assert len(calls) == 1 and looked == [1] and fake_time.sleeps == []
+    assert info.value.kind == "uncertain" and "the verify lookup found nothing yet" in info.value.message
+    assert "may still be running at erp, so it is not sent again" in info.value.message
+
+
 async def test_a_failing_verify_leaves_the_outcome_unknown(make_mock):
     handler, calls = flaky(reply(500, "oops"))
 
