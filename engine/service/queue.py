@@ -192,10 +192,18 @@ class WorkerPool:
             generation = self.service.generation
             executor = generation.executors.get(job.pipeline)
             if executor is None:
+                # claimed just before a reload took its pipeline away: left queued, as the events of a
+                # pipeline this replica does not serve are, for a replica that serves it (or an operator)
                 message = (
-                    f"pipeline '{job.pipeline}' is not in the running config (version {generation.version})"
+                    f"pipeline {job.pipeline} is not in config version {generation.version}, loaded after "
+                    "this replica claimed it; queued again for a replica that serves it"
                 )
-                await self._dead(job, message)
+                try:
+                    await self.store.retry(job, message, 0.0)
+                except (LeaseLostError, StoreError) as exc:
+                    log.warning("cannot queue %s again (%s); it returns after its lease", job.event_id, exc)
+                    return
+                log.warning(message)
                 return
             source = executor.pipeline.source
             deadline = getattr(source, "deadline", None) or self.policy.deadline

@@ -444,3 +444,21 @@ async def test_a_refused_tls_certificate_fails_at_once_and_replays_once_trusted(
             assert again.status_code == 200 and again.json() == {"ok": True}  # the failure was not kept
             assert (await service.replay_dead("tls.queue:Q-1")).replayed
             assert await wait_for(lambda: len(received) == 2, 10), received
+
+
+async def test_a_job_claimed_just_before_a_reload_took_its_pipeline_away_stays_queued(
+    tmp_path: Path, sims: Sims
+) -> None:
+    """A worker claims by the config it serves, then a reload drops the pipeline before the job runs: the
+    event is left queued for a replica that serves it, as a pipeline's events no replica serves are,
+    not moved to the dead letters as if its delivery had failed."""
+    async with running(write_root(tmp_path), sims) as host:
+        store = host.store
+        await store.enqueue("wo.retired", "K1", {"event": {"n": 1}}, event_id="wo.retired:1")
+        [job] = await store.claim("w-before-reload", limit=1, lease_seconds=30, pipelines={"wo.retired"})
+        assert host.workers is not None
+        await host.workers.deliver(job)
+        assert await store.list_dead() == []
+        [queued] = await store.list_queued()
+        assert queued.id == "wo.retired:1" and not queued.leased
+        assert "is not in config version" in queued.history[-1].error
