@@ -6,7 +6,8 @@ Each round, under a store lease so that only one replica polls a pipeline:
 2. for each record whose version is not the last one polled for its key (a record back at an earlier
    version is a change too): enqueue it (event id `<pipeline>:<key>:<version>`, queue
    key = the record's key, so the changes to one work order are delivered in order), then `mark_seen`
-   (`Store.enqueue_polled`, in batches of `ENQUEUE_BATCH` records: one transaction each on SQLite);
+   (`Store.enqueue_polled`, in batches of `ENQUEUE_BATCH` records: one transaction each on SQLite, one
+   per record on PostgreSQL);
 3. once every record of the round is enqueued, store the latest cursor value.
 
 A listing that changes while it is paged (`ListingChanged`, from the offset paginator) ends the round
@@ -14,8 +15,9 @@ early: what was read before the change is whole, its cursor is stored, and the n
 once from there, so a record that moved is never jumped over by the cursor.
 
 The queue is the durable hand-off: the cursor only moves past records the queue holds, and delivery
-then follows with retries and dead letters. A crash between the enqueue and `mark_seen` re-reads the
-record next round; the store refuses its event id a second time.
+then follows with retries and dead letters. A record's enqueue and `mark_seen` commit together: a
+crash never leaves it queued but not marked, which a record back at its last marked version next round
+would leave at the version it left.
 """
 
 from __future__ import annotations

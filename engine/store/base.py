@@ -511,10 +511,13 @@ class Store(ABC):
     async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
         """For each item whose version is not its key's last polled one: enqueue it and mark it seen;
         return how many were new. A record that comes back to a version polled before (A, B, then A
-        again) is new again, under the event id `returned_id` gives. An item is enqueued before it is
-        marked seen, so a crash in between re-reads it, finds the same last version and event id, and
-        `enqueue` refuses that id a second time. Backends may do the whole batch in one transaction
-        (SQLite does: one commit instead of several round trips per record).
+        again) is new again, under the event id `returned_id` gives.
+
+        Backends do each item's check, enqueue and mark in one transaction (SQLite the whole batch,
+        PostgreSQL each item). This default does not: an item is enqueued before it is marked seen, so
+        a crash in between re-reads it, finds the same last version and event id, and `enqueue`
+        refuses that id a second time; but a record that is back at its last marked version by then
+        is taken for unchanged, and the queue ends at the version it left.
         """
         new = 0
         for item in items:

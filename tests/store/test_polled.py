@@ -1,14 +1,19 @@
 """`enqueue_polled`: a poller's batch hand-off, on both backends (SQLite's one-transaction override and
-the base implementation PostgreSQL inherits)."""
+PostgreSQL's, one transaction per record)."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
+from collections.abc import Callable
 
+import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.errors import StoreError
 from engine.store import PolledItem, Store, open_store
 from engine.store.base import returned_id
 
@@ -96,6 +101,57 @@ async def test_a_returned_version_queued_but_not_marked_is_not_queued_again(stor
     assert await store.enqueue_polled("p", [returned]) == 1
     assert await store.queue_depth() == {"p": 3}
     assert await store.enqueue_polled("p", [returned]) == 0
+
+
+def _failing_marks(backend: str) -> Callable[[], None]:
+    """Make every write of a seen key fail (a crash between a polled record's enqueue and its mark);
+    return what ends that."""
+    if backend.startswith("sqlite:///"):
+        path = backend[len("sqlite:///") :]
+        with sqlite3.connect(path) as lite:
+            lite.execute("CREATE TRIGGER crash BEFORE INSERT ON seen BEGIN SELECT RAISE(ABORT, 'crash'); END")
+            lite.execute(
+                "CREATE TRIGGER crash2 BEFORE UPDATE ON seen BEGIN SELECT RAISE(ABORT, 'crash'); END"
+            )
+
+        def end() -> None:
+            with sqlite3.connect(path) as lite:
+                lite.execute("DROP TRIGGER crash")
+                lite.execute("DROP TRIGGER crash2")
+
+        return end
+    with psycopg.connect(backend, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION crash() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'crash'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER crash BEFORE INSERT OR UPDATE ON seen FOR EACH ROW EXECUTE FUNCTION crash()"
+        )
+
+    def end_pg() -> None:
+        with psycopg.connect(backend, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER crash ON seen")
+
+    return end_pg
+
+
+async def test_a_record_that_fails_to_be_marked_is_not_left_queued(backend: str, store: Store) -> None:
+    """A, B, then A fails between its enqueue and its mark (a crash), and the record is back at B before
+    the next round: that round sees B unchanged, so the A must not have stayed queued, or the queue
+    would end at A while the record is at B."""
+    await store.enqueue_polled("p", [_item("WO-1", "A")])
+    await store.enqueue_polled("p", [_item("WO-1", "B")])
+    end = _failing_marks(backend)
+    with pytest.raises((StoreError, psycopg.Error)):
+        await store.enqueue_polled("p", [_item("WO-1", "A")])
+    end()
+    assert await store.enqueue_polled("p", [_item("WO-1", "B")]) == 0
+    delivered = []
+    while batch := await store.claim("w", limit=10):
+        delivered += [job.payload["version"] for job in batch]
+        for job in batch:
+            await store.complete(job)
+    assert delivered == ["A", "B"]
 
 
 VERSIONS = st.lists(st.lists(st.sampled_from("ABC"), min_size=1, max_size=4), min_size=1, max_size=6)

@@ -45,6 +45,7 @@ from engine.store.base import (
     Clock,
     DeadLetter,
     Job,
+    PolledItem,
     PruneKind,
     QueuedEvent,
     Seen,
@@ -54,6 +55,7 @@ from engine.store.base import (
     TraceSummary,
     as_utc,
     dead_kind,
+    returned_id,
 )
 from engine.store.migrations import POSTGRES, POSTGRES_SCHEMA_VERSION_TABLE, check_order
 from engine.store.urls import hide_password, safe_url
@@ -66,6 +68,20 @@ _JOB_COLUMNS = (
 )
 _QUEUED_COLUMNS = (
     "event_id, pipeline, key, enqueued_at, available_at, attempts, history, leased_by, lease_until"
+)
+_MARK_SEEN = (
+    # at the store's time, or just after the key's last version (never a tie); an existing version is
+    # updated only when another one is later: coming back to it is new, staying on it is not
+    "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (%(p)s, %(k)s, %(v)s, GREATEST("
+    "%(now)s, (SELECT max(seen_at) + interval '1 microsecond' FROM seen "
+    "WHERE pipeline = %(p)s AND key = %(k)s))) "
+    "ON CONFLICT (pipeline, key, version) DO UPDATE SET seen_at = EXCLUDED.seen_at "
+    "WHERE seen.seen_at < (SELECT max(later.seen_at) FROM seen AS later "
+    "WHERE later.pipeline = EXCLUDED.pipeline AND later.key = EXCLUDED.key)"
+)
+_LAST_SEEN = (
+    "SELECT version, seen_at FROM seen WHERE pipeline = %(p)s AND key = %(k)s "
+    "ORDER BY seen_at DESC, version DESC LIMIT 1"
 )
 _PRUNE = {
     "jobs": ("jobs", "state = 'done' AND finished_at < %(cutoff)s"),
@@ -677,26 +693,52 @@ class PostgresStore(Store):
         )
 
     async def mark_seen(self, pipeline: str, key: str, version: str) -> bool:
-        # at the store's time, or just after the key's last version (never a tie); an existing version
-        # is updated only when another one is later: coming back to it is new, staying on it is not
-        count = await self._rowcount(
-            "INSERT INTO seen (pipeline, key, version, seen_at) VALUES (%(p)s, %(k)s, %(v)s, GREATEST("
-            "%(now)s, (SELECT max(seen_at) + interval '1 microsecond' FROM seen "
-            "WHERE pipeline = %(p)s AND key = %(k)s))) "
-            "ON CONFLICT (pipeline, key, version) DO UPDATE SET seen_at = EXCLUDED.seen_at "
-            "WHERE seen.seen_at < (SELECT max(later.seen_at) FROM seen AS later "
-            "WHERE later.pipeline = EXCLUDED.pipeline AND later.key = EXCLUDED.key)",
-            {"p": pipeline, "k": key, "v": version, "now": self.now()},
-        )
+        count = await self._rowcount(_MARK_SEEN, {"p": pipeline, "k": key, "v": version, "now": self.now()})
         return count == 1
 
     async def last_seen(self, pipeline: str, key: str) -> Seen | None:
-        row = await self._fetchone(
-            "SELECT version, seen_at FROM seen WHERE pipeline = %(p)s AND key = %(k)s "
-            "ORDER BY seen_at DESC, version DESC LIMIT 1",
-            {"p": pipeline, "k": key},
-        )
+        row = await self._fetchone(_LAST_SEEN, {"p": pipeline, "k": key})
         return None if row is None else Seen(str(row["version"]), row["seen_at"])
+
+    async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
+        """Each item in one transaction of its own: seen check, enqueue and mark-seen. A crash between
+        the enqueue and the mark would leave the key's last version behind the queue: a record back
+        at that version next round would be taken for unchanged, and the queue would end at the
+        version it left."""
+        new = 0
+        for item in items:
+            if await self._tx(functools.partial(self._enqueue_polled_one, pipeline, item, self.now())):
+                new += 1
+        return new
+
+    async def _enqueue_polled_one(
+        self, pipeline: str, item: PolledItem, now: datetime, cur: psycopg.AsyncCursor[Row]
+    ) -> bool:
+        params = {"p": pipeline, "k": item.key, "v": item.version, "now": now}
+        # the lock `enqueue_new` takes: jobs of a key commit in the order of their seq
+        await cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%(p)s || chr(1) || %(k)s, 0))", params
+        )
+        await cur.execute(_LAST_SEEN, params)
+        row = await cur.fetchone()
+        last = None if row is None else Seen(str(row["version"]), row["seen_at"])
+        if last is not None and last.version == item.version:
+            return False
+        event_id = item.event_id
+        if last is not None:
+            await cur.execute(
+                "SELECT 1 AS seen FROM seen WHERE pipeline = %(p)s AND key = %(k)s AND version = %(v)s",
+                params,
+            )
+            if await cur.fetchone() is not None:
+                event_id = returned_id(event_id, last)
+        await cur.execute(
+            "INSERT INTO jobs (event_id, pipeline, key, payload, enqueued_at, available_at) "
+            "VALUES (%(id)s, %(p)s, %(k)s, %(payload)s, %(now)s, %(now)s) ON CONFLICT (event_id) DO NOTHING",
+            {**params, "id": event_id, "payload": _jsonb(item.payload)},
+        )
+        await cur.execute(_MARK_SEEN, params)
+        return True
 
     async def newer_version(self, pipeline: str, key: str, version: str) -> str | None:
         row = await self._fetchone(
