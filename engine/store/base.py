@@ -508,29 +508,17 @@ class Store(ABC):
         """The latest version of record `key` that `pipeline` polled after `version`; None when none
         was, or `version` was never polled."""
 
+    @abstractmethod
     async def enqueue_polled(self, pipeline: str, items: list[PolledItem]) -> int:
         """For each item whose version is not its key's last polled one: enqueue it and mark it seen;
         return how many were new. A record that comes back to a version polled before (A, B, then A
         again) is new again, under the event id `returned_id` gives.
 
-        Backends do each item's check, enqueue and mark in one transaction (SQLite the whole batch,
-        PostgreSQL each item). This default does not: an item is enqueued before it is marked seen, so
-        a crash in between re-reads it, finds the same last version and event id, and `enqueue`
-        refuses that id a second time; but a record that is back at its last marked version by then
-        is taken for unchanged, and the queue ends at the version it left.
+        Each item's check, enqueue and mark commit in one transaction (SQLite: the whole batch;
+        PostgreSQL: each item). Apart, a crash between the enqueue and the mark would leave the key's
+        last version behind the queue: a record back at that version next round would be taken for
+        unchanged, and the queue would end at the version it left.
         """
-        new = 0
-        for item in items:
-            last = await self.last_seen(pipeline, item.key)
-            if last is not None and last.version == item.version:
-                continue
-            event_id = item.event_id
-            if last is not None and await self.is_seen(pipeline, item.key, item.version):
-                event_id = returned_id(event_id, last)
-            await self.enqueue(pipeline, item.key, item.payload, event_id=event_id)
-            await self.mark_seen(pipeline, item.key, item.version)
-            new += 1
-        return new
 
     # -- poller leases ---------------------------------------------------------------------------------
 
