@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine.config.report import format_text
@@ -161,8 +162,8 @@ def show_listing(
     table.add_column(columns[0], no_wrap=True)
     for column in columns[1:]:
         table.add_column(column, overflow="fold")
-    for item in items:
-        table.add_row(*row(item))
+    for item in items:  # as text: an ERP's `[/PART]` in an error is no markup (nor a MarkupError)
+        table.add_row(*(escape(cell) for cell in row(item)))
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)

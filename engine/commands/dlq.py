@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from engine.commands._common import show_listing, store_options, store_url, with_store
 from engine.config.root import load_project
@@ -78,16 +79,20 @@ def show(root: Path, store: str | None, event_id: str, as_json: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     console = Console()
-    console.print(f"[bold]{dead.id}[/bold]  pipeline {dead.pipeline}  key {dead.key}", highlight=False)
+    # what the event and the ERP wrote is text, not markup: `[/PART]` in an error prints as it is
+    head = f"[bold]{escape(dead.id)}[/bold]  pipeline {escape(dead.pipeline)}  key {escape(dead.key)}"
+    console.print(head, highlight=False)
     console.print(f"enqueued {data['enqueued_at']}, died {data['died_at']}", highlight=False)
-    console.print(f"[red]error ({dead.kind}):[/red] {dead.error}", highlight=False)
+    console.print(f"[red]error ({escape(dead.kind)}):[/red] {escape(dead.error)}", highlight=False)
     number = 0
     for attempt in dead.attempts:
         if attempt.replay:
-            console.print(f"  {attempt.error} at {attempt.at.isoformat()}", highlight=False)
+            console.print(f"  {escape(attempt.error)} at {attempt.at.isoformat()}", highlight=False)
             continue
         number += 1
-        console.print(f"  attempt {number} at {attempt.at.isoformat()}: {attempt.error}", highlight=False)
+        console.print(
+            f"  attempt {number} at {attempt.at.isoformat()}: {escape(attempt.error)}", highlight=False
+        )
     console.print("event:")
     console.print_json(json.dumps(dead.payload.get("event", dead.payload), ensure_ascii=False))
 

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine.commands._common import store_options, store_url, with_store
@@ -109,12 +110,12 @@ def list_(
         table.add_row(
             t.id,
             t.received.strftime("%Y-%m-%d %H:%M:%S"),
-            t.pipeline,
+            escape(t.pipeline),
             t.source,
             f"[{colour[t.outcome]}]{t.outcome}[/]" if t.outcome in colour else t.outcome,
             str(t.status or ""),
             f"{t.duration * 1000:.1f}",
-            t.event_id,
+            escape(t.event_id),  # a caller's idempotency key: text, not markup
         )
     Console(width=max(Console().width, 120)).print(table)
 

@@ -366,3 +366,29 @@ def test_a_polled_record_polled_again_since_is_not_replayed_over_the_newer_one(h
     assert "--force" in refused.output
     forced = mesbridge("dlq", "replay", "wo.poll:WO-1:v1", "--store", "sqlite:///state.db", "--force")
     assert (forced.exit_code, forced.output) == (0, "replayed wo.poll:WO-1:v1\n")
+
+
+def test_an_erp_error_that_looks_like_markup_is_printed_as_it_is(here: Path) -> None:
+    """ERP texts and event keys are shown as written: `[/PART]` in an error is no closing tag (which rich
+    would refuse with a traceback), and `[bold]` in a key is not swallowed."""
+    error = "Priority answered HTTP 400: field [/PART] unknown"
+
+    async def fill() -> None:
+        store = open_store("sqlite:///state.db")
+        await store.migrate()
+        await store.enqueue("p", "WO-[bold]1", {"event": {}}, event_id="ev-[bold]1")
+        await store.enqueue("q", "WO-2", {"event": {}}, event_id="ev-2")
+        [waiting] = await store.claim("w", pipelines={"p"})
+        await store.retry(waiting, error, 600)
+        [dead] = await store.claim("w", pipelines={"q"})
+        await store.dead_letter(dead, error, kind="business")
+        await store.close()
+
+    asyncio.run(fill())
+    for command in (["queue", "list"], ["dlq", "list"], ["dlq", "show", "ev-2"]):
+        result = CliRunner().invoke(main, [*command, "--store", "sqlite:///state.db"], env={"COLUMNS": "300"})
+        no_traceback(result)
+        assert result.exit_code == 0, result.output
+        assert "[/PART]" in result.output, result.output
+    listed = CliRunner().invoke(main, ["queue", "list", "--store", "sqlite:///state.db"])
+    assert "WO-[bold]1" in listed.output and "ev-[bold]1" in listed.output, listed.output
