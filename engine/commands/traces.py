@@ -165,9 +165,10 @@ def export(
     if (as_test is not None) == as_json:
         raise click.UsageError("choose one of --as-test FILE or --json")
     existing: list[dict[str, Any]] = []
+    description = None
     if as_test is not None:
         _check_folder(as_test)
-        existing = _existing_cases(as_test)
+        existing, description = _existing_cases(as_test)
     documents = _documents(root, store, tuple(dict.fromkeys(trace_ids)))
     if as_json:
         click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
@@ -186,14 +187,15 @@ def export(
         "Test cases recorded from production traces by `mesbridge traces export`.\n"
         f"Recorded with config version {', '.join(versions)}."
     )
-    spliced = splice_cases(as_test.read_text(encoding="utf-8"), new) if existing else None
-    if existing and spliced is None:
+    kept = as_test.read_text(encoding="utf-8") if as_test.is_file() else ""
+    spliced = splice_cases(kept, new) if existing else None
+    if kept.strip() and spliced is None:
         click.echo(
-            f"note: {as_test} was written whole, so its comments and layout were not kept (its cases "
-            "are not a plain block list that new cases can be added to)",
+            f"note: {as_test} was written whole, so its comments and layout were not kept (its `tests:` "
+            "is not a block list of cases that new cases can be added to)",
             err=True,
         )
-    _write(as_test, spliced if spliced is not None else dump_cases(cases, header))
+    _write(as_test, spliced if spliced is not None else dump_cases(cases, header, description))
     click.echo(f"wrote {len(set(names))} case(s) to {as_test}")
     _try(root, as_test, names, versions)
 
@@ -207,18 +209,20 @@ def _check_folder(file: Path) -> None:
             return
 
 
-def _existing_cases(file: Path) -> list[dict[str, Any]]:
-    """The cases `file` holds already (none when it does not exist); when it holds something else, or is
-    not valid YAML, say where as `mesbridge check` does and exit 1, leaving it as it is."""
+def _existing_cases(file: Path) -> tuple[list[dict[str, Any]], Any]:
+    """The cases `file` holds already (none when it does not exist), and its `description:` (None when
+    it has none); when it holds something else, or is not valid YAML, say where as `mesbridge check`
+    does and exit 1, leaving it as it is."""
     if not file.is_file():
-        return []
+        return [], None
     loaded = load_yaml(file)
     problems = loaded.diagnostics if not loaded.ok else _not_cases(loaded)
     if problems:
         click.echo(f"mesbridge traces export: {file} was left as it is:", err=True)
         click.echo(format_text(problems, color=sys.stderr.isatty()), err=True)
         raise SystemExit(1)
-    return list((loaded.data or {}).get("tests") or [])
+    data = loaded.data or {}
+    return list(data.get("tests") or []), data.get("description")
 
 
 def _kind(value: Any) -> str:

@@ -239,11 +239,13 @@ def merge_cases(existing: list[dict[str, Any]], new: list[dict[str, Any]]) -> li
     return merged
 
 
-def dump_cases(cases: list[dict[str, Any]], header: str) -> str:
-    """A mapping file of `cases` (`tests:`), with `header` as its opening comment."""
+def dump_cases(cases: list[dict[str, Any]], header: str, description: Any = None) -> str:
+    """A mapping file of `cases` (`tests:`), with `header` as its opening comment, and the file's
+    `description:` first when it has one."""
     comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
+    data: dict[str, Any] = {} if description is None else {"description": description}
     body = yaml.safe_dump(
-        {"tests": cases}, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+        {**data, "tests": cases}, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
     )
     return comment + body
 

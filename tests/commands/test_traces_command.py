@@ -373,3 +373,25 @@ def test_a_trace_given_twice_is_one_case_and_no_warning(folder: Path) -> None:
     result = run("traces", "export", "t1", "t1", "--as-test", "x.yaml")
     assert result.exit_code == 0, result.output
     assert "wrote 1 case(s)" in result.stdout and "keeps only" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "# mine\ndescription: Over-reports Priority refused\ntests: [{name: kept, pipeline: p}]\n",
+        "# mine\ndescription: Over-reports Priority refused\ntests: []\n",
+        "# mine\ndescription: Over-reports Priority refused\ntests:\n",
+    ],
+    ids=["flow", "empty", "null"],
+)
+def test_a_kept_file_written_whole_keeps_its_description_and_says_so(folder: Path, kept: str) -> None:
+    """Its comments cannot be kept, and the command says so; its `description:` is data, and stays."""
+    put(trace("t1"))
+    Path("x.yaml").write_text(kept, encoding="utf-8")
+    result = run("traces", "export", "t1", "--as-test", "x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert "note: x.yaml was written whole, so its comments and layout were not kept" in result.stderr
+    data = load_yaml(Path("x.yaml")).data
+    assert data["description"] == "Over-reports Priority refused"
+    assert [case["name"] for case in data["tests"]][-1] == "priority.operation ev-1"
