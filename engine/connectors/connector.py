@@ -399,6 +399,12 @@ class Connector:
                     ),
                     body=reply.body,
                 )
+            except NotSentError as exc:  # this attempt sent nothing; an earlier uncertain one may have
+                if not applied:
+                    raise
+                raise NotSentError(
+                    exc.message + applied, connector=self.name, attempts=exc.attempts
+                ) from exc.__cause__
             except AttemptFailed as exc:
                 last = exc
             # an uncertain attempt is repeated only when that is safe: the call is repeatable (a read,

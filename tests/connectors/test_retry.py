@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from engine.connectors.retry import parse_retry_after
-from engine.errors import BusinessError, ConnectorError, DeadlineExceeded, TransientError, UncertainError
+from engine.errors import (
+    BusinessError,
+    CertificateRefused,
+    ConnectorError,
+    DeadlineExceeded,
+    NotSentError,
+    TransientError,
+    UncertainError,
+)
 from tests.connectors.kit import reply
 
 HEBREW = 'פק"ע WO-9 לא קיימת במערכת'
@@ -408,3 +416,27 @@ async def test_body_is_json_in_the_configured_content_type(make, content_type):
     assert seen[0].headers["content-type"] == content_type
     assert seen[0].content.decode("utf-8") == '{"Method": "Ș", "Params": {}}'
     assert seen[0].url.path == "/api/NextUpServices/Services/POST/"
+
+
+async def test_a_refused_certificate_after_an_uncertain_attempt_says_that_attempt_may_have_applied(
+    make_mock, fake_time
+):
+    """Uncertain once (a 500), then a TLS certificate refused (another server behind the same name): the
+    second sent nothing, but the first may have applied the write, and the message must say so."""
+    answers = iter([reply(500, "oops")])
+
+    def handler(request):
+        answer = next(answers, None)
+        if answer is None:
+            raise CertificateRefused("the TLS certificate of erp.test was refused: certificate has expired")
+        return answer
+
+    with pytest.raises(NotSentError) as info:
+        await make_mock(handler, retry=RETRY).request("PUT", "/x", body={})
+    assert info.value.attempts == 2 and not info.value.retryable
+    assert "certificate has expired. Nothing was sent" in info.value.message
+    assert info.value.message.endswith("; an attempt may have applied it, and PUT /x is safe to repeat")
+    answers = iter([])  # refused at the first attempt: nothing may have applied
+    with pytest.raises(NotSentError) as first:
+        await make_mock(handler, retry=RETRY).request("PUT", "/x", body={})
+    assert first.value.attempts == 1 and "may have applied" not in first.value.message
