@@ -187,8 +187,11 @@ def export(
         "Test cases recorded from production traces by `mesbridge traces export`.\n"
         f"Recorded with config version {', '.join(versions)}."
     )
-    kept = as_test.read_text(encoding="utf-8") if as_test.is_file() else ""
-    spliced = splice_cases(kept, new) if existing else None
+    kept = as_test.read_bytes().decode("utf-8") if as_test.is_file() else ""
+    crlf = "\r\n" in kept and "\n" not in kept.replace("\r\n", "")  # its line breaks stay CRLF
+    spliced = splice_cases(kept.replace("\r\n", "\n") if crlf else kept, new) if existing else None
+    if spliced is not None and crlf:
+        spliced = spliced.replace("\n", "\r\n")
     if kept.strip() and spliced is None:
         click.echo(
             f"note: {as_test} was written whole, so its comments and layout were not kept (its `tests:` "

@@ -395,3 +395,17 @@ def test_a_kept_file_written_whole_keeps_its_description_and_says_so(folder: Pat
     data = load_yaml(Path("x.yaml")).data
     assert data["description"] == "Over-reports Priority refused"
     assert [case["name"] for case in data["tests"]][-1] == "priority.operation ev-1"
+
+
+def test_a_kept_file_with_crlf_line_breaks_keeps_them(folder: Path) -> None:
+    """A file saved on Windows: its line breaks are part of its layout, and the new case's follow them."""
+    put(trace("t1"))
+    kept = "# mine\r\ntests:\r\n  - name: kept   # by hand\r\n    pipeline: p\r\n"
+    Path("x.yaml").write_bytes(kept.encode("utf-8"))
+    result = run("traces", "export", "t1", "--as-test", "x.yaml")
+    no_traceback(result)
+    assert result.exit_code == 0 and "written whole" not in result.stderr, result.output
+    written = Path("x.yaml").read_bytes().decode("utf-8")
+    assert written.startswith(kept) and "\n" not in written.replace("\r\n", ""), repr(written)
+    cases = load_yaml(Path("x.yaml")).data["tests"]
+    assert [case["name"] for case in cases] == ["kept", "priority.operation ev-1"]
