@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
+from click.testing import CliRunner
+from psycopg import sql
 
+from engine.cli import main
 from engine.errors import LeaseLostError
-from engine.store import Store
+from engine.store import Store, open_store
 
 if TYPE_CHECKING:
     from tests.store.conftest import FakeClock
@@ -253,3 +258,39 @@ async def test_an_operator_waits_for_a_claim_in_progress_and_sees_its_lease(
     assert found is not None and found.leased and found.leased_by == "slow"
     assert [e.id for e in await store.list_queued()] == ["e1"]
     assert await store.get_dead("e1") is None
+
+
+@pytest.mark.postgres
+def test_times_are_read_back_in_utc_whatever_the_servers_time_zone(
+    pg_database: str, clock: FakeClock
+) -> None:
+    """A server (or a role) set to Asia/Jerusalem: what an operator reads (`mesbridge queue list`,
+    `dlq list`) is UTC, as on SQLite, not that zone's time printed without its offset."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    options = f"-c search_path={schema} -c TimeZone=Asia/Jerusalem"
+    url = f"{pg_database}?{urlencode({'options': options}, quote_via=quote)}"
+
+    async def fill() -> list[datetime]:
+        store = open_store(url, clock=clock)
+        try:
+            await store.migrate()
+            await store.enqueue("p", "A", {"n": 1}, event_id="e1")
+            await store.enqueue("p", "B", {"n": 2}, event_id="e2")
+            await store.mark_seen("p", "A", "v1")
+            [job] = await store.claim("w", pipelines={"p"})
+            await store.dead_letter(job, "refused", "business")
+            [queued] = await store.list_queued()
+            dead = await store.get_dead("e1")
+            seen = await store.last_seen("p", "A")
+            assert dead is not None and seen is not None
+            return [queued.enqueued_at, queued.available_at, dead.enqueued_at, dead.died_at, seen.at]
+        finally:
+            await store.close()
+
+    times = asyncio.run(fill())
+    assert all(moment == clock() and moment.utcoffset() == timedelta(0) for moment in times), times
+    for command in (["queue", "list"], ["dlq", "list"]):
+        listed = CliRunner().invoke(main, [*command, "--store", url])
+        assert listed.exit_code == 0 and "2030-01-01 12:00:00" in listed.output, listed.output

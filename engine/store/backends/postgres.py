@@ -26,7 +26,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -153,11 +153,31 @@ def _text_dumpers() -> tuple[type, ...]:
 
 
 def _adapt(conn: psycopg.AsyncConnection[Row]) -> None:
-    """Make a new connection store NUL characters as the module docstring says."""
+    """Make a new connection store NUL characters as the module docstring says, and read every
+    timestamp back in UTC, whatever the server's or the session's time zone."""
     psycopg.types.json.set_json_dumps(_json_text, conn)
     psycopg.types.json.set_json_loads(_json_value, conn)
     for dumper in _text_dumpers():
         conn.adapters.register_dumper(str, dumper)
+    for loader in _utc_loaders():
+        conn.adapters.register_loader("timestamptz", loader)
+
+
+@functools.cache
+def _utc_loaders() -> tuple[type, ...]:
+    """psycopg's loaders of `timestamptz`, giving UTC rather than the session's time zone (a server set
+    to Asia/Jerusalem): the times an operator reads (`queue list`, `dlq list`) are UTC on every backend."""
+    from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
+
+    class Text(TimestamptzLoader):
+        def load(self, data: Any) -> datetime:
+            return super().load(data).astimezone(UTC)
+
+    class Binary(TimestamptzBinaryLoader):
+        def load(self, data: Any) -> datetime:
+            return super().load(data).astimezone(UTC)
+
+    return Text, Binary
 
 
 def _jsonb(value: Any) -> Jsonb:
