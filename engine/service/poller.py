@@ -10,6 +10,12 @@ Each round, under a store lease so that only one replica polls a pipeline:
    per record on PostgreSQL);
 3. once every record of the round is enqueued, store the latest cursor value.
 
+A key read again at another version within one round is taken at its first read only (and warned of):
+a record read twice while its listing changed is read again next round, and records that share a key
+(a `key` that names no single record) are not delivered anew every round. Before each batch the
+poller renews its lease, and a round that lost it stops: records read before another replica's round
+are never queued after that round's.
+
 A listing that changes while it is paged (`ListingChanged`, from the offset paginator) ends the round
 early: what was read before the change is whole, its cursor is stored, and the next round begins at
 once from there, so a record that moved is never jumped over by the cursor.
@@ -33,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 
 from engine.env import using
-from engine.errors import ListingChanged, MesbridgeError
+from engine.errors import LeaseLostError, ListingChanged, MesbridgeError
 from engine.pipeline.sources.poll import PollSource, Schedule, later, read_changes
 from engine.service.logging import event_context
 from engine.store import PolledItem, Store
@@ -181,9 +187,21 @@ class Poller:
         cursor = stored
         new = read = placed = 0
         batch: list[PolledItem] = []
+        versions: dict[str, str] = {}  # the version each key was first read at this round
+        repeated: dict[str, set[str]] = {}  # keys read again at another version, and those versions
+        ttl = float(getattr(self.service.settings, "poll_lease", LEASE_TTL))
 
         async def flush() -> None:
             nonlocal new
+            if not batch:
+                return
+            # a round longer than the lease may have lost it: then another replica polls, and this
+            # round's records, read before that one's, must not be queued after them
+            if not await self.store.acquire_lease(f"poll:{self.name}", self.holder, ttl):
+                raise LeaseLostError(
+                    "the poller lease passed to another replica during the round; the round stops, "
+                    "and that replica polls on from the stored cursor"
+                )
             added = await self.store.enqueue_polled(self.name, batch)
             batch.clear()
             new += added
@@ -199,6 +217,10 @@ class Poller:
                             cursor = later(cursor, polled.cursor)
                             placed += 1
                         read += 1
+                        first = versions.setdefault(polled.key, polled.version)
+                        if first != polled.version:  # the same key again, at another version
+                            repeated.setdefault(polled.key, {first}).add(polled.version)
+                            continue
                         batch.append(
                             PolledItem(
                                 polled.key,
@@ -213,6 +235,15 @@ class Poller:
                     changed_at = changed
                 await flush()
         seen = read - new
+        if repeated:
+            shown = sorted(repeated)[:5]
+            log.warning(
+                "%d key(s) read at two versions in one round (%s): only the first read was taken. If "
+                "this repeats every round, `key` does not name one record (a listing of lines, say); "
+                "else the listing changed while it was paged, and the next round reads it again",
+                len(repeated),
+                ", ".join(f"{key!r} at {', '.join(sorted(repeated[key]))}" for key in shown),
+            )
         if source.cursor is not None and read and not placed:
             log.warning(
                 "%d record(s) read, none with a value at the cursor field %r: the cursor does not move, "

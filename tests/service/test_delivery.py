@@ -462,3 +462,60 @@ async def test_a_job_claimed_just_before_a_reload_took_its_pipeline_away_stays_q
         [queued] = await store.list_queued()
         assert queued.id == "wo.retired:1" and not queued.leased
         assert "is not in config version" in queued.history[-1].error
+
+
+async def test_records_that_share_a_key_are_not_delivered_again_every_round(
+    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `key` that names no single record (here every work order has the same one) reads one key at
+    several versions each round. Taken at face value, each would be 'back at an earlier version' every
+    round and delivered forever; the first read of a key in a round is taken, and the log says why."""
+    root = write_root(tmp_path, poll=True)
+    poll = root / "mappings" / "test" / "poll.yaml"
+    text = poll.read_text().replace("key: id", "key: \"'same'\"").replace("version: updatedAt", "version: id")
+    poll.write_text(text)
+    caplog.set_level(logging.WARNING, logger="mesbridge.poller")
+    async with running(root, sims) as host:
+        poller = host.pollers.running["wo.poll"]  # type: ignore[union-attr]
+        assert await wait_for(lambda: poller.rounds >= 4, 10)
+        metrics = host.service.metrics  # type: ignore[union-attr]
+        assert metrics.value("mesbridge_polled_records_total", pipeline="wo.poll", result="new") == 1
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 key(s) read at two versions in one round ('same' at" in m for m in warned), warned
+    assert any("`key` does not name one record" in m for m in warned)
+
+
+async def test_a_round_that_lost_its_lease_queues_nothing_more(tmp_path: Path, sims: Sims) -> None:
+    """Another replica took the lease while this round read the listing: what this round read is not
+    queued after what the other replica's round reads, and the cursor stays where it was."""
+    root = write_root(tmp_path, poll=True)
+    async with running(root, sims) as host:
+        store = host.store
+        assert store is not None
+        poller = host.pollers.running["wo.poll"]  # type: ignore[union-attr]
+        assert await wait_for(lambda: poller.rounds >= 1, 10)
+        cursor = await store.get_cursor("wo.poll")
+        depth = await store.queue_depth()
+        sims.sims["nextplus"].workorders["new-1"] = {
+            **next(iter(sims.sims["nextplus"].workorders.values())),
+            "id": "new-1",
+            "workorderNumber": "LATE-1",
+            "createdAt": "2099-01-01T00:00:00.000Z",
+            "updatedAt": "2099-01-01T00:00:00.000Z",
+        }
+        real = store.acquire_lease
+        calls = 0
+
+        async def taken_during_the_round(name: str, holder: str, ttl: float) -> bool:
+            nonlocal calls
+            calls += 1
+            return calls == 1 and await real(name, holder, ttl)  # the round starts, then it is gone
+
+        store.acquire_lease = taken_during_the_round  # type: ignore[method-assign]
+        poller.trigger()
+        assert await wait_for(lambda: calls >= 2, 5)
+        await asyncio.sleep(0.2)
+        assert await store.queue_depth() == depth
+        assert await store.get_cursor("wo.poll") == cursor
+        last = host.service.activity.rounds["wo.poll"]  # type: ignore[union-attr]
+        assert last.error is not None and "passed to another replica" in last.error
