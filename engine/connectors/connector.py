@@ -408,8 +408,8 @@ class Connector:
             except AttemptFailed as exc:
                 last = exc
             # an uncertain attempt is repeated only when that is safe: the call is repeatable (a read,
-            # idempotent, keyed), or its verify lookup found nothing after the system answered (a 500,
-            # not a reply that never came). So giving up later is transient:
+            # idempotent, keyed), or its verify lookup found nothing after the system answered (a 500 or
+            # 502, not a reply that never came nor a gateway's 504). So giving up later is transient:
             # whatever an attempt applied, sending the event again applies nothing more.
             if last.failure == "uncertain":
                 if repeatable and method not in READ_METHODS:
@@ -424,15 +424,17 @@ class Connector:
                             path,
                         )
                         return None, value, attempt, True
-                    if last.status is None:
-                        # no reply: the request may still be running there and apply after the lookup,
-                        # so finding nothing yet does not make sending it again safe
+                    if last.status is None or last.status == 504:
+                        # no reply, or a gateway that stopped waiting for one: the request may still be
+                        # running there and apply after the lookup, so finding nothing yet does not make
+                        # sending it again safe
+                        left = "without a reply" if last.status is None else "by a gateway that timed out"
                         raise self._uncertain(
                             last,
                             attempt,
                             method,
                             path,
-                            ", and the verify lookup found nothing yet, but a request left without a reply "
+                            f", and the verify lookup found nothing yet, but a request left {left} "
                             f"may still be running at {self.name}, so it is not sent again",
                         )
                     applied = ""  # looked for and not there after the system answered: nothing applied

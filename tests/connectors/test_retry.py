@@ -176,6 +176,22 @@ async def test_verify_that_finds_nothing_after_no_reply_does_not_send_the_write_
     assert "may still be running at erp, so it is not sent again" in info.value.message
 
 
+async def test_verify_that_finds_nothing_after_a_gateway_timeout_does_not_send_the_write_again(
+    make_mock, fake_time
+):
+    """A 504 is a gateway that stopped waiting: the request behind it may still be running at the
+    system, as after no reply at all, so a lookup that finds nothing yet cannot make a second POST safe."""
+    handler, calls = flaky(reply(504, "gateway timeout"), then=reply(201, {"FORM": 13}))
+
+    async def verify():
+        return False, None
+
+    with pytest.raises(UncertainError) as info:
+        await make_mock(handler, retry=RETRY).request("POST", "/ALINE_ONE", body={"QUANT": 1}, verify=verify)
+    assert len(calls) == 1 and fake_time.sleeps == []
+    assert "a request left by a gateway that timed out may still be running at erp" in info.value.message
+
+
 async def test_a_failing_verify_leaves_the_outcome_unknown(make_mock):
     handler, calls = flaky(reply(500, "oops"))
 
