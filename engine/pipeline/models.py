@@ -141,6 +141,16 @@ class TestCase(Model):
     now: datetime | None = Field(
         None, description="The moment `now()` reads in this case, ISO 8601 (default: the system clock)"
     )
+    verify_first: bool = Field(
+        False,
+        description="Run cautiously, as a reclaimed delivery or a replayed uncertain dead letter runs: "
+        "each write with a `verify` looks before it sends",
+    )
+    refuse_unprotected: bool = Field(
+        False,
+        description="As a reclaimed delivery runs: a write that nothing protects (no `verify`, not "
+        "idempotent) is not sent, and the run fails as uncertain",
+    )
     responses: list[MockResponse] = Field(default_factory=list)
     expect: Expect
 

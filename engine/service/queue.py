@@ -211,13 +211,14 @@ class WorkerPool:
             lease = _Lease(self.store, job, self.policy.lease)
             heartbeat = asyncio.create_task(lease.keep(), name=f"lease-{job.event_id}")
             recorder = self.service.tracer.recorder(executor.pipeline)
+            verify_first = job.reclaimed or bool(job.payload.get("verify_first"))
             try:
                 async with generation.use():
                     outcome = await executor.run(
                         event,
                         deadline=deadline,
                         event_id=job.event_id,
-                        verify_first=job.reclaimed or bool(job.payload.get("verify_first")),
+                        verify_first=verify_first,
                         refuse_unprotected=job.reclaimed,
                         on_write=lease.cover,
                         recorder=recorder,
@@ -251,6 +252,8 @@ class WorkerPool:
                     outcome,
                     attempt=job.attempts,
                     then=then,
+                    verify_first=verify_first,
+                    refuse_unprotected=job.reclaimed,
                 )
             if outcome.error is None:
                 try:

@@ -103,8 +103,11 @@ class Tracer:
         *,
         attempt: int | None = None,
         then: str | None = None,
+        verify_first: bool = False,
+        refuse_unprotected: bool = False,
     ) -> None:
-        """A traced run of `pipeline` in `generation` ended with `outcome`."""
+        """A traced run of `pipeline` in `generation` ended with `outcome`; `verify_first` and
+        `refuse_unprotected` as the run was given them."""
         self.finish(
             Finished(
                 new_id(),
@@ -124,6 +127,8 @@ class Tracer:
                 attempt,
                 then,
                 outcome.now,
+                verify_first,
+                refuse_unprotected,
             )
         )
 

@@ -72,6 +72,8 @@ async def replay(project: Project, sample: Sample, clock: Clock) -> Recorded:
         "fallback_status": FALLBACK_STATUS,
         "variables": sample.variables,
         "real_auth": sample.real_auth,
+        "verify_first": sample.verify_first,
+        "refuse_unprotected": sample.refuse_unprotected,
         "event_id": sample.event_id,
         "clock": clock,
     }

@@ -49,12 +49,15 @@ async def run_pipeline_offline(
     real_auth: bool = False,
     event_id: str | None = None,
     clock: Clock | None = None,
+    verify_first: bool = False,
+    refuse_unprotected: bool = False,
 ) -> tuple[Outcome, MockBackend]:
     """One event through one pipeline with canned responses; nothing leaves the process.
 
     The event meets the webhook's payload schema first, as the service's door does: an invalid one is
     answered 422 naming each field, with no call. `event_id` (the calls' idempotency keys) and
-    `clock` (what `now()` reads) default to a fresh id and the system clock.
+    `clock` (what `now()` reads) default to a fresh id and the system clock; `verify_first` and
+    `refuse_unprotected` run it as a cautious delivery is run (see `Executor.run`).
     """
     backend = MockBackend(responses, fallback_status=fallback_status)
     schema = project.payload_schemas.get(pipeline)
@@ -69,7 +72,9 @@ async def run_pipeline_offline(
         entry = project.pipelines[pipeline]
         merged = {**project.variables.get(entry.binding, {}), **(variables or {})}
         executor = Executor(entry.pipeline, connectors, merged, clock=clock)
-        outcome = await executor.run(event, event_id=event_id)
+        outcome = await executor.run(
+            event, event_id=event_id, verify_first=verify_first, refuse_unprotected=refuse_unprotected
+        )
     finally:
         await connectors.aclose()
     return outcome, backend
@@ -97,11 +102,14 @@ async def run_poll_offline(
     real_auth: bool = False,
     event_id: str | None = None,
     clock: Clock | None = None,
+    verify_first: bool = False,
+    refuse_unprotected: bool = False,
 ) -> PollResult:
     """One round of a poll pipeline with canned pages: read from `cursor`, run each new record through
     the pipeline, and compute the cursor the service would store; nothing leaves the process.
 
-    With `event_id`, a record's run has the id `<event_id>:<key>`; `clock` is what `now()` reads."""
+    With `event_id`, a record's run has the id `<event_id>:<key>`; `clock` is what `now()` reads;
+    `verify_first` and `refuse_unprotected` as for `run_pipeline_offline`."""
     backend = MockBackend(responses, fallback_status=fallback_status)
     entry = project.pipelines[pipeline]
     source = entry.pipeline.source
@@ -116,7 +124,13 @@ async def run_poll_offline(
             if polled.cursor is not None:
                 result.cursor = later(result.cursor, polled.cursor)
             record_id = None if event_id is None else f"{event_id}:{polled.key}"
-            result.outcomes.append(await executor.run(polled.record, event_id=record_id))
+            run = executor.run(
+                polled.record,
+                event_id=record_id,
+                verify_first=verify_first,
+                refuse_unprotected=refuse_unprotected,
+            )
+            result.outcomes.append(await run)
     except MesbridgeError as exc:
         result.error = str(exc)
     finally:
@@ -140,6 +154,8 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
             variables=case.vars,
             real_auth=case.real_auth,
             clock=clock,
+            verify_first=case.verify_first,
+            refuse_unprotected=case.refuse_unprotected,
         )
         result.calls = poll.backend.calls
         result.failures.extend(_check_poll(case, poll))
@@ -159,6 +175,8 @@ async def run_case(project: Project, entry: TestEntry) -> CaseResult:
         variables=case.vars,
         real_auth=case.real_auth,
         clock=clock,
+        verify_first=case.verify_first,
+        refuse_unprotected=case.refuse_unprotected,
     )
     result.outcome, result.calls = outcome, backend.calls
     result.failures.extend(_check(case, outcome, backend))

@@ -57,6 +57,8 @@ class Sample:
     responses: list[MockResponse] = field(default_factory=list)
     variables: dict[str, Any] = field(default_factory=dict)
     real_auth: bool = False
+    verify_first: bool = False
+    refuse_unprotected: bool = False
     line: int = 0
     note: str | None = None
 
@@ -98,6 +100,8 @@ def _from_entry(entry: TestEntry, origin: str, note: str | None = None) -> Sampl
         responses=list(case.responses),
         variables=dict(case.vars),
         real_auth=case.real_auth,
+        verify_first=case.verify_first,
+        refuse_unprotected=case.refuse_unprotected,
         line=mark.line,
         note=note,
     )

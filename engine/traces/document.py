@@ -5,13 +5,16 @@ a test case:
 
     id, pipeline, binding, version, source (webhook | queue | poll | replay), event_id, received,
     duration, outcome (ok | skipped | failed | uncertain), status, reply, error, attempt, then,
-    now (what the run's `now()` read, when it read it), event,
+    now (what the run's `now()` read, when it read it), verify_first, refuse_unprotected, event,
     steps: [{id, type, name, start, duration, status, error}],
     calls: [{step, connector, method, path, query, request, status, reply, latency, attempt,
              failure, error, login, token_rejected, end}]
 
-`login` marks an auth kind's login call, `token_rejected` an attempt the system refused for its token
-(the connector logged in again and sent it once more); both are present only when true.
+`verify_first` marks a cautious run, whose writes with a `verify` looked before they sent (a reclaimed
+delivery, a replayed uncertain dead letter), `refuse_unprotected` one that did not send a write nothing
+protects (a reclaimed delivery); both are present only when true. `login` marks an auth kind's login
+call, `token_rejected` an attempt the system refused for its token (the connector logged in again and
+sent it once more); both are present only when true.
 
 Times are seconds (`start`, `end`: since the run began). A body whose JSON is larger than the cap is
 replaced by `{"$truncated": <its JSON's size in bytes>, "head": <the start of its text or JSON>}`.
@@ -104,6 +107,10 @@ class Finished:
     """What the queue does next with a failed delivery: `retry` or `dead`."""
     now: datetime | None = None
     """The time the run's templates read with `now()`, when they read it."""
+    verify_first: bool = False
+    """The run's writes with a `verify` looked before they sent."""
+    refuse_unprotected: bool = False
+    """The run did not send a write nothing protects (an earlier run of the event may have stopped)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -220,6 +227,8 @@ def _row(finished: Finished) -> tuple[Any, ...]:
         finished.attempt,
         finished.then,
         None if finished.now is None else iso8601(finished.now),
+        finished.verify_first,
+        finished.refuse_unprotected,
         finished.extra,
     )
 
@@ -297,7 +306,7 @@ def _call(row: Sequence[Any]) -> dict[str, Any]:
 def unpack(row: Sequence[Any]) -> dict[str, Any]:
     """The raw document of a packed run (the tuple `pack` made, or its JSON read back)."""
     (id, pipeline, binding, version, source, event_id, received, duration, outcome, status, reply) = row[:11]
-    error, event, marks, calls, attempt, then, now, extra = row[11:]
+    error, event, marks, calls, attempt, then, now, verify_first, refuse_unprotected, extra = row[11:]
     steps = []
     for mark_id, kind, start, took, mark_status, name, mark_error in marks:
         step: dict[str, Any] = {
@@ -335,6 +344,10 @@ def unpack(row: Sequence[Any]) -> dict[str, Any]:
         document["then"] = then
     if now is not None:
         document["now"] = now
+    if verify_first:  # a cautious run: each write with a `verify` looked first
+        document["verify_first"] = True
+    if refuse_unprotected:
+        document["refuse_unprotected"] = True
     document.update(extra)
     return document
 

@@ -193,6 +193,9 @@ def as_case(trace: dict[str, Any], name: str | None = None) -> ExportedCase:
     }
     if trace.get("now"):  # what the run's now() read: the case reads the same, today or next year
         case["now"] = trace["now"]
+    for option in ("verify_first", "refuse_unprotected"):  # a cautious run: the case runs as cautiously
+        if trace.get(option):
+            case[option] = True
     case |= {
         "event": _sorted(trace.get("event")),
         "responses": responses,

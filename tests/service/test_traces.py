@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from engine.commands import test as test_module
 from engine.commands.traces import traces
 from engine.service.server import ServiceHost
-from engine.store import TraceQuery
+from engine.store import TraceQuery, open_store
 
 from .conftest import Sims, running, url, write_root
 
@@ -179,3 +179,30 @@ async def test_traces_list_show_and_export_as_a_passing_test(
     assert "1 passed, 0 failed" in ran.output
     usage = await invoke(traces, ["export", row["id"], "--root", "root"])
     assert usage.exit_code == 2 and "--as-test" in usage.output
+
+
+async def test_a_replayed_uncertain_dead_letter_leaves_a_cautious_trace_that_exports_so(
+    tmp_path: Path, sims: Sims, monkeypatch: Any
+) -> None:
+    root = write_root(tmp_path)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    await store.migrate()
+    await store.enqueue("wo.create", "TR-9", {"event": _event("TR-9")}, event_id="wo.create:e-9")
+    [job] = await store.claim("w")
+    await store.dead_letter(job, "outcome unknown after POST /api/Workorders/", kind="uncertain")
+    assert await store.replay_dead("wo.create:e-9", verify_first=True)
+    await store.close()
+    async with running(root, sims) as host, httpx.AsyncClient() as client:
+        [replayed] = await _traces(host, 1, pipeline="wo.create")
+        posted = await client.post(url(host.url, "/wo"), json=_event("TR-10", eventId="e-10"))
+        assert posted.status_code == 202
+        [_, plain] = await _traces(host, 2, pipeline="wo.create")
+    assert (replayed["source"], replayed["outcome"], replayed["verify_first"]) == ("replay", "ok", True)
+    assert "refuse_unprotected" not in replayed
+    assert "verify_first" not in plain and "refuse_unprotected" not in plain
+    monkeypatch.chdir(tmp_path)
+    file = Path("root/mappings/test/tests/recorded.yaml")
+    args = ["export", replayed["id"], "--root", "root", "--as-test", str(file)]
+    exported = await asyncio.to_thread(CliRunner().invoke, traces, args)
+    assert exported.exit_code == 0 and "1 of 1 exported case(s) pass" in exported.output, exported.output
+    assert "verify_first: true" in file.read_text() and "refuse_unprotected" not in file.read_text()
