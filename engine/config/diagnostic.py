@@ -13,7 +13,10 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One finding at ``file:line:col`` (1-based; line 0 means the file as a whole)."""
+    """One finding at ``file:line:col`` (1-based; line 0 means the file as a whole).
+
+    A finding in an environment variable rather than a file has `environment` set, and `file` names
+    the variable (``environment MESBRIDGE_STORE``)."""
 
     file: str
     line: int
@@ -22,6 +25,7 @@ class Diagnostic:
     severity: Severity | str = "error"
     source_line: str = ""
     hint: str | None = None
+    environment: bool = False
 
     @property
     def sort_key(self) -> tuple[str, int, int]:

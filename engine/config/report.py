@@ -55,8 +55,14 @@ def format_text(diags: Iterable[Diagnostic], color: bool = False) -> str:
 
 
 def format_json(diags: Iterable[Diagnostic]) -> str:
-    """A JSON list of objects with the `Diagnostic` fields."""
-    return json.dumps([asdict(d) for d in sort_diagnostics(diags)], indent=2, ensure_ascii=False)
+    """A JSON list of objects with the `Diagnostic` fields (`environment` only when true)."""
+    found = []
+    for d in sort_diagnostics(diags):
+        data = asdict(d)
+        if not d.environment:
+            del data["environment"]
+        found.append(data)
+    return json.dumps(found, indent=2, ensure_ascii=False)
 
 
 def escape_data(text: str) -> str:
@@ -70,13 +76,21 @@ def escape_property(text: str) -> str:
 
 
 def format_github(diags: Iterable[Diagnostic]) -> str:
-    """GitHub Actions workflow commands (``::error file=F,line=L,col=C::message``), one per line."""
+    """GitHub Actions workflow commands (``::error file=F,line=L,col=C::message``), one per line; a
+    finding in an environment variable is in no file: its annotation is titled with the variable
+    (``::error title=environment MESBRIDGE_STORE::message``)."""
     out = []
     for d in sort_diagnostics(diags):
         command = "warning" if d.severity == "warning" else "error"
+        if d.environment:
+            out.append(f"::{command} title={escape_property(d.file)}::{escape_data(_message(d))}")
+            continue
         props = f"file={escape_property(d.file)}"
         if d.line:
             props += f",line={d.line},col={d.col}"
-        message = d.message + (f" ({d.hint})" if d.hint else "")
-        out.append(f"::{command} {props}::{escape_data(message)}")
+        out.append(f"::{command} {props}::{escape_data(_message(d))}")
     return "\n".join(out)
+
+
+def _message(d: Diagnostic) -> str:
+    return d.message + (f" ({d.hint})" if d.hint else "")

@@ -176,7 +176,7 @@ def with_overrides(data: Mapping[str, Any], environ: Mapping[str, str] | None = 
 
 def environment_finding(variable: str, message: str, hint: str | None = None) -> Diagnostic:
     """A finding in the `MESBRIDGE_*` variable `variable`, located at it rather than at a file."""
-    return Diagnostic(ENVIRONMENT + variable, 0, 0, message, hint=hint)
+    return Diagnostic(ENVIRONMENT + variable, 0, 0, message, hint=hint, environment=True)
 
 
 def is_settings_finding(diagnostic: Diagnostic) -> bool:

@@ -398,6 +398,26 @@ def test_a_selected_binding_without_a_folder_is_an_error(tmp_path: Path) -> None
     assert "dmeo" not in result.output  # the variable overrides the file
 
 
+def test_a_github_annotation_of_an_environment_finding_names_no_file(tmp_path: Path) -> None:
+    """GitHub places an annotation with `file=` in that file: a variable is titled instead."""
+    root = make_root(tmp_path)
+    env = {"MESBRIDGE_BINDINGS": "demo,north", "MESBRIDGE_WORKERS": "many"}
+    result = CliRunner().invoke(main, ["check", str(root), "--format", "github"], env=env)
+    assert result.exit_code == 1, result.output
+    annotations = [line for line in result.output.splitlines() if "MESBRIDGE_" in line]
+    assert annotations == [
+        "::error title=environment MESBRIDGE_WORKERS::invalid setting workers: "
+        "Input should be a valid integer, unable to parse string as an integer",
+    ], result.output
+    env["MESBRIDGE_WORKERS"] = "2"  # the settings load: the bindings are checked
+    result = CliRunner().invoke(main, ["check", str(root), "--format", "github"], env=env)
+    annotations = [line for line in result.output.splitlines() if "MESBRIDGE_" in line]
+    assert annotations == [
+        "::error title=environment MESBRIDGE_BINDINGS::names binding 'north', which has no folder "
+        "mappings/north/ (bindings: demo)",
+    ], result.output
+
+
 def test_bindings_that_name_no_binding_are_an_error(tmp_path: Path) -> None:
     """`MESBRIDGE_BINDINGS=" "` or `bindings: []` would serve not one pipeline, without a word."""
     root = make_root(tmp_path)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from engine.config.diagnostic import Diagnostic
 from engine.config.report import format_github, format_json, format_text
+from engine.config.settings import environment_finding
 from engine.config.validation import validate_model
 from engine.config.yamlsource import load_yaml
 from engine.suggest import did_you_mean
@@ -352,6 +353,8 @@ def test_format_json() -> None:
         "source_line": "      metod: POST",
         "hint": "did you mean 'method'?",
     }
+    [found] = json.loads(format_json([environment_finding("MESBRIDGE_STORE", "bad")]))
+    assert (found["file"], found["environment"]) == ("environment MESBRIDGE_STORE", True)
 
 
 @pytest.mark.parametrize(
@@ -370,6 +373,16 @@ def test_format_json() -> None:
         ),
         pytest.param(
             Diagnostic("connectors", 0, 0, "missing"), "::error file=connectors::missing", id="no-line"
+        ),
+        pytest.param(
+            environment_finding("MESBRIDGE_STORE", "cannot open: a, b", hint="set it"),
+            "::error title=environment MESBRIDGE_STORE::cannot open: a, b (set it)",
+            id="environment-no-file",
+        ),
+        pytest.param(
+            Diagnostic("environment MESBRIDGE_X", 0, 0, "m"),
+            "::error file=environment MESBRIDGE_X::m",
+            id="a-file-named-like-a-variable-is-a-file",
         ),
     ],
 )
