@@ -135,8 +135,9 @@ def dead(
 ) -> None:
     """Move queued events to the dead letters, where `mesbridge dlq` shows, replays and drops them.
 
-    One whose worker's lease expired unfinished becomes an uncertain dead letter (it may have been
-    applied). One a worker holds now is not moved (it may be mid-write): exit status 1.
+    One whose worker's lease expired unfinished, or a replay whose writes look first, becomes an
+    uncertain dead letter (it may have been applied), and the command says why. One a worker holds
+    now is not moved (it may be mid-write): exit status 1.
     """
     error = f"{reason} (by {_user()}, mesbridge queue dead)"
     _act(
@@ -182,13 +183,22 @@ def _act(
             refused = True
             click.echo(f"not {said.format(event_id)}: {_why_not(event_id, event)}", err=True)
             continue
-        note = f" as uncertain: the lease of {event.leased_by} expired unfinished" if action == "dead" else ""
-        click.echo(said.format(event_id) + (note if event.leased_by else ""))
+        click.echo(said.format(event_id) + (_uncertain(event) if action == "dead" else ""))
         _audit(action, result, event, **audited)
     if not results:
         click.echo("no queued events")
     if refused:
         raise SystemExit(1)
+
+
+def _uncertain(event: QueuedEvent) -> str:
+    """Why the dead letter made of `event` is uncertain (it may have been applied); "" when it is not."""
+    why = []
+    if event.leased_by:
+        why.append(f"the lease of {event.leased_by} expired unfinished")
+    if event.verify_first:
+        why.append("it is a replay whose writes look first, as an earlier delivery may have applied them")
+    return f" as uncertain: {'; '.join(why)}" if why else ""
 
 
 def _why_not(event_id: str, event: QueuedEvent | None) -> str:

@@ -170,6 +170,10 @@ class QueuedEvent:
     lease_until: datetime | None = None
     leased: bool = False
     """A worker held a live lease of it when the store read it: it may be mid-run, even mid-write."""
+    verify_first: bool = False
+    """A replayed dead letter whose writes look first (an earlier delivery may have applied them): as
+    a dead letter again it is uncertain. Read where the store acts on the event (`drop_queued`,
+    `dead_letter_queued`); a listing leaves it False."""
 
 
 def dead_kind(payload: Mapping[str, Any], abandoned: bool, kind: str) -> str:

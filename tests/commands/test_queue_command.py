@@ -205,3 +205,28 @@ def test_dead_makes_an_event_whose_worker_died_running_it_uncertain(url: str) ->
     )
     [dead] = json.loads(mesbridge(url, "dlq", "list", "--json").stdout)
     assert (dead["kind"], dead["attempts"]) == ("uncertain", 2)
+
+
+def test_dead_says_a_replay_whose_writes_look_first_is_uncertain(url: str) -> None:
+    """A replayed uncertain dead letter, waiting for a retry, may have been applied by its first delivery."""
+
+    async def replay() -> None:
+        store = open_store(url)
+        await store.migrate()
+        await store.enqueue("old.operation", "WO-1", {"event": {}}, event_id="ev-1")
+        [job] = await store.claim("w1")
+        await store.dead_letter(job, "outcome unknown after POST /x", kind="uncertain")
+        assert await store.replay_dead("ev-1", verify_first=True)
+        await store.enqueue("old.operation", "WO-2", {"event": {}}, event_id="ev-2")
+        await store.close()
+
+    asyncio.run(replay())
+    result = mesbridge(url, "queue", "dead", "ev-1", "ev-2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "moved ev-1 to the dead letters as uncertain: it is a replay whose writes look first, as an "
+        "earlier delivery may have applied them",
+        "moved ev-2 to the dead letters",
+    ]
+    kinds = {dead["id"]: dead["kind"] for dead in json.loads(mesbridge(url, "dlq", "list", "--json").stdout)}
+    assert kinds == {"ev-1": "uncertain", "ev-2": "operator"}

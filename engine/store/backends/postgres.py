@@ -552,6 +552,8 @@ class PostgresStore(Store):
             if row is None:
                 return None
             event = _queued(row, now)
+            if row["payload"].get("verify_first"):
+                event = replace(event, verify_first=True)
             if not event.leased:
                 await act(cur, row, event)
             return event

@@ -511,6 +511,8 @@ class SQLiteStore(Store):
             if row is None:
                 return None
             event = _queued(row, _ts(now))
+            if json.loads(row["payload"]).get("verify_first"):
+                event = replace(event, verify_first=True)
             if not event.leased:
                 act(conn, row, event)
             return event
