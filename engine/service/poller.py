@@ -123,6 +123,11 @@ class Poller:
         except MesbridgeError:
             pass
 
+    @property
+    def lease_ttl(self) -> float:
+        """Seconds the poller lease lasts: the `poll_lease` setting of the current generation."""
+        return float(getattr(self.service.settings, "poll_lease", LEASE_TTL))
+
     def _source(self) -> PollSource | None:
         entry = self.service.generation.project.pipelines.get(self.name)
         if entry is None or not isinstance(entry.pipeline.source, PollSource):
@@ -139,7 +144,7 @@ class Poller:
             if scheduled is not None and source.schedule != scheduled:  # a reload changed the schedule:
                 due = min(due, time.monotonic() + next_delay(source.schedule))  # a shorter one counts now
             scheduled = source.schedule
-            ttl = float(getattr(self.service.settings, "poll_lease", LEASE_TTL))
+            ttl = self.lease_ttl
             try:
                 holds = await self.store.acquire_lease(f"poll:{self.name}", self.holder, ttl)
             except MesbridgeError as exc:
@@ -189,7 +194,7 @@ class Poller:
         batch: list[PolledItem] = []
         versions: dict[str, str] = {}  # the version each key was first read at this round
         repeated: dict[str, set[str]] = {}  # keys read again at another version, and those versions
-        ttl = float(getattr(self.service.settings, "poll_lease", LEASE_TTL))
+        ttl = self.lease_ttl
 
         async def flush() -> None:
             nonlocal new

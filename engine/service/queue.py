@@ -198,12 +198,8 @@ class WorkerPool:
                     f"pipeline {job.pipeline} is not in config version {generation.version}, loaded after "
                     "this replica claimed it; queued again for a replica that serves it"
                 )
-                try:
-                    await self.store.retry(job, message, 0.0)
-                except (LeaseLostError, StoreError) as exc:
-                    log.warning("cannot queue %s again (%s); it returns after its lease", job.event_id, exc)
-                    return
-                log.warning(message)
+                if await self._queue_again(job, message):
+                    log.warning(message)
                 return
             source = executor.pipeline.source
             deadline = getattr(source, "deadline", None) or self.policy.deadline
@@ -304,12 +300,18 @@ class WorkerPool:
     async def _give_back(self, job: Job) -> None:
         """Queue a job stopped by shutdown before any write unsafe to repeat again now, not as uncertain."""
         message = "stopped by shutdown before any write that is not safe to repeat; queued again"
+        if await self._queue_again(job, message):
+            log.info(message)
+
+    async def _queue_again(self, job: Job, message: str) -> bool:
+        """Put a job back in the queue at once, `message` its attempt's record; False (and a warning)
+        when the store cannot: the job then returns after its lease."""
         try:
             await self.store.retry(job, message, 0.0)
         except (LeaseLostError, StoreError) as exc:
             log.warning("cannot queue %s again (%s); it returns after its lease", job.event_id, exc)
-            return
-        log.info(message)
+            return False
+        return True
 
     async def _dead(self, job: Job, message: str, **extra: Any) -> None:
         try:

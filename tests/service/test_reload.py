@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,58 +151,56 @@ async def test_a_reload_leaving_a_route_without_its_secret_is_refused(
     assert refused[0].startswith("config version ") and f"still serving {version}" in refused[0]
 
 
-async def test_a_reload_whose_connector_needs_a_variable_not_set_is_refused(
-    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("file", "edit", "expected"),
+    [
+        pytest.param(
+            "connectors/mes.yaml",
+            lambda text, _: text.replace("${NEXTPLUS_URL}", "${RELOAD_TEST_UNSET_URL}"),
+            lambda _: (
+                "connectors/mes.yaml:1:11: error: environment variable RELOAD_TEST_UNSET_URL is not set"
+            ),
+            id="connector-variable",
+        ),
+        pytest.param(
+            "mappings/test/workorders.yaml",
+            lambda text, _: text.replace("{ok: true}", '{ok: "${RELOAD_TEST_UNSET_OK}"}'),
+            lambda _: (
+                "environment variable RELOAD_TEST_UNSET_OK is not set "
+                "(needed by pipeline wo.create, reply.body.ok)"
+            ),
+            id="template-variable",
+        ),
+        pytest.param(
+            "connectors/mes.yaml",
+            lambda text, tmp: text + f"tls_ca_file: {tmp / 'absent-ca.pem'}\n",
+            lambda tmp: f"tls_ca_file {tmp / 'absent-ca.pem'} cannot be loaded: No such file or directory",
+            id="tls-ca-file",
+        ),
+    ],
+)
+async def test_a_reload_that_could_not_serve_is_refused(
+    tmp_path: Path,
+    sims: Sims,
+    caplog: pytest.LogCaptureFixture,
+    file: str,
+    edit: Callable[[str, Path], str],
+    expected: Callable[[Path], str],
 ) -> None:
+    """A reload whose config needs what the process cannot give (an unset variable, an unloadable CA
+    file) is refused, located, and the version before keeps serving."""
     root = write_root(tmp_path)
     async with running(root, sims, reload=True) as host:
         service = host.service
         assert service is not None
         version = service.generation.version
-        connector = root / "connectors" / "mes.yaml"
-        connector.write_text(connector.read_text().replace("${NEXTPLUS_URL}", "${RELOAD_TEST_UNSET_URL}"))
+        edited = root / file
+        edited.write_text(edit(edited.read_text(), tmp_path))
         assert await wait_for(lambda: service.metrics.reload_counts().get("invalid", 0) >= 1, 10)
         assert service.generation.version == version
     [refused] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert refused.startswith("config version ") and f"still serving {version}" in refused
-    assert "connectors/mes.yaml:1:11: error: environment variable RELOAD_TEST_UNSET_URL is not set" in refused
-
-
-async def test_a_reload_whose_template_needs_a_variable_not_set_is_refused(
-    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
-) -> None:
-    root = write_root(tmp_path)
-    async with running(root, sims, reload=True) as host:
-        service = host.service
-        assert service is not None
-        version = service.generation.version
-        mapping = root / "mappings" / "test" / "workorders.yaml"
-        mapping.write_text(mapping.read_text().replace("{ok: true}", '{ok: "${RELOAD_TEST_UNSET_OK}"}'))
-        assert await wait_for(lambda: service.metrics.reload_counts().get("invalid", 0) >= 1, 10)
-        assert service.generation.version == version
-    [refused] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert refused.startswith("config version ") and f"still serving {version}" in refused
-    assert (
-        "environment variable RELOAD_TEST_UNSET_OK is not set (needed by pipeline wo.create, reply.body.ok)"
-        in refused
-    )
-
-
-async def test_a_reload_whose_tls_ca_file_cannot_be_loaded_is_refused(
-    tmp_path: Path, sims: Sims, caplog: pytest.LogCaptureFixture
-) -> None:
-    root = write_root(tmp_path)
-    async with running(root, sims, reload=True) as host:
-        service = host.service
-        assert service is not None
-        version = service.generation.version
-        connector = root / "connectors" / "mes.yaml"
-        connector.write_text(connector.read_text() + f"tls_ca_file: {tmp_path / 'absent-ca.pem'}\n")
-        assert await wait_for(lambda: service.metrics.reload_counts().get("invalid", 0) >= 1, 10)
-        assert service.generation.version == version
-    [refused] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert refused.startswith("config version ") and f"still serving {version}" in refused
-    assert f"tls_ca_file {tmp_path / 'absent-ca.pem'} cannot be loaded: No such file or directory" in refused
+    assert expected(tmp_path) in refused
 
 
 async def test_with_the_console_on_a_reload_adding_a_webhook_under_it_is_refused(
