@@ -477,9 +477,16 @@ async def test_records_that_share_a_key_are_not_delivered_again_every_round(
     caplog.set_level(logging.WARNING, logger="mesbridge.poller")
     async with running(root, sims) as host:
         poller = host.pollers.running["wo.poll"]  # type: ignore[union-attr]
-        assert await wait_for(lambda: poller.rounds >= 4, 10)
         metrics = host.service.metrics  # type: ignore[union-attr]
-        assert metrics.value("mesbridge_polled_records_total", pipeline="wo.poll", result="new") == 1
+
+        def new() -> float:
+            return metrics.value("mesbridge_polled_records_total", pipeline="wo.poll", result="new")
+
+        # as the cursor moves, the key's first read may be another record once: then it stays put
+        assert await wait_for(lambda: poller.rounds >= 4, 10)
+        settled, rounds = new(), poller.rounds
+        assert await wait_for(lambda: poller.rounds >= rounds + 4, 10)
+        assert new() == settled <= 2
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("1 key(s) read at two versions in one round ('same' at" in m for m in warned), warned
     assert any("`key` does not name one record" in m for m in warned)
