@@ -340,22 +340,38 @@ _PRINTED = frozenset({str, int, float, bool, type(None)})
 # --- whole values as generated Python ------------------------------------------------------------
 
 
+_LITERAL_TYPES = frozenset({str, int, bool, type(None)})
+"""Constants written as Python literals: their `repr` is source that makes an equal value."""
+
+
 class _Source:
-    """Python source for one templated value, with the objects it refers to."""
+    """Python source for one templated value, with the objects it refers to (`_o0`, `_o1`, ... in the
+    source) and the context's variables it reads (each read once, as `_n0`, `_n1`, ...)."""
 
     def __init__(self, env: Any) -> None:
         self.env = env
         self.eval_ctx = EvalContext(env)
         self.objects: list[Any] = []
-        self.ids: dict[int, str] = {}
+        self.ids: dict[int, int] = {}
+        self.names: dict[str, str] = {}
 
     def ref(self, obj: Any) -> str:
+        if type(obj) in _LITERAL_TYPES and (type(obj) is not int or obj.bit_length() < 64):
+            return repr(obj)
         known = self.ids.get(id(obj))
-        if known is not None and self.objects[int(known[3:-1])] is obj:
-            return known
+        if known is not None and self.objects[known] is obj:
+            return f"_o{known}"
         self.objects.append(obj)
-        self.ids[id(obj)] = name = f"_o[{len(self.objects) - 1}]"
-        return name
+        self.ids[id(obj)] = index = len(self.objects) - 1
+        return f"_o{index}"
+
+    def variable(self, name: str) -> str:
+        """The local that holds the context's variable `name` (read once, when the function starts:
+        a missing one raises, and the caller evaluates the closures)."""
+        local = self.names.get(name)
+        if local is None:
+            local = self.names[name] = f"_n{len(self.names)}"
+        return local
 
     def value(self, value: Any, leaf: Callable[[Any], Any]) -> str:
         if isinstance(value, dict):
@@ -371,7 +387,7 @@ class _Source:
         if isinstance(node, nodes.Name) and node.ctx == "load":
             if node.name in self.env.globals:  # a variable of that name shadows the global
                 return f"_c.get({node.name!r}, {self.ref(self.env.globals[node.name])})"
-            return f"_c[{node.name!r}]"
+            return self.variable(node.name)
         if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, _LITERALS):
             raise Unsupported  # `()['x']`: Python itself refuses to compile it; the closures answer
         if isinstance(node, nodes.Getattr):
@@ -481,13 +497,19 @@ def generate(value: Any, env: Any, leaf: Callable[[_Source, Any], str]) -> Evalu
         expression = source.value(value, lambda item: leaf(source, item))
     except Unsupported:
         return None
-    namespace: dict[str, Any] = {"_o": source.objects}
+    # the objects as the arguments of a factory, so that the function reads them as closure cells
+    objects = ", ".join(f"_o{index}" for index in range(len(source.objects)))
+    reads = "".join(f"        {local} = _c[{name!r}]\n" for name, local in source.names.items())
+    text = (
+        f"def make({objects}):\n    def render(_c):\n{reads}        return {expression}\n    return render\n"
+    )
+    namespace: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Python doubting the code it compiles: leave it to the closures
         try:
-            code = compile(f"def render(_c):\n    return {expression}\n", "<mesbridge template>", "exec")
+            code = compile(text, "<mesbridge template>", "exec")
         except (SyntaxError, SyntaxWarning):
             return None
     exec(code, namespace)  # noqa: S102
-    function: Evaluator = namespace["render"]
+    function: Evaluator = namespace["make"](*source.objects)
     return function
