@@ -1,11 +1,12 @@
 """Per-event transform cost: the engine's compiled mapping against the same mapping written in Python.
 
-    .venv/bin/python benchmarks/transform.py [--number 5000] [--repeat 7]
+    .venv/bin/python benchmarks/transform.py [--number 500] [--repeat 201]
 
 The mapping is the Operation "add" -> Priority production report (ALINE_ONE) body of seed 001, as the
 benchmark config root (benchmarks/config/mappings/priority/operation.yaml) writes it. Three contenders,
 timed timeit-style (best of `repeat` runs of `number` events each, the contenders taking turns run
-by run, no HTTP anywhere):
+by run, no HTTP anywhere). Many short runs: on a shared machine the best of each contender is the
+run least disturbed, and a busy second spoils a few runs of each rather than the one run of one.
 
 - template: the engine's compiled `Template` rendering the request body;
 - executor: the whole `Executor.run` (switch, body, call to an in-memory connector, reply);
@@ -104,8 +105,8 @@ class _MemoryConnector:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=5_000, help="events per timed run")
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs; the best counts")
+    parser.add_argument("--number", type=int, default=500, help="events per timed run")
+    parser.add_argument("--repeat", type=int, default=201, help="timed runs; the best counts")
     args = parser.parse_args()
 
     project = load_project(ROOT)

@@ -16,12 +16,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from engine import env, helpers
 from engine.errors import (
     ConnectorError,
-    DeadlineExceeded,
     MesbridgeError,
     MissingVariableError,
     PipelineError,
@@ -30,13 +29,12 @@ from engine.errors import (
 from engine.expressions import templates_in
 from engine.expressions.variables import Variables
 from engine.pipeline import models as m
+from engine.pipeline.program import StepsRunner, compile_steps
 from engine.pipeline.steps import StepModel, truthy
 from engine.pipeline.steps._base import error_context
 from engine.recorder import Recorder, active
 
 __all__ = ["Executor", "Outcome", "StepScope", "new_event_id", "run_steps", "step_ids"]
-
-_T = TypeVar("_T")
 
 SAFETY_MARGIN = 2.0
 """Seconds past the deadline after which a run that did not end is cut off (calls end by the deadline)."""
@@ -74,15 +72,14 @@ def step_ids(steps: list[Any], prefix: str = "steps") -> Iterator[tuple[StepMode
 
 @dataclass
 class StepScope:
-    """What every run of one step list shares: the connectors, a name, the steps' positions, and what
-    each step prepared once for them (`prepared`)."""
+    """What every run of one step tree shares: the connectors, a name, and the steps' positions.
+    Step lists compile here once (`compile`), so a run does no more than the steps' own work."""
 
     name: str
     connectors: Mapping[str, Any]
     ids: dict[int, str]
     steps: list[Any] = field(default_factory=list)
     """Every step of the tree, in order (what a step's plan may look at: which names a `set` makes)."""
-    plans: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -91,31 +88,25 @@ class StepScope:
         tree = list(step_ids(steps, prefix))
         return cls(name, connectors, {id(step): where for step, where in tree}, [step for step, _ in tree])
 
-    def prepared(self, step: Any, build: Callable[[Any, StepScope], _T]) -> _T:
-        """What `build(step, self)` returns, built on the step's first run in this scope."""
-        try:
-            plan: _T = self.plans[id(step)]
-        except KeyError:
-            plan = self.plans[id(step)] = build(step, self)
-        return plan
+    def compile(self, steps: list[Any]) -> StepsRunner:
+        """Runs `steps` in order: each step's `when`, the deadline before it, its trace, its
+        `on_error` and its `name`, around the work the step compiled for this scope (`program`)."""
+        return compile_steps(self, steps)
 
 
 async def run_steps(
     scope: StepScope, steps: list[Any], context: dict[str, Any], *, deadline: float | None = None
 ) -> dict[str, Any]:
     """Run `steps` in `context` (e.g. a poll source's steps before its listing); the context after."""
-    run = _Run(scope, context, deadline, None, False, False, None, None)
-    await run.steps(steps)
+    await scope.compile(steps)(_Run(context, deadline, None, False, False, None, None))
     return context
 
 
 class _Run:
-    """One event's run: its context, and what steps ask of the executor."""
+    """One event's run: its context, and what steps ask of the executor (`steps.Run`)."""
 
     __slots__ = (
-        "scope",
         "context",
-        "connectors",
         "deadline",
         "ends",
         "_event_id",
@@ -123,13 +114,11 @@ class _Run:
         "refuse_unprotected",
         "on_write",
         "recorder",
-        "prepared",
         "applied",
     )
 
     def __init__(
         self,
-        scope: StepScope,
         context: dict[str, Any],
         deadline: float | None,
         event_id: str | None,
@@ -139,9 +128,7 @@ class _Run:
         recorder: Recorder | None,
     ) -> None:
         """`event_id` None: one is made if a step asks for it."""
-        self.scope = scope
         self.context = context
-        self.connectors = scope.connectors
         self.deadline = deadline
         self.ends = None if deadline is None else time.monotonic() + deadline
         self._event_id = event_id
@@ -149,8 +136,6 @@ class _Run:
         self.refuse_unprotected = refuse_unprotected
         self.on_write = on_write
         self.recorder = recorder
-        self.prepared = scope.prepared
-        """What each step prepared once for the scope (`StepScope.prepared`)."""
         self.applied: list[str] = []
 
     @property
@@ -162,48 +147,6 @@ class _Run:
 
     def remaining(self) -> float | None:
         return None if self.ends is None else self.ends - time.monotonic()
-
-    async def steps(self, steps: list[Any]) -> None:
-        context = self.context
-        recorder = self.recorder
-        ends = self.ends
-        for step in steps:
-            when = step.when
-            if when is not None and not truthy(when.search(context)):
-                if recorder is not None:
-                    recorder.skipped(self.scope.ids.get(id(step), ""), step.kind, step.name)
-                continue
-            if ends is not None and ends <= time.monotonic():
-                raise DeadlineExceeded(f"no answer within {self.deadline:g} s; stopped before the next step")
-            if recorder is not None:
-                result = await self._traced(step, recorder)
-            else:
-                try:
-                    result = await step.run(self)
-                except PipelineError as error:
-                    result = step.handle(error, context)
-            name = step.name
-            if name:
-                context[name] = result
-
-    async def _traced(self, step: Any, recorder: Recorder) -> Any:
-        """Run one step as `steps` does, marking its start, end and outcome in the recorder."""
-        entered = recorder.enter(self.scope.ids.get(id(step), ""), step.kind, step.name)
-        try:
-            result = await step.run(self)
-        except PipelineError as error:
-            try:
-                result = step.handle(error, self.context)
-            except BaseException as final:
-                recorder.leave(entered, "failed", _message(final))
-                raise
-            recorder.leave(entered, "handled", error.message)
-            return result
-        except BaseException as exc:
-            recorder.leave(entered, "failed", _message(exc))
-            raise
-        recorder.leave(entered, "ok", None)
-        return result
 
 
 class Executor:
@@ -227,6 +170,8 @@ class Executor:
         self.variables = dict(variables or {})
         self._variables = Variables(self.variables, f"pipeline {pipeline.name}, vars")
         self.scope = StepScope.of(pipeline.name, pipeline.steps, connectors)
+        self._steps = self.scope.compile(pipeline.steps)
+        self._when, self._reply, self._status = pipeline.when, pipeline.reply.body, pipeline.reply.status
         self._clock = clock
         self._reads_now = "now" in _globals_read(pipeline)
         """Whether any template of the pipeline reads `now()`: only then does a run keep an instant."""
@@ -265,34 +210,26 @@ class Executor:
             if self._variables.refers:
                 context["vars"] = self._variables.value()
             run = _Run(
-                self.scope,
-                context,
-                deadline,
-                event_id or None,
-                verify_first,
-                refuse_unprotected,
-                on_write,
-                recorder,
+                context, deadline, event_id or None, verify_first, refuse_unprotected, on_write, recorder
             )
-            when = self.pipeline.when
+            when = self._when
             if when is not None and not truthy(when.search(context)):
                 return Outcome(200, {"skipped": True}, skipped=True, duration=time.perf_counter() - started)
             if deadline is None:
-                await run.steps(self.pipeline.steps)
+                await self._steps(run)
             else:
                 try:
                     async with asyncio.timeout(deadline + SAFETY_MARGIN):
-                        await run.steps(self.pipeline.steps)
+                        await self._steps(run)
                 except TimeoutError:
                     raise UncertainError(
                         f"no answer within {deadline:g} s, and a call may still have been in flight: "
                         "the outcome is unknown; check the external system before sending the event again"
                     ) from None
-            reply = self.pipeline.reply
-            body = reply.body.render(context) if reply.body is not None else {}
+            reply = self._reply
             return Outcome(
-                reply.status,
-                body,
+                self._status,
+                reply.render(context) if reply is not None else {},
                 None,
                 False,
                 time.perf_counter() - started,
@@ -363,14 +300,6 @@ def _applied_note(applied: list[str]) -> str:
         f" (after {', '.join(applied)} had been applied: sending the event again would apply "
         f"{'it' if len(applied) == 1 else 'them'} twice)"
     )
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, PipelineError):
-        return exc.message
-    if isinstance(exc, asyncio.CancelledError):
-        return "cancelled"
-    return str(exc) or type(exc).__name__
 
 
 def _as_pipeline_error(exc: MesbridgeError) -> PipelineError:

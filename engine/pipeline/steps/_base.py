@@ -1,15 +1,17 @@
 """What every step type is built on: the fields all steps share, what a step runs against, and what
 it checks against.
 
-A step type is one module: its model (the YAML it accepts), `run` (what it does to an event) and
-`check` (what `mesbridge check` verifies about it), registered in `STEPS` under the key that names it
-(`set`, `call`, ...). The executor and the checker only ever call these methods.
+A step type is one module: its model (the YAML it accepts), what it does to an event (`compile`, or
+`choose` for a step that runs one of its branches; built once per executor, see
+`engine.pipeline.program`) and `check` (what `mesbridge check` verifies about it), registered in
+`STEPS` under the key that names it (`set`, `call`, ...). The executor and the checker only ever call
+these methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,9 +24,12 @@ __all__ = [
     "RESERVED_NAMES",
     "STEPS",
     "Checker",
+    "Chooser",
     "ErrorHandler",
     "Run",
+    "Scope",
     "StepModel",
+    "Work",
     "error_context",
     "truthy",
 ]
@@ -33,7 +38,6 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RESERVED_NAMES = frozenset({"event", "vars", "error", "loop", "args", "now", "lookup", "cursor"})
 
 Loc = tuple[Any, ...]
-_T = TypeVar("_T")
 
 
 def error_context(error: PipelineError) -> dict[str, Any]:
@@ -58,19 +62,15 @@ def truthy(value: Any) -> bool:
 
 
 class Run(Protocol):
-    """What a step runs against: the event's context, the connectors, and nested steps."""
+    """What a step's work runs against: the event's context, and what the delivery asks of it."""
 
     context: dict[str, Any]
-    connectors: Mapping[str, Any]
     event_id: str
     """The event's id; with a step's position it makes the step's idempotency key."""
     verify_first: bool
     """True when writes that have a `verify` look before they send (a replayed uncertain event)."""
     refuse_unprotected: bool
     """True when an earlier run may have stopped mid-way: a write nothing protects is not sent."""
-
-    async def steps(self, steps: list[Any]) -> None:
-        """Run a list of steps in this context (a branch, a loop body)."""
 
     def remaining(self) -> float | None:
         """Seconds left of the run's deadline; None without one."""
@@ -82,9 +82,28 @@ class Run(Protocol):
     """Awaited with a budget in seconds before a write that must not overlap a second delivery of the
     event for that long (the queue keeps the event's lease at least that long); None when no queue."""
 
-    def prepared(self, step: Any, build: Callable[[Any, Any], _T]) -> _T:
-        """What `build(step, scope)` returns, built once per executor: what the step resolves of its
-        connectors and position (`scope.connectors`, `scope.ids`, `scope.name`)."""
+
+Work = Callable[[Run], Awaitable[Any]]
+"""A step's work on one run, as `StepModel.compile` builds it: the step's result."""
+
+Chooser = Callable[[dict[str, Any]], tuple[Any, int | None]]
+"""Which branch a step runs in a context, as `StepModel.choose` builds it: the step's result, and the
+branch's index in `StepModel.branches()` (None: none)."""
+
+
+class Scope(Protocol):
+    """What a step compiles against, once per executor: the step tree's connectors, name and
+    positions, and nested step lists."""
+
+    name: str
+    connectors: Mapping[str, Any]
+    ids: dict[int, str]
+    """Each step's position in the tree (`steps[0].cases.add[2]`), by `id(step)`."""
+    steps: list[Any]
+    """Every step of the tree, in order."""
+
+    def compile(self, steps: list[Any]) -> Callable[[Run], Awaitable[None]]:
+        """Compile a nested list of steps (a branch, a loop body): it runs them on a run."""
 
 
 class Checker(Protocol):
@@ -162,9 +181,15 @@ class StepModel(BaseModel):
             raise ValueError(f"'{value}' is a reserved name")
         return value
 
-    async def run(self, run: Run) -> Any:
-        """Do the step's work on the event; the result is kept under `name`."""
+    def compile(self, scope: Scope) -> Work:
+        """The step's work on an event, built once per executor; its result is kept under `name`.
+        The step list around it does `when`, `on_error`, `name` and tracing."""
         raise NotImplementedError
+
+    def choose(self, scope: Scope) -> Chooser | None:
+        """For a step that runs one of its branches: which, built once per executor (the step list
+        then runs the branch inline, and `compile` is not used); None for any other step."""
+        return None
 
     def check(self, checker: Checker, loc: Loc, scope: set[str]) -> None:
         """Report what is wrong with the step beyond its schema (names, targets)."""

@@ -24,7 +24,7 @@ from engine.expressions import (
     templates_in,
 )
 
-from ._base import STEPS, Checker, Loc, Run, StepModel, truthy
+from ._base import STEPS, Checker, Loc, Run, Scope, StepModel, Work, truthy
 from .fail import as_text
 from .set_values import SetStep
 
@@ -93,8 +93,8 @@ class _Verify:
 
 
 class _Plan:
-    """What a call step resolves once per executor: its target and fields, how a repeat of it is
-    protected, and the part of its idempotency key that names the step."""
+    """What a call step resolves once per executor, when it compiles: its target and fields, how a
+    repeat of it is protected, and the part of its idempotency key that names the step."""
 
     __slots__ = (
         "connector",
@@ -236,76 +236,98 @@ class CallStep(StepModel):
         "(default: the named operation's own `verify`)",
     )
 
-    async def run(self, run: Run) -> Any:
-        plan = run.prepared(self, _Plan)
-        fields = plan.fields
-        connector = plan.connector
-        scope = fields.scope(run.context) if fields.scoped else run.context
-        verify = None
-        if plan.verify is not None:
-            verify = _looker(run, plan.verify, scope)
-            if run.verify_first:
-                found, value = await verify()
-                if found:  # an earlier delivery applied it
-                    if plan.unprotected:
-                        run.applied.append(f"{fields.method} {fields.path_in(scope)}")
-                    return value
-        method = fields.method
-        if plan.unprotected:
-            if run.refuse_unprotected and (plan.verify is None or plan.verify.anew is not None):
-                lookup = (
-                    "has no verify lookup"
-                    if plan.verify is None
-                    else f"has a verify lookup that reads {plan.verify.anew}, which this delivery read anew,"
-                )
-                raise UncertainError(
-                    f"outcome unknown: an earlier delivery of this event stopped mid-run, and {method} "
-                    f"{fields.path_in(scope)} on {connector.name} {lookup} and is not idempotent, so it is "
-                    f"not sent again. Check {connector.name}, then replay the event with --force if it is "
-                    f"not there{self._which()}",
-                    connector=connector.name,
-                )
-            if run.on_write is not None:
-                # every attempt of the write ends within the connector's retry deadline and the run's
-                remaining = run.remaining()
-                await run.on_write(plan.budget if remaining is None else min(remaining, plan.budget))
-        # the fields inline, not through _render and path_in: this is every call's hot path
-        query, headers, body = fields.query, fields.headers, fields.body
-        path = fields.constant_path
-        if path is None:
-            path = fields.path_in(scope)
+    def compile(self, scope: Scope) -> Work:
         try:
-            response = await connector.request(
-                method,
-                path,
-                query=None if query is None else query.render(scope),
-                headers=None if headers is None else headers.render(scope),
-                body=None if body is None else body.render(scope),
-                paginate=plan.paginate,
-                idempotent=plan.idempotent,
-                verify=verify,
-                deadline=run.remaining(),
-                idempotency_key=run.event_id + plan.key if plan.sends_key else None,
-            )
-        except BusinessError as exc:
-            if self.missing is not None and exc.http_status == 404:
-                return self._missing(run.context)
-            raise
-        except UncertainError as exc:  # the operator must know which write to look for
-            if not exc.message.endswith(self._which()):
-                exc.message = f"{exc.message}{self._which()}"
-                exc.args = (exc.message,)
-            raise
-        if plan.unprotected:  # applied (or found applied by its verify): a rerun would send it again
-            run.applied.append(f"{method} {path}")
-        if response.verified:
-            return response.result
-        result = response.result
-        if plan.result is not None:
-            result = plan.result.search(result)
-        if self.missing is not None and (result is None or result == []):
-            return self._missing(run.context)
-        return result
+            plan = _Plan(self, scope)
+        except KeyError as exc:  # no such connector: each run says so, as a lookup of it would
+            unknown = exc
+
+            async def unresolved(run: Run) -> Any:
+                raise unknown
+
+            return unresolved
+        # what every run reads of the plan, bound once: this is every call's hot path
+        connector, fields, lookup = plan.connector, plan.fields, plan.verify
+        method, constant_path, scoped = fields.method, fields.constant_path, fields.scoped
+        query, headers, body = fields.query, fields.headers, fields.body
+        paginate, idempotent, unprotected, budget = (
+            plan.paginate,
+            plan.idempotent,
+            plan.unprotected,
+            plan.budget,
+        )
+        key = plan.key if plan.sends_key else None
+        select, missing = plan.result, self.missing
+
+        async def call(run: Run) -> Any:
+            context = run.context
+            values = fields.scope(context) if scoped else context
+            verify = None
+            if lookup is not None:
+                verify = _looker(run, lookup, values)
+                if run.verify_first:
+                    found, value = await verify()
+                    if found:  # an earlier delivery applied it
+                        if unprotected:
+                            run.applied.append(f"{method} {fields.path_in(values)}")
+                        return value
+            if unprotected:
+                if run.refuse_unprotected and (lookup is None or lookup.anew is not None):
+                    raise self._refused(plan, fields.path_in(values))
+                if run.on_write is not None:
+                    # every attempt of the write ends within the connector's retry deadline and the run's
+                    remaining = run.remaining()
+                    await run.on_write(budget if remaining is None else min(remaining, budget))
+            path = constant_path if constant_path is not None else fields.path_in(values)
+            try:
+                response = await connector.request(
+                    method,
+                    path,
+                    query=None if query is None else query.render(values),
+                    headers=None if headers is None else headers.render(values),
+                    body=None if body is None else body.render(values),
+                    paginate=paginate,
+                    idempotent=idempotent,
+                    verify=verify,
+                    deadline=run.remaining(),
+                    idempotency_key=None if key is None else run.event_id + key,
+                )
+            except BusinessError as exc:
+                if missing is not None and exc.http_status == 404:
+                    return self._missing(context)
+                raise
+            except UncertainError as exc:  # the operator must know which write to look for
+                if not exc.message.endswith(self._which()):
+                    exc.message = f"{exc.message}{self._which()}"
+                    exc.args = (exc.message,)
+                raise
+            if unprotected:  # applied (or found applied by its verify): a rerun would send it again
+                run.applied.append(f"{method} {path}")
+            if response.verified:
+                return response.result
+            result = response.result
+            if select is not None:
+                result = select.search(result)
+            if missing is not None and (result is None or result == []):
+                return self._missing(context)
+            return result
+
+        return call
+
+    def _refused(self, plan: _Plan, path: str) -> UncertainError:
+        """Why a write nothing protects is not sent again after an earlier delivery stopped mid-run."""
+        connector, verify = plan.connector.name, plan.verify
+        lookup = (
+            "has no verify lookup"
+            if verify is None
+            else f"has a verify lookup that reads {verify.anew}, which this delivery read anew,"
+        )
+        return UncertainError(
+            f"outcome unknown: an earlier delivery of this event stopped mid-run, and {plan.fields.method} "
+            f"{path} on {connector} {lookup} and is not idempotent, so it is not sent again. Check "
+            f"{connector}, then replay the event with --force if it is not there{self._which()}",
+            connector=connector,
+        )
 
     def _which(self) -> str:
         """Which call an uncertain outcome is of, for the operator: one path (an RPC endpoint) may serve

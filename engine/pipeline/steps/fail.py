@@ -9,7 +9,7 @@ from pydantic import Field
 from engine.errors import DeliberateFailure
 from engine.expressions import TemplateField
 
-from ._base import STEPS, Checker, Loc, Run, StepModel
+from ._base import STEPS, Checker, Loc, Run, Scope, StepModel, Work
 
 
 def as_text(value: Any) -> str:
@@ -26,8 +26,13 @@ class FailStep(StepModel):
     fail: TemplateField
     status: int = Field(422, ge=400, le=599)
 
-    async def run(self, run: Run) -> Any:
-        raise DeliberateFailure(as_text(self.fail.render(run.context)), self.status)
+    def compile(self, scope: Scope) -> Work:
+        message, status = self.fail, self.status
+
+        async def fail(run: Run) -> Any:
+            raise DeliberateFailure(as_text(message.render(run.context)), status)
+
+        return fail
 
     def check(self, checker: Checker, loc: Loc, scope: set[str]) -> None:
         checker.names(loc + ("fail",), self.fail, scope)

@@ -9,7 +9,7 @@ from pydantic import field_validator
 
 from engine.expressions import TemplateField
 
-from ._base import RESERVED_NAMES, STEPS, Checker, Loc, Run, StepModel
+from ._base import RESERVED_NAMES, STEPS, Checker, Loc, Run, Scope, StepModel, Work
 
 
 @STEPS.register(name="set")
@@ -26,11 +26,16 @@ class SetStep(StepModel):
                 raise ValueError(f"'{key}' is a reserved name")
         return value
 
-    async def run(self, run: Run) -> Any:
-        context = run.context
-        for key, template in self.set.items():
-            context[key] = template.render(context)
-        return {key: context[key] for key in self.set}
+    def compile(self, scope: Scope) -> Work:
+        values = tuple(self.set.items())
+
+        async def set_values(run: Run) -> Any:
+            context = run.context
+            for key, template in values:
+                context[key] = template.render(context)
+            return {key: context[key] for key, _ in values}
+
+        return set_values
 
     def check(self, checker: Checker, loc: Loc, scope: builtins.set[str]) -> None:
         for key, template in self.set.items():

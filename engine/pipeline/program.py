@@ -1,0 +1,145 @@
+"""A step list compiled into one Python coroutine function, so that a run does the steps' own work and
+little else.
+
+`compile_steps` writes the source of one function for a list of steps. Around each step it writes
+what every step has: its `when`, the deadline before it, its trace when the run is traced, its
+`on_error` handlers and its `name`. A step that runs one of its branches (`switch`, `if`: it has a
+`StepModel.choose`) has its branches written inline; any other step's work is the coroutine function
+the step compiled (`StepModel.compile`), awaited. Branches nested deeper than `INLINE_DEPTH` become
+functions of their own, so the source stays within Python's limits on nesting.
+"""
+
+from __future__ import annotations
+
+import time
+from asyncio import CancelledError
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from engine.errors import DeadlineExceeded, PipelineError
+from engine.pipeline.steps import truthy
+
+__all__ = ["INLINE_DEPTH", "compile_steps", "message_of"]
+
+INLINE_DEPTH = 4
+"""Branch levels written into one function; deeper ones are awaited as functions of their own."""
+
+StepsRunner = Callable[[Any], Awaitable[None]]
+
+
+def compile_steps(scope: Any, steps: list[Any]) -> StepsRunner:
+    """One coroutine function that runs `steps` on a run (`executor._Run`), each as `scope` compiles it."""
+    writer = _Writer(scope)
+    writer.steps(steps, 2, 0)
+    parameters = ", ".join(f"_o{index}" for index in range(len(writer.objects)))
+    source = "\n".join(
+        [
+            f"def make({parameters}):",
+            "    async def run_steps(run):",
+            "        _c = run.context",
+            "        _r = run.recorder",
+            "        _ends = run.ends",
+            *writer.lines,
+            "    return run_steps",
+            "",
+        ]
+    )
+    namespace = dict(_RUNTIME)
+    exec(compile(source, "<mesbridge steps>", "exec"), namespace)  # noqa: S102 - source written above
+    runner: StepsRunner = namespace["make"](*writer.objects)
+    return runner
+
+
+class _Writer:
+    """The source lines of one step list's function, and the objects they refer to (`_o0`, ...)."""
+
+    def __init__(self, scope: Any) -> None:
+        self.scope = scope
+        self.objects: list[Any] = []
+        self.lines: list[str] = []
+        self.count = 0
+
+    def ref(self, obj: Any) -> str:
+        self.objects.append(obj)
+        return f"_o{len(self.objects) - 1}"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def steps(self, steps: list[Any], indent: int, depth: int) -> None:
+        if not steps:
+            self.emit(indent, "pass")
+        for step in steps:
+            self.step(step, indent, depth)
+
+    def step(self, step: Any, indent: int, depth: int) -> None:
+        n, self.count = self.count, self.count + 1
+        where = self.scope.ids.get(id(step), "")
+        label = f"{where!r}, {step.kind!r}, {step.name!r}"
+        self.emit(indent, f"# {where}")
+        if step.when is not None:
+            self.emit(indent, f"if not _truthy({self.ref(step.when.search)}(_c)):")
+            self.emit(indent + 1, f"if _r is not None: _r.skipped({label})")
+            self.emit(indent, "else:")
+            indent += 1
+        self.emit(indent, "if _ends is not None and _ends <= _monotonic(): raise _late(run)")
+        self.emit(indent, f"_t{n} = None if _r is None else _r.enter({label})")
+        self.emit(indent, "try:")
+        chooser = step.choose(self.scope)
+        if chooser is None:
+            self.emit(indent + 1, f"_x{n} = await {self.ref(step.compile(self.scope))}(run)")
+        else:
+            self.emit(indent + 1, f"_x{n}, _b{n} = {self.ref(chooser)}(_c)")
+            for index, (_, branch) in enumerate(step.branches()):
+                self.emit(indent + 1, f"{'if' if index == 0 else 'elif'} _b{n} == {index}:")
+                if depth + 1 < INLINE_DEPTH:
+                    self.steps(branch, indent + 2, depth + 1)
+                else:
+                    self.emit(indent + 2, f"await {self.ref(compile_steps(self.scope, branch))}(run)")
+        self.emit(indent, "except _PipelineError as _e:")
+        self.emit(indent + 1, f"_x{n} = _handled({self.ref(step)}, _e, _c, _r, _t{n})")
+        self.emit(indent, "except BaseException as _e:")
+        self.emit(indent + 1, f"if _t{n} is not None: _r.leave(_t{n}, 'failed', _message(_e))")
+        self.emit(indent + 1, "raise")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"if _t{n} is not None: _r.leave(_t{n}, 'ok', None)")
+        if step.name:
+            self.emit(indent, f"_c[{step.name!r}] = _x{n}")
+
+
+def _handled(step: Any, error: PipelineError, context: dict[str, Any], recorder: Any, mark: Any) -> Any:
+    """The step's result for a failure, from its `on_error` handlers (`StepModel.handle`), marked in
+    the trace as handled, or as failed when no handler answers."""
+    if mark is None:
+        return step.handle(error, context)
+    try:
+        result = step.handle(error, context)
+    except BaseException as final:
+        recorder.leave(mark, "failed", message_of(final))
+        raise
+    recorder.leave(mark, "handled", error.message)
+    return result
+
+
+def _late(run: Any) -> DeadlineExceeded:
+    return DeadlineExceeded(f"no answer within {run.deadline:g} s; stopped before the next step")
+
+
+def message_of(exc: BaseException) -> str:
+    """What a trace says of a failure."""
+    if isinstance(exc, PipelineError):
+        return exc.message
+    if isinstance(exc, CancelledError):
+        return "cancelled"
+    return str(exc) or type(exc).__name__
+
+
+_RUNTIME: dict[str, Any] = {
+    "_truthy": truthy,
+    "_monotonic": time.monotonic,
+    "_late": _late,
+    "_PipelineError": PipelineError,
+    "_handled": _handled,
+    "_message": message_of,
+}
+"""The globals of every generated function."""
