@@ -72,6 +72,9 @@ class Run(Protocol):
     refuse_unprotected: bool
     """True when an earlier run may have stopped mid-way: a write nothing protects is not sent."""
 
+    ends: float | None
+    """When the run's deadline passes (`time.monotonic()`); None without one."""
+
     def remaining(self) -> float | None:
         """Seconds left of the run's deadline; None without one."""
 

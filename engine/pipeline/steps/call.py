@@ -9,6 +9,7 @@ uses it as the result. `missing` turns "not there" (404, or an empty result) int
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from time import monotonic
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -250,13 +251,10 @@ class CallStep(StepModel):
         connector, fields, lookup = plan.connector, plan.fields, plan.verify
         method, constant_path, scoped = fields.method, fields.constant_path, fields.scoped
         query, headers, body = fields.query, fields.headers, fields.body
-        paginate, idempotent, unprotected, budget = (
-            plan.paginate,
-            plan.idempotent,
-            plan.unprotected,
-            plan.budget,
-        )
+        paginate, idempotent = plan.paginate, plan.idempotent
+        unprotected, budget = plan.unprotected, plan.budget
         key = plan.key if plan.sends_key else None
+        label = None if constant_path is None else f"{method} {constant_path}"  # what `applied` says
         select, missing = plan.result, self.missing
 
         async def call(run: Run) -> Any:
@@ -279,6 +277,7 @@ class CallStep(StepModel):
                     remaining = run.remaining()
                     await run.on_write(budget if remaining is None else min(remaining, budget))
             path = constant_path if constant_path is not None else fields.path_in(values)
+            ends = run.ends
             try:
                 response = await connector.request(
                     method,
@@ -289,7 +288,7 @@ class CallStep(StepModel):
                     paginate=paginate,
                     idempotent=idempotent,
                     verify=verify,
-                    deadline=run.remaining(),
+                    deadline=None if ends is None else ends - monotonic(),
                     idempotency_key=None if key is None else run.event_id + key,
                 )
             except BusinessError as exc:
@@ -302,7 +301,7 @@ class CallStep(StepModel):
                     exc.args = (exc.message,)
                 raise
             if unprotected:  # applied (or found applied by its verify): a rerun would send it again
-                run.applied.append(f"{method} {path}")
+                run.applied.append(label or f"{method} {path}")
             if response.verified:
                 return response.result
             result = response.result
