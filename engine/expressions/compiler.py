@@ -472,7 +472,8 @@ class _Source:
             elif _PassArg.from_obj(finalize) is None:  # finalize(x) of a str is x; of a number, its text
                 printed = self.ref(_PRINTED)
                 pieces.append(
-                    f"(str(_v) if (_v := {self.expr(part)}).__class__ in {printed} else str({call}_v)))"
+                    f"(_v if (_v := {self.expr(part)}).__class__ is str else "
+                    f"str(_v) if _v.__class__ in {printed} else str({call}_v)))"
                 )
             else:
                 pieces.append(f"str({call}{self.expr(part)}))")
