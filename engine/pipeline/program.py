@@ -76,7 +76,7 @@ class _Writer:
         n, self.count = self.count, self.count + 1
         where = self.scope.ids.get(id(step), "")
         label = f"{where!r}, {step.kind!r}, {step.name!r}"
-        self.emit(indent, f"# {where}")
+        self.emit(indent, f"# {where!r}")  # repr: a case name may hold a line break
         if step.when is not None:
             self.emit(indent, f"if not _truthy({self.ref(step.when.search)}(_c)):")
             self.emit(indent + 1, f"if _r is not None: _r.skipped({label})")

@@ -232,3 +232,16 @@ def test_branches_deeper_than_the_inline_part_run_as_functions_of_their_own(leve
         (f"{deepest}[0]", "ok"),
         (f"{deepest}[1]", "ok"),
     ]
+
+
+def test_a_case_name_is_data_in_the_generated_source_never_code() -> None:
+    hostile = "a\nraise SystemExit('escaped')\n#"
+    pipeline = Pipeline.model_validate(
+        {
+            "name": "p",
+            "source": {"kind": "webhook", "path": "/p"},
+            "steps": [{"switch": "event.k", "cases": {hostile: [{"set": {"hit": "{{ true }}"}}]}}],
+        }
+    )
+    outcome = asyncio.run(Executor(pipeline, {}).run({"k": hostile}))
+    assert outcome.ok and outcome.values["hit"] is True
