@@ -94,7 +94,7 @@ def check_caller_secrets(project: Project, environ: Mapping[str, str]) -> None:
                     if exc.name.startswith(FILE_PREFIX)
                     else f"Set {exc.name} to the secret webhook callers send (e.g. `export {exc.name}=...`)"
                 )
-                raise StartupError(f"{exc}. {fix}, then start again.") from None
+                raise StartupError(f"{exc}. {fix}.") from None
 
 
 def check_config_variables(project: Project, environ: Mapping[str, str]) -> None:
@@ -106,7 +106,7 @@ def check_config_variables(project: Project, environ: Mapping[str, str]) -> None
         raise StartupError(
             "the config uses environment variables that are not set (or files that cannot be read):\n"
             + format_text(unset)
-            + "\nSet them (or give a default: ${VAR:-value}), then start again."
+            + "\nSet them (or give a default: ${VAR:-value})."
         )
 
 
@@ -118,7 +118,7 @@ def check_ca_files(project: Project, environ: Mapping[str, str]) -> None:
         raise StartupError(
             "a connector's tls_ca_file cannot be loaded:\n"
             + format_text(unloadable)
-            + "\nPut a readable PEM file of the CA certificates there (or fix tls_ca_file), then start again."
+            + "\nPut a readable PEM file of the CA certificates there (or fix tls_ca_file)."
         )
 
 

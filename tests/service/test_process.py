@@ -305,7 +305,7 @@ def test_a_webhook_secret_file_that_cannot_be_read_is_named_as_a_file(tmp_path: 
     done = _start(root, sims.environ)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"secret file {secret} cannot be read: No such file or directory" in done.stderr
-    assert f"Put the secret webhook callers send in the file {secret}, then start again." in done.stderr
+    assert f"Put the secret webhook callers send in the file {secret}." in done.stderr
     assert "export file:" not in done.stderr
 
 
@@ -358,7 +358,7 @@ def test_an_empty_webhook_secret_file_is_named_as_a_file(tmp_path: Path, sims: S
     done = _start(root, sims.environ)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"file:{secret} is empty (needed by settings webhook_auth, secret)" in done.stderr
-    assert f"Put the secret webhook callers send in the file {secret}, then start again." in done.stderr
+    assert f"Put the secret webhook callers send in the file {secret}." in done.stderr
 
 
 def test_a_store_in_memory_is_warned_of(tmp_path: Path, sims: Sims) -> None:

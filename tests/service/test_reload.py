@@ -149,6 +149,7 @@ async def test_a_reload_leaving_a_route_without_its_secret_is_refused(
     refused = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(refused) == 1 and "environment variable RELOAD_TEST_UNSET_SECRET is not set" in refused[0]
     assert refused[0].startswith("config version ") and f"still serving {version}" in refused[0]
+    assert "start again" not in refused[0]  # the service did not stop: nothing is to be started
 
 
 @pytest.mark.parametrize(
@@ -201,6 +202,7 @@ async def test_a_reload_that_could_not_serve_is_refused(
     [refused] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert refused.startswith("config version ") and f"still serving {version}" in refused
     assert expected(tmp_path) in refused
+    assert "start again" not in refused
 
 
 async def test_with_the_console_on_a_reload_adding_a_webhook_under_it_is_refused(
