@@ -8,6 +8,7 @@ uses it as the result. `missing` turns "not there" (404, or an empty result) int
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from time import monotonic
 from typing import Any, Literal
@@ -244,7 +245,9 @@ class CallStep(StepModel):
             unknown = exc
 
             async def unresolved(run: Run) -> Any:
-                raise unknown
+                # a fresh error each run: raising the one object again would grow its traceback by
+                # every run's frames (and keep their contexts alive), and share it between runs
+                raise copy.copy(unknown).with_traceback(None) from None
 
             return unresolved
         # what every run reads of the plan, bound once: this is every call's hot path
