@@ -19,10 +19,15 @@ from typing import Any
 from engine.errors import DeadlineExceeded, PipelineError
 from engine.pipeline.steps import truthy
 
-__all__ = ["INLINE_DEPTH", "compile_steps", "message_of"]
+__all__ = ["INLINE_BRANCHES", "INLINE_DEPTH", "compile_steps", "message_of"]
 
 INLINE_DEPTH = 4
 """Branch levels written into one function; deeper ones are awaited as functions of their own."""
+
+INLINE_BRANCHES = 16
+"""Most branches a step has written inline as one `if`/`elif` chain: Python compiles an `elif` chain
+recursively, so a switch with thousands of cases would fail to compile (RecursionError); a step with
+more branches picks its branch's function from a tuple by index."""
 
 StepsRunner = Callable[[Any], Awaitable[None]]
 
@@ -90,12 +95,17 @@ class _Writer:
             self.emit(indent + 1, f"_x{n} = await {self.ref(step.compile(self.scope))}(run)")
         else:
             self.emit(indent + 1, f"_x{n}, _b{n} = {self.ref(chooser)}(_c)")
-            for index, (_, branch) in enumerate(step.branches()):
-                self.emit(indent + 1, f"{'if' if index == 0 else 'elif'} _b{n} == {index}:")
-                if depth + 1 < INLINE_DEPTH:
-                    self.steps(branch, indent + 2, depth + 1)
-                else:
-                    self.emit(indent + 2, f"await {self.ref(compile_steps(self.scope, branch))}(run)")
+            branches = [branch for _, branch in step.branches()]
+            if len(branches) > INLINE_BRANCHES:  # one function per branch, picked by index
+                table = tuple(compile_steps(self.scope, branch) for branch in branches)
+                self.emit(indent + 1, f"if _b{n} is not None: await {self.ref(table)}[_b{n}](run)")
+            else:
+                for index, branch in enumerate(branches):
+                    self.emit(indent + 1, f"{'if' if index == 0 else 'elif'} _b{n} == {index}:")
+                    if depth + 1 < INLINE_DEPTH:
+                        self.steps(branch, indent + 2, depth + 1)
+                    else:
+                        self.emit(indent + 2, f"await {self.ref(compile_steps(self.scope, branch))}(run)")
         self.emit(indent, "except _PipelineError as _e:")
         self.emit(indent + 1, f"_x{n} = _handled({self.ref(step)}, _e, _c, _r, _t{n})")
         self.emit(indent, "except BaseException as _e:")
