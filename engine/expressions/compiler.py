@@ -26,6 +26,7 @@ from jinja2 import nodes
 from jinja2.filters import do_default
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, Undefined
+from jinja2.tests import test_sameas
 from jinja2.utils import _PassArg
 
 from engine import helpers
@@ -440,6 +441,8 @@ class _Source:
             raise Unsupported
         table = self.env.filters if isinstance(node, nodes.Filter) else self.env.tests
         function = table[node.name]
+        if function is test_sameas:  # constants written as literals are merged by Python: `is` differs
+            raise Unsupported
         if function is do_default and not node.kwargs and all(isinstance(a, nodes.Const) for a in node.args):
             return self.default(node.node, [arg.value for arg in node.args])  # type: ignore[attr-defined]
         if getattr(function, "__wrapped__", None) is helpers.to_str and not node.args and not node.kwargs:
