@@ -140,6 +140,8 @@ FILTERS = [
     "round(1)", "indent(2)", "format(1)", "attr('sku')", "odata_date", "date('%Y')", "fromjson",
 ]  # fmt: skip
 TESTS = ["defined", "undefined", "none", "number", "string", "mapping", "sequence", "odd", "even", "true"]
+TESTS_OF_TWO = ["sameas", "eq", "ne", "lt", "ge", "divisibleby", "in", "equalto"]
+"""Tests that take a value: `x is sameas y` (identity: equal constants must stay distinct objects)."""
 
 paths = st.one_of(
     st.sampled_from(
@@ -165,6 +167,8 @@ def _compound(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(inner, st.integers(0, 3)).map(lambda t: f"({t[0]}) ** {t[1]}"),
         st.tuples(inner, st.sampled_from(FILTERS)).map(lambda t: f"({t[0]}) | {t[1]}"),
         st.tuples(inner, st.sampled_from(TESTS)).map(lambda t: f"({t[0]}) is {t[1]}"),
+        st.tuples(inner, st.sampled_from(TESTS_OF_TWO), inner).map(lambda t: f"({t[0]}) is {t[1]}({t[2]})"),
+        literals.map(lambda literal: f"({literal}) is sameas({literal})"),  # equal, yet two objects
         st.tuples(inner, inner, inner).map(lambda t: f"({t[0]}) if ({t[1]}) else ({t[2]})"),
         st.tuples(inner, inner).map(lambda t: f"({t[0]}) if ({t[1]})"),
         st.tuples(inner, st.sampled_from(["[0]", "[-1]", ".sku", "['sku']", ".items", "[1:]"])).map(
