@@ -127,7 +127,7 @@ class Caller:
         self.env = env
         self._plain = Context(env, dict(env.globals), None, {}, env.globals)
 
-    def __call__(self, variables: Mapping[str, Any], function: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, variables: Mapping[str, Any], function: Any, /, *args: Any, **kwargs: Any) -> Any:
         context = self._plain
         method: Any = getattr(function, "__call__", None)  # noqa: B004 - as Context.call, for a pass_* marker
         callee = method if method is not None and _PassArg.from_obj(method) is not None else function

@@ -61,6 +61,7 @@ EXPRESSIONS = [
     "dict(event.lines[0], extra=event.qty)",
     "lookup('A', vars.table)",
     "'{}-{}'.format(event.sku, event.qty)",
+    "'{function}/{variables}'.format(function=event.sku, variables=event.qty)",  # the caller's own names
     "range(3) | list",
     "true",
     "none",
