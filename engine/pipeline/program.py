@@ -5,8 +5,9 @@ little else.
 what every step has: its `when`, the deadline before it, its trace when the run is traced, its
 `on_error` handlers and its `name`. A step that runs one of its branches (`switch`, `if`: it has a
 `StepModel.choose`) has its branches written inline; any other step's work is the coroutine function
-the step compiled (`StepModel.compile`), awaited. Branches nested deeper than `INLINE_DEPTH` become
-functions of their own, so the source stays within Python's limits on nesting.
+the step compiled (`StepModel.compile`), awaited. Branches nested deeper than `INLINE_DEPTH`, steps
+with more than `INLINE_BRANCHES` branches and lists longer than `INLINE_STEPS` become functions of
+their own, so the source stays within Python's limits and compiles in time that grows with its size.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from engine.errors import DeadlineExceeded, PipelineError
 from engine.pipeline.steps import truthy
 
-__all__ = ["INLINE_BRANCHES", "INLINE_DEPTH", "compile_steps", "message_of"]
+__all__ = ["INLINE_BRANCHES", "INLINE_DEPTH", "INLINE_STEPS", "compile_steps", "message_of"]
 
 INLINE_DEPTH = 4
 """Branch levels written into one function; deeper ones are awaited as functions of their own."""
@@ -28,6 +29,10 @@ INLINE_BRANCHES = 16
 """Most branches a step has written inline as one `if`/`elif` chain: Python compiles an `elif` chain
 recursively, so a switch with thousands of cases would fail to compile (RecursionError); a step with
 more branches picks its branch's function from a tuple by index."""
+
+INLINE_STEPS = 64
+"""Most steps of one list written into one function; a longer list is run as functions of this many
+in turn (Python compiles a function in time that grows faster than its length)."""
 
 StepsRunner = Callable[[Any], Awaitable[None]]
 
@@ -74,8 +79,13 @@ class _Writer:
     def steps(self, steps: list[Any], indent: int, depth: int) -> None:
         if not steps:
             self.emit(indent, "pass")
-        for step in steps:
-            self.step(step, indent, depth)
+        elif len(steps) > INLINE_STEPS:
+            for start in range(0, len(steps), INLINE_STEPS):
+                part = compile_steps(self.scope, steps[start : start + INLINE_STEPS])
+                self.emit(indent, f"await {self.ref(part)}(run)")
+        else:
+            for step in steps:
+                self.step(step, indent, depth)
 
     def step(self, step: Any, indent: int, depth: int) -> None:
         n, self.count = self.count, self.count + 1

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from engine.errors import DeliberateFailure, PipelineError
 from engine.pipeline.executor import Executor
 from engine.pipeline.models import Pipeline
-from engine.pipeline.program import INLINE_DEPTH, message_of
+from engine.pipeline.program import INLINE_DEPTH, INLINE_STEPS, message_of
 from engine.pipeline.steps import truthy
 from engine.pipeline.steps.fail import as_text
 from engine.pipeline.steps.switch import case_key
@@ -245,3 +245,17 @@ def test_a_case_name_is_data_in_the_generated_source_never_code() -> None:
     )
     outcome = asyncio.run(Executor(pipeline, {}).run({"k": hostile}))
     assert outcome.ok and outcome.values["hit"] is True
+
+
+@pytest.mark.parametrize("length", [INLINE_STEPS, INLINE_STEPS + 1, 2 * INLINE_STEPS + 3])
+def test_a_list_longer_than_one_function_holds_runs_every_step_in_order(length: int) -> None:
+    steps = [{"set": {"n": "{{ (n if n is defined else 0) + 1 }}"}} for _ in range(length)]
+    steps.insert(length // 2, {"fail": "stopped", "when": "`false`"})
+    pipeline = Pipeline.model_validate(
+        {"name": "p", "source": {"kind": "webhook", "path": "/p"}, "steps": steps}
+    )
+    recorder = Recorder()
+    outcome = asyncio.run(Executor(pipeline, {}).run({}, recorder=recorder))
+    assert outcome.ok and outcome.values["n"] == length
+    assert [mark.id for mark in recorder.steps] == [f"steps[{index}]" for index in range(length + 1)]
+    assert recorder.steps[length // 2].status == "skipped"
