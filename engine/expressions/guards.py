@@ -17,6 +17,7 @@ from typing import Any
 import jmespath
 import jmespath.functions
 import jmespath.visitor
+from jinja2 import Undefined
 from jinja2.filters import make_attrgetter
 from jinja2.utils import _PassArg
 
@@ -299,7 +300,9 @@ def _counting(original: Callable[..., Any]) -> Callable[..., Any]:
     def counting(*args: Any, **kwargs: Any) -> Any:
         if len(args) > position:
             value = args[position]
-            if isinstance(value, Iterator):
+            if isinstance(value, Undefined):
+                pass  # the filter meets it as Jinja's does: a lazy one (`unique`, `map`) never touches it
+            elif isinstance(value, Iterator):
                 args = (*args[:position], _counted(value), *args[position + 1 :])
             elif isinstance(value, Sized):
                 charge(len(value))

@@ -123,6 +123,17 @@ def test_an_unused_undefined_argument_is_no_error() -> None:
     assert leaf.compiled(env)(CONTEXT) == "1" == leaf.jinja(env)(CONTEXT)
 
 
+def test_a_lazy_filter_given_an_undefined_value_fails_only_when_its_result_is_walked() -> None:
+    """`unique` and `map` return generators that Jinja never runs unless something walks them; the
+    limits' item counting does not walk (or measure) an undefined value ahead of Jinja."""
+    env = environment()
+    lazy = Leaf("{% set v = event.missing | unique %}{{ v is defined }}", (), env)
+    assert lazy.evaluate(CONTEXT) == "True"
+    walked = Leaf("{{ event.missing | unique | list }}", (), env)
+    with pytest.raises(UndefinedError, match="'dict object' has no attribute 'missing'"):
+        walked.evaluate(CONTEXT)
+
+
 @pytest.mark.parametrize(
     "source",
     [
