@@ -168,11 +168,13 @@ async def test_a_racing_claim_and_operator_never_both_get_an_event(
     ids = [await store.enqueue("gone", f"K{n}", {"n": n}, event_id=f"e{n}") for n in range(total)]
     operator = make_store()
     claimed: list[str] = []
+    started = asyncio.Event()  # the operator starts once the worker has claimed: the race runs both ways
 
     async def worker() -> None:
         while len(claimed) < total:
             jobs = await store.claim("w1", limit=2, lease_seconds=60)
             claimed.extend(job.event_id for job in jobs)
+            started.set()
             await asyncio.sleep(0.002)  # delivering them, leased
             for job in jobs:
                 await store.complete(job)
@@ -188,6 +190,7 @@ async def test_a_racing_claim_and_operator_never_both_get_an_event(
         return event_id, "gone" if found is None else "leased" if found.leased else "acted"
 
     async def operate() -> list[tuple[str, str]]:
+        await started.wait()
         return [await act(event_id) for event_id in reversed(ids)]
 
     _, results = await asyncio.gather(worker(), operate())
