@@ -2,8 +2,9 @@
 
 The executor is the same in production, in `mesbridge test` and in `dry-run`; only the connectors'
 transports differ. It holds no state between events. Each step type does its own work
-(`engine.pipeline.steps`); the executor keeps the event's context, the deadline and the ids that make
-a call's idempotency key.
+(`engine.pipeline.steps`), and the pipeline's step lists are compiled once, when the executor is made
+(`engine.pipeline.program`); the executor keeps the event's context, the deadline and the ids that
+make a call's idempotency key.
 """
 
 from __future__ import annotations
