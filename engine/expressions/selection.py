@@ -49,6 +49,10 @@ class Selection:
         except jmespath.exceptions.JMESPathError as exc:
             raise ExpressionError(f"JMESPath {self.source!r} failed: {exc}") from None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (and copied) as its source, compiled again: the generated walker is not picklable."""
+        return (Selection, (self.source,))
+
     def __repr__(self) -> str:
         return f"Selection({self.source!r})"
 
