@@ -1,5 +1,6 @@
-"""Defects found reviewing the compiled step lists (`engine.pipeline.program`) and the template
-compiler's literals (`engine.expressions.compiler`)."""
+"""The compiled step lists (`engine.pipeline.program`) at their edges: an unknown connector, a switch of
+thousands of cases, many branches; the template compiler's literals under `sameas`; the guide to
+adding a step type."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review findings on ef4475c..HEAD."""
+"""Selections, and the config models holding them, pickle and copy as their source compiled again."""
 
 from __future__ import annotations
 
