@@ -30,6 +30,7 @@ from jinja2.tests import test_sameas
 from jinja2.utils import _PassArg
 
 from engine import helpers
+from engine.codegen import define
 from engine.expressions import limits
 
 __all__ = ["Evaluator", "Unsupported", "Closures", "generate", "is_path", "may_build"]
@@ -501,19 +502,12 @@ def generate(value: Any, env: Any, leaf: Callable[[_Source, Any], str]) -> Evalu
         expression = source.value(value, lambda item: leaf(source, item))
     except Unsupported:
         return None
-    # the objects as the arguments of a factory, so that the function reads them as closure cells
-    objects = ", ".join(f"_o{index}" for index in range(len(source.objects)))
-    reads = "".join(f"        {local} = _c[{name!r}]\n" for name, local in source.names.items())
-    text = (
-        f"def make({objects}):\n    def render(_c):\n{reads}        return {expression}\n    return render\n"
-    )
-    namespace: dict[str, Any] = {}
+    reads = [f"    {local} = _c[{name!r}]" for name, local in source.names.items()]
+    lines = ["def render(_c):", *reads, f"    return {expression}"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Python doubting the code it compiles: leave it to the closures
         try:
-            code = compile(text, "<mesbridge template>", "exec")
+            function: Evaluator = define(lines, source.objects, "<mesbridge template>")
         except (SyntaxError, SyntaxWarning):
             return None
-    exec(code, namespace)  # noqa: S102
-    function: Evaluator = namespace["make"](*source.objects)
     return function

@@ -14,6 +14,7 @@ import jmespath
 import jmespath.exceptions
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
+from engine.codegen import define
 from engine.errors import ExpressionError
 
 __all__ = ["Selection", "SelectionField", "compile_selection"]
@@ -72,9 +73,7 @@ def _walker(fields: list[str]) -> Callable[[Any], Any]:
             "            data = None",
         ]
     lines.append("    return data")
-    namespace: dict[str, Any] = {}
-    exec(compile("\n".join(lines), "<mesbridge selection>", "exec"), namespace)  # noqa: S102 - names are repr()
-    walk: Callable[[Any], Any] = namespace["walk"]
+    walk: Callable[[Any], Any] = define(lines, (), "<mesbridge selection>")
     return walk
 
 

@@ -17,6 +17,7 @@ from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from engine.codegen import define
 from engine.errors import DeadlineExceeded, PipelineError
 from engine.pipeline.steps import truthy
 
@@ -40,23 +41,15 @@ StepsRunner = Callable[[Any], Awaitable[None]]
 def compile_steps(scope: Any, steps: list[Any]) -> StepsRunner:
     """One coroutine function that runs `steps` on a run (`executor._Run`), each as `scope` compiles it."""
     writer = _Writer(scope)
-    writer.steps(steps, 2, 0)
-    parameters = ", ".join(f"_o{index}" for index in range(len(writer.objects)))
-    source = "\n".join(
-        [
-            f"def make({parameters}):",
-            "    async def run_steps(run):",
-            "        _c = run.context",
-            "        _r = run.recorder",
-            "        _ends = run.ends",
-            *writer.lines,
-            "    return run_steps",
-            "",
-        ]
-    )
-    namespace = dict(_RUNTIME)
-    exec(compile(source, "<mesbridge steps>", "exec"), namespace)  # noqa: S102 - source written above
-    runner: StepsRunner = namespace["make"](*writer.objects)
+    writer.steps(steps, 1, 0)
+    lines = [
+        "async def run_steps(run):",
+        "    _c = run.context",
+        "    _r = run.recorder",
+        "    _ends = run.ends",
+        *writer.lines,
+    ]
+    runner: StepsRunner = define(lines, writer.objects, "<mesbridge steps>", _RUNTIME)
     return runner
 
 
