@@ -356,6 +356,12 @@ class _Source:
         self.objects: list[Any] = []
         self.ids: dict[int, int] = {}
         self.names: dict[str, str] = {}
+        self.temporaries = 0
+
+    def temporary(self, prefix: str) -> str:
+        """A fresh local for an intermediate value (one that a nested expression cannot overwrite)."""
+        self.temporaries += 1
+        return f"{prefix}{self.temporaries}"
 
     def ref(self, obj: Any) -> str:
         if type(obj) in _LITERAL_TYPES and (type(obj) is not int or obj.bit_length() < 64):
@@ -446,6 +452,8 @@ class _Source:
             raise Unsupported
         if function is do_default and not node.kwargs and all(isinstance(a, nodes.Const) for a in node.args):
             return self.default(node.node, [arg.value for arg in node.args])  # type: ignore[attr-defined]
+        if function is helpers.lookup and len(node.args) == 1 and not node.kwargs:
+            return self.lookup(node.node, node.args[0])
         if getattr(function, "__wrapped__", None) is helpers.to_str and not node.args and not node.kwargs:
             value, whole = self.expr(node.node), self.ref(function)  # to_str's first cases: str, then int
             digits = f"str(_v) if _v.__class__ is int else {whole}(_v)"
@@ -454,6 +462,14 @@ class _Source:
         args = [self.expr(node.node), *(self.expr(arg) for arg in node.args)]
         args += [f"{pair.key}={self.expr(pair.value)}" for pair in node.kwargs]
         return f"{self.ref(function)}({', '.join(prefix + args)})"
+
+    def lookup(self, key: nodes.Node, table: nodes.Node) -> str:
+        """`key | lookup(table)`: a `str` key that a `dict` table has, read inline; any other key or
+        table as `helpers.lookup` answers it (a miss raises there)."""
+        k, t, whole = self.temporary("_k"), self.temporary("_t"), self.ref(helpers.lookup)
+        table_source = self.expr(table)
+        found = f"({k} := {self.expr(key)}).__class__ is str and ({t} := {table_source}).__class__ is dict"
+        return f"({t}[{k}] if {found} and {k} in {t} else {whole}({k}, {table_source}))"
 
     def default(self, operand: nodes.Node, args: list[Any]) -> str:
         """`x | default(c, b)` with constant arguments, for the generated function, where `x` is never
@@ -489,21 +505,38 @@ class _Source:
         return f"{self.ref(self.env.concat)}{joined}"
 
 
-def generate(value: Any, env: Any, leaf: Callable[[_Source, Any], str]) -> Evaluator | None:
+def generate(
+    value: Any, env: Any, leaf: Callable[[_Source, Any], str], exact: Evaluator | None = None
+) -> Evaluator | None:
     """One Python function computing a whole templated value, for events that have every key it reads.
 
     `leaf(source, item)` writes the source of one leaf of the value (raising Unsupported for one outside
     the subset). The function raises on anything unusual (a missing key, a non-mapping on a path); the
-    caller then evaluates the closures or Jinja, which give the exact value or the exact error. None
-    when some part is outside the subset.
+    caller then evaluates the closures or Jinja, which give the exact value or the exact error. With
+    `exact`, the function is a whole evaluation: it starts the evaluation's budget (`limits.start`)
+    and, where it stumbles, starts it again and returns `exact(context)`. None when some part is
+    outside the subset.
     """
     source = _Source(env)
     try:
         expression = source.value(value, lambda item: leaf(source, item))
     except Unsupported:
         return None
-    reads = [f"    {local} = _c[{name!r}]" for name, local in source.names.items()]
-    lines = ["def render(_c):", *reads, f"    return {expression}"]
+    reads = [f"{local} = _c[{name!r}]" for name, local in source.names.items()]
+    if exact is None:
+        lines = ["def render(_c):", *(f"    {line}" for line in reads), f"    return {expression}"]
+    else:
+        budget, full, fallback = source.ref(limits.budget), source.ref(limits.MAX_BUILT), source.ref(exact)
+        lines = [
+            "def render(_c):",
+            f"    {budget}[0] = {full}",
+            "    try:",
+            *(f"        {line}" for line in reads),
+            f"        return {expression}",
+            "    except Exception:  # the exact evaluation decides",
+            f"        {budget}[0] = {full}",
+            f"        return {fallback}(_c)",
+        ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Python doubting the code it compiles: leave it to the closures
         try:

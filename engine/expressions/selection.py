@@ -33,7 +33,7 @@ class Selection:
     """A compiled JMESPath expression: `search(data)` selects from data; a runtime error (a wrong
     argument type) raises ExpressionError."""
 
-    __slots__ = ("source", "_compiled", "search")
+    __slots__ = ("source", "_compiled", "search", "fields")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -42,6 +42,8 @@ class Selection:
         except jmespath.exceptions.ParseError as exc:
             raise ValueError(f"invalid JMESPath {source!r}: {_jmes_message(exc)}") from None
         fields = _field_path(self._compiled.parsed)
+        self.fields: tuple[str, ...] | None = None if fields is None else tuple(fields)
+        """The names of a plain field path, in order (`("event", "type")`); None for any other."""
         self.search: Callable[[Any], Any] = _walker(fields) if fields is not None else self._interpret
 
     def _interpret(self, data: Any) -> Any:

@@ -280,7 +280,7 @@ def _defined(value: Any) -> Any:
 class Template:
     """A YAML value whose string leaves are templates, compiled once and rendered per event."""
 
-    __slots__ = ("source", "names", "globals", "leaves", "is_constant", "_fast", "_exact")
+    __slots__ = ("source", "names", "globals", "leaves", "is_constant", "_exact", "render")
 
     def __init__(self, source: Any, env: Environment | None = None) -> None:
         env = env or environment()
@@ -290,8 +290,14 @@ class Template:
         self.globals: frozenset[str] = frozenset().union(*(leaf.globals for leaf in self.leaves))
         """The globals any leaf reads (`now`, `lookup`)."""
         self.is_constant = all(leaf.kind == "text" for leaf in self.leaves)
-        self._exact = self._compile(source, iter(self.leaves))
-        self._fast = generate(source, env, _LeafSource(self.leaves)) if not self.is_constant else None
+        exact = self._exact = self._compile(source, iter(self.leaves))
+        """The exact evaluation: the closures, or Jinja (what the generated function falls back to)."""
+        fast = None if self.is_constant else generate(source, env, _LeafSource(self.leaves), exact)
+        self.render: Evaluator = fast or _evaluation(exact)
+        """Evaluate against a context; a failure raises ExpressionError. Where the template is in the
+        generated subset, this is the generated function itself (`compiler.generate`): it serves the
+        usual event, and where it stumbles (a missing key, a type surprise) the exact evaluation gives
+        the value or the error. Each render is one evaluation, with the whole budget of `limits`."""
 
     @classmethod
     def _leaves(cls, value: Any, path: tuple[Any, ...], env: Environment) -> Iterator[Leaf]:
@@ -320,27 +326,22 @@ class Template:
             return lambda context: [render(context) for render in elements]
         return lambda context: value
 
-    def render(self, context: Mapping[str, Any]) -> Any:
-        """Evaluate against a context; a failure raises ExpressionError.
-
-        The generated function serves the usual event; when it stumbles (a missing key, a type
-        surprise) the exact evaluation gives the value or the error.
-        """
-        budget[0] = limits.MAX_BUILT  # limits.start(), inline: this is the hot path of every mapping
-        fast = self._fast
-        if fast is not None:
-            try:
-                return fast(context)
-            except Exception:  # noqa: BLE001 - the exact evaluation decides
-                budget[0] = limits.MAX_BUILT
-        return self._exact(context)
-
     def filters(self) -> set[str]:
         """The names of the filters any leaf uses (`path_raw`, say)."""
         return set().union(*(leaf.filters() for leaf in self.leaves))
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
+
+
+def _evaluation(exact: Evaluator) -> Evaluator:
+    """`exact` as one whole evaluation: with the whole budget of `limits` (`limits.start`)."""
+
+    def render(context: Mapping[str, Any]) -> Any:
+        budget[0] = limits.MAX_BUILT
+        return exact(context)
+
+    return render
 
 
 class _LeafSource:

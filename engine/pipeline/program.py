@@ -4,10 +4,12 @@ little else.
 `compile_steps` writes the source of one function for a list of steps. Around each step it writes
 what every step has: its `when`, the deadline before it, its trace when the run is traced, its
 `on_error` handlers and its `name`. A step that runs one of its branches (`switch`, `if`: it has a
-`StepModel.choose`) has its branches written inline; any other step's work is the coroutine function
-the step compiled (`StepModel.compile`), awaited. Branches nested deeper than `INLINE_DEPTH`, steps
-with more than `INLINE_BRANCHES` branches and lists longer than `INLINE_STEPS` become functions of
-their own, so the source stays within Python's limits and compiles in time that grows with its size.
+`StepModel.choose`) has its decision and its branches written inline: the value it selects (a field
+path walked inline), that value's key, the branch of the key. Any other step's work is the coroutine
+function the step compiled (`StepModel.compile`), awaited. Branches nested deeper than
+`INLINE_DEPTH`, steps with more than `INLINE_BRANCHES` branches and lists longer than `INLINE_STEPS`
+become functions of their own, so the source stays within Python's limits and compiles in time that
+grows with its size.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 
 from engine.codegen import define
 from engine.errors import DeadlineExceeded, PipelineError
+from engine.expressions import Selection
 from engine.pipeline.steps import truthy
+from engine.pipeline.steps._base import Choice
 
 __all__ = ["INLINE_BRANCHES", "INLINE_DEPTH", "INLINE_STEPS", "compile_steps", "message_of"]
 
@@ -80,24 +84,55 @@ class _Writer:
             for step in steps:
                 self.step(step, indent, depth)
 
+    def select(self, selection: Selection, target: str, indent: int) -> None:
+        """`target = selection.search(_c)`. A field path is walked inline while its values are dicts
+        (the run's context is one), else by the selection's own walk from the start."""
+        fields = selection.fields
+        if fields is None:
+            self.emit(indent, f"{target} = {self.ref(selection.search)}(_c)")
+            return
+        self.emit(indent, f"{target} = _c.get({fields[0]!r})")
+        for name in fields[1:]:
+            self.emit(indent, f"if {target}.__class__ is dict:")
+            indent += 1
+            self.emit(indent, f"{target} = {target}.get({name!r})")
+        for _ in fields[1:]:
+            indent -= 1
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"{target} = {self.ref(selection.search)}(_c)")
+
+    def choice(self, choice: Choice, n: int, indent: int) -> None:
+        """The decision of a step that runs one of its branches: its result `_x{n}`, its branch `_b{n}`."""
+        self.select(choice.select, f"_x{n}", indent)
+        key = f"{self.ref(choice.key)}(_x{n})"
+        if choice.text_keys:
+            key = f"_x{n} if _x{n}.__class__ is str else {key}"
+        self.emit(indent, f"_k{n} = {key}")
+        self.emit(indent, f"_b{n} = {self.ref(choice.branches)}.get(_k{n}, {choice.default!r})")
+        if choice.unmatched is not None and choice.default is None:
+            self.emit(indent, f"if _b{n} is None: raise {self.ref(choice.unmatched)}(_x{n})")
+        if choice.result_is_key:
+            self.emit(indent, f"_x{n} = _k{n}")
+
     def step(self, step: Any, indent: int, depth: int) -> None:
         n, self.count = self.count, self.count + 1
         where = self.scope.ids.get(id(step), "")
         label = f"{where!r}, {step.kind!r}, {step.name!r}"
         self.emit(indent, f"# {where!r}")  # repr: a case name may hold a line break
         if step.when is not None:
-            self.emit(indent, f"if not _truthy({self.ref(step.when.search)}(_c)):")
+            self.select(step.when, f"_w{n}", indent)
+            self.emit(indent, f"if not _truthy(_w{n}):")
             self.emit(indent + 1, f"if _r is not None: _r.skipped({label})")
             self.emit(indent, "else:")
             indent += 1
         self.emit(indent, "if _ends is not None and _ends <= _monotonic(): raise _late(run)")
         self.emit(indent, f"_t{n} = None if _r is None else _r.enter({label})")
         self.emit(indent, "try:")
-        chooser = step.choose(self.scope)
-        if chooser is None:
+        choice = step.choose(self.scope)
+        if choice is None:
             self.emit(indent + 1, f"_x{n} = await {self.ref(step.compile(self.scope))}(run)")
         else:
-            self.emit(indent + 1, f"_x{n}, _b{n} = {self.ref(chooser)}(_c)")
+            self.choice(choice, n, indent + 1)
             branches = [branch for _, branch in step.branches()]
             if len(branches) > INLINE_BRANCHES:  # one function per branch, picked by index
                 table = tuple(compile_steps(self.scope, branch) for branch in branches)

@@ -1,17 +1,22 @@
 """A whole templated value (a body, a reply) computed by its one generated function equals what its
 leaves' exact evaluation builds: keys of every YAML type, constants written as Python literals,
-and each context variable read once."""
+each context variable read once, and lookups read inline."""
 
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine import helpers
+from engine.errors import ExpressionError
 from engine.expressions import Template
-from engine.expressions.templates import TemplateError
+from engine.expressions.compiler import generate
+from engine.expressions.sandbox import environment
+from engine.expressions.templates import TemplateError, _LeafSource
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
 keys = st.one_of(
@@ -83,7 +88,8 @@ def test_a_whole_value_is_what_its_leaves_build(source: Any, context: dict[str, 
         template = Template(source)
     except TemplateError:
         return
-    fast = template._fast  # the one generated function, when the value is in the compiled subset
+    # the one generated function alone (render wraps it with its fallback), when in the compiled subset
+    fast = generate(source, environment(), _LeafSource(template.leaves)) if not template.is_constant else None
     exact = outcome(template._exact, context)
     if fast is not None:
         generated = outcome(fast, context)
@@ -93,3 +99,47 @@ def test_a_whole_value_is_what_its_leaves_build(source: Any, context: dict[str, 
     assert rendered[0] == exact[0]
     if exact[0] == "value":
         assert typed(rendered[1]) == typed(exact[1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.sampled_from(["x", "0042", "1", "missing", "ש"]), st.integers(0, 2), st.none(), st.booleans()
+    ),
+    st.sampled_from([dict, MappingProxyType]),
+)
+def test_lookup_written_inline_answers_as_the_helper(key: Any, kind: Any) -> None:
+    """`x | lookup(table)` reads a `str` key of a `dict` table inline; any other key or table, and a
+    miss, are the helper's: the same value, or the same error."""
+    table = kind({"x": "one", "0042": "kept", "1": 1, "true": "yes", "null": None, "kept": "twice"})
+    context = {
+        "event": {"k": key, "j": "x"},  # "x": a key of the table too
+        "vars": {
+            "t": table,
+            "n": {"x": "T"},
+            "u": {"one": "1", "kept": "K", "1": "uno", "yes": "Y", "null": "-", "twice": "T"},
+        },
+    }
+    try:
+        expected: Any = ("value", helpers.lookup(key, table))
+    except ValueError as exc:
+        expected = ("error", str(exc))
+    for source, wrap in [
+        ("{{ event.k | lookup(vars.t) }}", lambda value: value),
+        ("{{ [event.k | lookup(vars.t), event.k | lookup(vars.t)] }}", lambda value: [value, value]),
+        (
+            "{{ event.k | lookup(vars.t if event.j | lookup(vars.n) else vars.u) }}",
+            lambda value: value,
+        ),  # a lookup in the table
+    ]:
+        try:
+            got: Any = ("value", Template(source).render(context))
+        except ExpressionError as exc:
+            got = ("error", str(exc))
+        if expected[0] == "value":
+            assert got == ("value", wrap(expected[1]))
+        else:
+            assert got[0] == "error" and expected[1] in got[1]
+    if expected[0] == "value":  # a lookup of a lookup: each keeps its own key and table
+        nested = Template("{{ event.k | lookup(vars.t) | lookup(vars.u) }}").render(context)
+        assert nested == helpers.lookup(expected[1], context["vars"]["u"])

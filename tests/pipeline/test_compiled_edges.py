@@ -1,17 +1,23 @@
 """The compiled step lists (`engine.pipeline.program`) at their edges: an unknown connector, a switch of
-thousands of cases, many branches; the template compiler's literals under `sameas`; the guide to
-adding a step type."""
+thousands of cases, many branches, decisions written inline over any value; the template compiler's
+literals under `sameas`; the guide to adding a step type."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2 import Environment
 
 from engine.connectors.group import Connectors
+from engine.expressions import Selection
 from engine.expressions.templates import Template
 from engine.pipeline.executor import Executor
+from engine.pipeline.steps import truthy
+from engine.pipeline.steps.switch import case_key
 from engine.recorder import Recorder
 from tests.pipeline.test_executor import pipeline
 
@@ -85,6 +91,51 @@ async def test_many_branches_keep_on_error_trace_and_names() -> None:
     ]
     outcome = await executor.run({"k": f"c{count - 1}"})
     assert outcome.values["hit"] == f"{count - 1}" and outcome.values["s"] == f"c{count - 1}"
+
+
+_keys = st.sampled_from(["a", "b", "c"])
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 2)
+    | st.sampled_from(["x", "1", "true", "", "ש"])
+    | st.floats(),
+    lambda inner: (
+        st.lists(inner, max_size=2)
+        | st.dictionaries(_keys, inner, max_size=3)
+        | st.dictionaries(_keys, inner, max_size=3).map(MappingProxyType)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["event", "event.a", "event.a.b", "event.a.b.c", "event.a[0]"]), _values)
+async def test_a_decision_written_inline_is_the_selections_own(path: str, event: Any) -> None:
+    """A switch, an if and a `when` decide inline, walking a field path while its values are dicts:
+    over lists, strings, numbers, null, missing keys and mappings that are not dicts, each decides
+    as its selection's own `search` would."""
+    cases = {case: [{"set": {"hit": case}}] for case in ("x", "1", "true", "false", "None", "2.0")}
+    steps = [
+        {"switch": path, "name": "s", "cases": cases, "default": [{"set": {"hit": "default"}}]},
+        {"if": path, "name": "i", "then": [{"set": {"t": "yes"}}], "else": [{"set": {"t": "no"}}]},
+        {"set": {"w": "ran"}, "when": path},
+    ]
+    value = Selection(path).search({"event": event})
+    outcome = await Executor(pipeline(steps), Connectors({}), {}).run(event)
+    assert outcome.ok, outcome.error
+    values = outcome.values
+    assert values["s"] is value or values["s"] == value  # the switch's result: the value itself
+    assert values["hit"] == (case_key(value) if case_key(value) in cases else "default")
+    assert (values["i"], values["t"]) == ((True, "yes") if truthy(value) else (False, "no"))
+    assert ("w" in values) == truthy(value)
+
+
+async def test_a_switch_without_default_names_the_value_it_found_no_case_for() -> None:
+    steps = [{"switch": "event.k", "cases": {"a": [{"set": {"x": "1"}}]}}]
+    outcome = await Executor(pipeline(steps), Connectors({}), {}).run({"k": ["b"]})
+    assert outcome.status == 422
+    assert outcome.error is not None and outcome.error.message == "no case for event.k = ['b'] (cases: a)"
 
 
 def test_sameas_of_two_equal_constants_is_jinjas_answer() -> None:

@@ -11,12 +11,12 @@ these methods.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.errors import DeliberateFailure, PipelineError, UncertainError
-from engine.expressions import SelectionField, Template, TemplateField
+from engine.expressions import Selection, SelectionField, Template, TemplateField
 from engine.registry import Registry
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "RESERVED_NAMES",
     "STEPS",
     "Checker",
-    "Chooser",
+    "Choice",
     "ErrorHandler",
     "Run",
     "Scope",
@@ -89,9 +89,23 @@ class Run(Protocol):
 Work = Callable[[Run], Awaitable[Any]]
 """A step's work on one run, as `StepModel.compile` builds it: the step's result."""
 
-Chooser = Callable[[dict[str, Any]], tuple[Any, int | None]]
-"""Which branch a step runs in a context, as `StepModel.choose` builds it: the step's result, and the
-branch's index in `StepModel.branches()` (None: none)."""
+
+class Choice(NamedTuple):
+    """Which branch a step runs, as `StepModel.choose` describes it once per executor; the step list
+    writes the decision inline (`engine.pipeline.program`).
+
+    The step decides on `select.search(context)`, the value; its key is `key(value)`, or the value itself
+    when it is a `str` and `text_keys`. The branch is `branches[key]` (an index in
+    `StepModel.branches()`), else `default`; with neither, `unmatched(value)` is raised, or, when it is
+    None, no branch runs. The step's result is the value, or its key when `result_is_key`."""
+
+    select: Selection
+    key: Callable[[Any], Any]
+    branches: Mapping[Any, int]
+    default: int | None = None
+    unmatched: Callable[[Any], PipelineError] | None = None
+    text_keys: bool = False
+    result_is_key: bool = False
 
 
 class Scope(Protocol):
@@ -189,9 +203,10 @@ class StepModel(BaseModel):
         The step list around it does `when`, `on_error`, `name` and tracing."""
         raise NotImplementedError
 
-    def choose(self, scope: Scope) -> Chooser | None:
-        """For a step that runs one of its branches: which, built once per executor (the step list
-        then runs the branch inline, and `compile` is not used); None for any other step."""
+    def choose(self, scope: Scope) -> Choice | None:
+        """For a step that runs one of its branches: how it picks one, built once per executor (the
+        step list then decides and runs the branch inline, and `compile` is not used); None for any
+        other step."""
         return None
 
     def check(self, checker: Checker, loc: Loc, scope: set[str]) -> None:

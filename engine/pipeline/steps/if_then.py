@@ -12,7 +12,7 @@ from engine.expressions import SelectionField
 if TYPE_CHECKING:
     from . import Step  # the union of every step type, bound when the package loads
 
-from ._base import STEPS, Checker, Chooser, Loc, Scope, StepModel, truthy
+from ._base import STEPS, Checker, Choice, Loc, Scope, StepModel, truthy
 
 
 @STEPS.register(name="if")
@@ -23,15 +23,9 @@ class IfStep(StepModel):
     then: list[Step]
     else_: list[Step] | None = Field(None, alias="else")
 
-    def choose(self, scope: Scope) -> Chooser:
-        search = self.if_.search
-        otherwise = 1 if self.else_ is not None else None
-
-        def if_then(context: dict[str, Any]) -> tuple[Any, int | None]:
-            chosen = truthy(search(context))
-            return chosen, 0 if chosen else otherwise
-
-        return if_then
+    def choose(self, scope: Scope) -> Choice:
+        branches = {True: 0, False: 1} if self.else_ is not None else {True: 0}
+        return Choice(self.if_, truthy, branches, result_is_key=True)
 
     def check(self, checker: Checker, loc: Loc, scope: set[str]) -> None:
         for where, steps in self.branches():

@@ -11,7 +11,7 @@ from engine.expressions import SelectionField
 if TYPE_CHECKING:
     from . import Step  # the union of every step type, bound when the package loads
 
-from ._base import STEPS, Checker, Chooser, Loc, Scope, StepModel
+from ._base import STEPS, Checker, Choice, Loc, Scope, StepModel
 
 
 def case_key(value: Any) -> str | None:
@@ -29,23 +29,20 @@ class SwitchStep(StepModel):
     cases: dict[str, list[Step]]
     default: list[Step] | None = None
 
-    def choose(self, scope: Scope) -> Chooser:
-        search, source = self.switch.search, self.switch.source
-        index = {case: number for number, case in enumerate(self.cases)}
-        default = len(self.cases) if self.default is not None else None
-        known = ", ".join(self.cases)
+    def choose(self, scope: Scope) -> Choice:
+        source, known = self.switch.source, ", ".join(self.cases)
 
-        def switch(context: dict[str, Any]) -> tuple[Any, int | None]:
-            value = search(context)
-            case = value if type(value) is str else case_key(value)
-            branch = index.get(case) if case is not None else None
-            if branch is None:
-                branch = default
-            if branch is None:
-                raise PipelineError(f"no case for {source} = {value!r} (cases: {known})", 422)
-            return value, branch
+        def unmatched(value: Any) -> PipelineError:
+            return PipelineError(f"no case for {source} = {value!r} (cases: {known})", 422)
 
-        return switch
+        return Choice(
+            self.switch,
+            case_key,
+            {case: number for number, case in enumerate(self.cases)},
+            default=len(self.cases) if self.default is not None else None,
+            unmatched=unmatched,
+            text_keys=True,
+        )
 
     def check(self, checker: Checker, loc: Loc, scope: set[str]) -> None:
         for where, steps in self.branches():
