@@ -43,6 +43,10 @@ STOP_TIMEOUT = 10.0
 """Seconds the child has, once its input is closed, to write what it holds and exit."""
 WRITE_TIMEOUT = 60.0
 """Seconds one batch may take (a store that hangs): then the child is killed and replaced."""
+NICENESS = 10
+"""How much lower the child's CPU priority is than the service's (`os.nice`): traces are a diagnosis,
+so on a busy machine the events come first. A child that falls behind fills the service's buffer,
+whose oldest traces are then dropped and counted, as when the store is slow."""
 RESTART_BACKOFF = 0.5
 """Seconds before a child is started again after a failure; doubled for each failure in a row, up
 to 64 times this."""
@@ -195,6 +199,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="mesbridge trace writer: %(message)s")
+    with contextlib.suppress(OSError):  # a platform without priorities writes at the service's
+        os.nice(NICENESS)
     source, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers reaches the parent's pipe
     url = source.readline().decode("utf-8").strip()

@@ -27,7 +27,7 @@ from engine.service.metrics import Metrics
 from engine.service.tracer import Tracer
 from engine.store import TraceQuery, open_store
 from engine.traces.document import Finished, Masker, encode, pack, stored_rows
-from engine.traces.writer import WriterProcess
+from engine.traces.writer import NICENESS, WriterProcess
 
 SECRET = "s3cr3t-token-value"
 
@@ -189,6 +189,17 @@ async def test_ctrl_c_and_sigterm_to_the_process_group_leave_the_writer_to_the_s
         await writer.close()
     assert writer._child is None
     assert len(await _stored_ids(url)) == 2
+
+
+async def test_the_writer_runs_at_a_lower_cpu_priority_than_the_service(url: str) -> None:
+    """Traces are a diagnosis: on a busy machine the service's events come first."""
+    writer = WriterProcess(url)
+    try:
+        assert await writer.write(4096, [], [pack(_runs(1)[0])]) == (1, 0)
+        child = os.getpriority(os.PRIO_PROCESS, _child_pid(writer))
+        assert child == min(os.getpriority(os.PRIO_PROCESS, 0) + NICENESS, 19)
+    finally:
+        await writer.close()
 
 
 def _tracer(url: str, writer: WriterProcess | None) -> Tracer:
