@@ -39,18 +39,6 @@ def _as_json(event: QueuedEvent) -> dict[str, Any]:
     }
 
 
-def _state(event: QueuedEvent, now: datetime) -> str:
-    """`leased` or `waiting`, with what a person acting on it needs to know."""
-    until = event.lease_until.strftime(_WHEN) if event.lease_until else ""
-    if event.leased:
-        return f"leased by {event.leased_by} until {until}"
-    if event.leased_by:
-        return f"waiting (the lease of {event.leased_by} expired {until}, unfinished)"
-    if event.available_at > now:
-        return f"waiting (retry at {event.available_at.strftime(_WHEN)})"
-    return "waiting"
-
-
 @click.group("queue")
 def queue() -> None:
     """Inspect and act on queued events: those of a pipeline no replica serves wait for ever."""
@@ -98,7 +86,7 @@ def list_(
             event.key,
             event.enqueued_at.strftime(_WHEN),
             str(event.attempts),
-            _state(event, now),
+            event.state(now),
             event.history[-1].error if event.history else "",
         ),
     )
@@ -192,23 +180,14 @@ def _act(
 
 
 def _uncertain(event: QueuedEvent) -> str:
-    """Why the dead letter made of `event` is uncertain (it may have been applied); "" when it is not."""
-    why = []
-    if event.leased_by:
-        why.append(f"the lease of {event.leased_by} expired unfinished")
-    if event.verify_first:
-        why.append("it is a replay whose writes look first, as an earlier delivery may have applied them")
-    return f" as uncertain: {'; '.join(why)}" if why else ""
+    why = event.uncertain_because()
+    return f" as uncertain: {why}" if why else ""
 
 
 def _why_not(event_id: str, event: QueuedEvent | None) -> str:
     if event is None:
         return f"no queued event {event_id} (delivered, a dead letter, or never queued)"
-    until = event.lease_until.strftime(_WHEN) if event.lease_until else "?"
-    return (
-        f"{event.leased_by} holds it (leased until {until}) and may be writing it to the ERP; "
-        "try again once its delivery has ended"
-    )
+    return event.held()
 
 
 def _user() -> str:

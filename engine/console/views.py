@@ -1,10 +1,11 @@
-"""The console's routes: login and logout, the overview, events and their traces, dead letters.
+"""The console's routes: login and logout, the overview, events and their traces, dead letters, the queue.
 
 Every page but the login form needs a session; without one a GET is sent to the login form (and back
 after it), a POST is refused. Every POST carries the CSRF token of its session (the login form: of its
 own cookie); a missing or wrong token is a 403 and nothing is done. Acting on a dead letter does what
-`mesbridge dlq` does (`engine.service.dead_letters`, the store's `drop_dead`), and writes an audit
-line to the service's log: user, action, dead-letter id, result.
+`mesbridge dlq` does (`engine.service.dead_letters`, the store's `drop_dead`), and acting on a queued
+event what `mesbridge queue drop|dead` does (the store's `drop_queued`, `dead_letter_queued`: never to
+one a worker holds); each writes an audit line to the service's log: user, action, id, result.
 
 Bad input (an unknown id, a query that is not one the pages make) is a 400 or 404 page, and a store
 that does not answer a 503 page, never a traceback.
@@ -17,6 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -47,6 +49,8 @@ _SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(da
 _TRACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_TEXT = 200
 _MAX_ID = 1000
+_QUEUE_ACTIONS = {"drop": "dropped", "dead": "dead-lettered"}
+"""What the queue page can do to a queued event, and what it says was done."""
 _DUMMY = PasswordHash.parse(hash_password("not a password of anyone"))
 """Checked when the user name is unknown, so that a wrong name takes as long as a wrong password."""
 
@@ -145,18 +149,28 @@ class Console:
     def session(self, request: Request) -> Session | None:
         return self.sessions.read(request.cookies.get(SESSION_COOKIE))
 
-    def audit(self, request: Request, user: str, action: str, result: str, dead_letter: str | None) -> None:
-        """One line in the service's log per action an operator took."""
+    def audit(
+        self,
+        request: Request,
+        user: str,
+        action: str,
+        result: str,
+        subject: str | None,
+        *,
+        kind: str = "dead_letter",
+    ) -> None:
+        """One line in the service's log per action an operator took; `subject` is the id of what it
+        acted on, logged under `kind` (`dead_letter`, `queued_event`)."""
         log.info(
             "console: %s %s%s: %s",
             user,
             action,
-            f" {dead_letter}" if dead_letter else "",
+            f" {subject}" if subject else "",
             result,
             extra={
                 "user": user,
                 "action": action,
-                "dead_letter": dead_letter,
+                kind: subject,
                 "result": result,
                 "address": _address(request),
             },
@@ -481,6 +495,58 @@ class Console:
             raise _Refused(404, "No such dead letter", f"There is no dead letter {event_id}.")
         return self._redirect(request, "/dead-letters", done="dropped", id=event_id)
 
+    async def queue(self, request: Request, session: Session) -> Response:
+        pipeline = _text(request, "pipeline")
+        limit = _limit(request, 100, 1000)
+        done = _choice(request, "done", _QUEUE_ACTIONS.values())
+        found = await self._store().list_queued(None if pipeline is None else {pipeline}, limit + 1)
+        served = set(self.service.generation.project.pipelines)
+        now = datetime.now(UTC)
+        return self._render(
+            request,
+            session,
+            "queue.html",
+            nav="queue",
+            items=[(event, event.state(now), event.pipeline in served) for event in found[:limit]],
+            more=len(found) > limit,
+            limit=limit,
+            pipeline=pipeline or "",
+            pipelines=sorted(
+                served | {event.pipeline for event in found} | ({pipeline} if pipeline else set())
+            ),
+            done=done,
+            done_id=_text(request, "id", limit=_MAX_ID) if done else None,
+            clean=self._clean,
+        )
+
+    async def queue_act(self, request: Request, session: Session, action: str) -> Response:
+        """Drop a queued event, or move it to the dead letters, as `mesbridge queue drop|dead` does."""
+        form = await self._checked(request, session)
+        event_id = form.get("id", "")
+        if not event_id or len(event_id) > _MAX_ID:
+            raise _Refused(400, "Bad request", "Which queued event? The id is missing or too long.")
+        store = self._store()
+        if action == "drop":
+            event = await store.drop_queued(event_id)
+        else:
+            error = f"moved from the queue to the dead letters (by {session.user}, console)"
+            event = await store.dead_letter_queued(event_id, error, "operator")
+        done = _QUEUE_ACTIONS[action]
+
+        def audit(result: str) -> None:
+            self.audit(request, session.user, f"queue {action}", result, event_id, kind="queued_event")
+
+        if event is None:
+            audit("no such queued event")
+            message = f"There is no queued event {event_id} (delivered, a dead letter, or never queued)."
+            raise _Refused(404, "No such queued event", message)
+        if event.leased:
+            audit("refused: a worker holds it")
+            raise _Refused(409, "A worker holds this event", f"{event_id} was not {done}: {event.held()}.")
+        uncertain = event.uncertain_because() if action == "dead" else ""
+        audit(f"{done} as uncertain: {uncertain}" if uncertain else done)
+        return self._redirect(request, "/queue", done=done, id=event_id)
+
     async def not_found(self, request: Request, session: Session) -> Response:
         raise _Refused(404, "Not found", "The console has no such page.")
 
@@ -505,6 +571,17 @@ def console_routes(service: Service, settings: ConsoleSettings) -> list[BaseRout
         Route(PREFIX + "/dead-letters/replay", page(console.replay, post=True), methods=["POST"]),
         Route(PREFIX + "/dead-letters/drop", page(console.drop_form), methods=["GET"]),
         Route(PREFIX + "/dead-letters/drop", page(console.drop, post=True), methods=["POST"]),
+        Route(PREFIX + "/queue", page(console.queue), methods=["GET"]),
+        Route(
+            PREFIX + "/queue/drop",
+            page(partial(console.queue_act, action="drop"), post=True),
+            methods=["POST"],
+        ),
+        Route(
+            PREFIX + "/queue/dead",
+            page(partial(console.queue_act, action="dead"), post=True),
+            methods=["POST"],
+        ),
         Route(PREFIX + "/static/console.css", console.stylesheet, methods=["GET"]),
         Route(
             PREFIX + "/{rest:path}",

@@ -175,6 +175,38 @@ class QueuedEvent:
     a dead letter again it is uncertain. Read where the store acts on the event (`drop_queued`,
     `dead_letter_queued`); a listing leaves it False."""
 
+    def state(self, now: datetime) -> str:
+        """`leased` or `waiting`, with what a person acting on it needs to know."""
+        until = self.lease_until.strftime(_WHEN) if self.lease_until else ""
+        if self.leased:
+            return f"leased by {self.leased_by} until {until}"
+        if self.leased_by:
+            return f"waiting (the lease of {self.leased_by} expired {until}, unfinished)"
+        if self.available_at > now:
+            return f"waiting (retry at {self.available_at.strftime(_WHEN)})"
+        return "waiting"
+
+    def held(self) -> str:
+        """Why an operator's action on it was refused while a worker holds it."""
+        until = self.lease_until.strftime(_WHEN) if self.lease_until else "?"
+        return (
+            f"{self.leased_by} holds it (leased until {until}) and may be writing it to the ERP; "
+            "try again once its delivery has ended"
+        )
+
+    def uncertain_because(self) -> str:
+        """Why the dead letter an operator makes of it is uncertain (it may have been applied); ""
+        when it is not."""
+        why = []
+        if self.leased_by:
+            why.append(f"the lease of {self.leased_by} expired unfinished")
+        if self.verify_first:
+            why.append("it is a replay whose writes look first, as an earlier delivery may have applied them")
+        return "; ".join(why)
+
+
+_WHEN = "%Y-%m-%d %H:%M:%S"
+
 
 def dead_kind(payload: Mapping[str, Any], abandoned: bool, kind: str) -> str:
     """The kind of the dead letter an operator makes of a queued event: `uncertain` when a worker's

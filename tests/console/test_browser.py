@@ -163,11 +163,13 @@ def test_a_tablet_reads_every_page_without_scrolling_sideways(stack: Stack, brow
             trace.removeprefix("/mesbridge/console"),
             "/dead-letters",
             f"/dead-letters/show?id=wo.create:ev-{GUARDED}",
+            "/queue",
         ):
             page.goto(stack.page(path))
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= TABLET["width"], (path, width)
-            for target in page.locator("main button, main .button, header nav a").all():
+            page.evaluate("document.querySelectorAll('main details').forEach(d => d.open = true)")
+            for target in page.locator("main button, main .button, main summary, header nav a").all():
                 box = target.bounding_box()
                 assert box is not None and box["height"] >= 44, (path, target.inner_text(), box)
     finally:
