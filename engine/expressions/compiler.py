@@ -533,9 +533,10 @@ def generate(
             "    try:",
             *(f"        {line}" for line in reads),
             f"        return {expression}",
-            "    except Exception:  # the exact evaluation decides",
-            f"        {budget}[0] = {full}",
-            f"        return {fallback}(_c)",
+            "    except Exception:  # the exact evaluation decides, outside the handler: its error",
+            "        pass  # is not chained to this one",
+            f"    {budget}[0] = {full}",
+            f"    return {fallback}(_c)",
         ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Python doubting the code it compiles: leave it to the closures

@@ -143,3 +143,20 @@ def test_lookup_written_inline_answers_as_the_helper(key: Any, kind: Any) -> Non
     if expected[0] == "value":  # a lookup of a lookup: each keeps its own key and table
         nested = Template("{{ event.k | lookup(vars.t) | lookup(vars.u) }}").render(context)
         assert nested == helpers.lookup(expected[1], context["vars"]["u"])
+
+
+def test_a_failure_carries_the_exact_evaluations_error_not_the_generated_functions() -> None:
+    """The generated function stumbles on a missing key (a KeyError) and hands over to the exact
+    evaluation: the error that reaches the logs is the exact one, not chained to that KeyError."""
+    template = Template({"SERNUM": "{{ event.serial }}", "QUANT": "{{ event.qty * 2 }}"})
+    try:
+        template.render({"event": {"qty": 3}})
+    except ExpressionError as exc:
+        chain, seen = [], exc.__context__
+        while seen is not None:
+            chain.append(type(seen).__name__)
+            seen = seen.__context__
+        assert "KeyError" not in chain, chain
+        assert "SERNUM" in str(exc)
+    else:
+        raise AssertionError("a missing key rendered")
