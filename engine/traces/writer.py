@@ -44,9 +44,9 @@ STOP_TIMEOUT = 10.0
 WRITE_TIMEOUT = 60.0
 """Seconds one batch may take (a store that hangs): then the child is killed and replaced."""
 NICENESS = 10
-"""How much lower the child's CPU priority is than the service's (`os.nice`): traces are a diagnosis,
-so on a busy machine the events come first. A child that falls behind fills the service's buffer,
-whose oldest traces are then dropped and counted, as when the store is slow."""
+"""How much nicer the child runs than the service (`os.nice`): it gets a smaller share of a busy CPU,
+since traces are a diagnosis and the events come first. A child that falls behind fills the
+service's buffer, whose oldest traces are then dropped and counted, as when the store is slow."""
 RESTART_BACKOFF = 0.5
 """Seconds before a child is started again after a failure; doubled for each failure in a row, up
 to 64 times this."""
