@@ -86,20 +86,21 @@ class _Writer:
 
     def select(self, selection: Selection, target: str, indent: int) -> None:
         """`target = selection.search(_c)`. A field path is walked inline while its values are dicts
-        (the run's context is one), else by the selection's own walk from the start."""
+        (the run's context is one), else by the selection's own walk from the start. The walk is one
+        condition, not an `if` per field: a long path stays within Python's indentation limit."""
         fields = selection.fields
         if fields is None:
             self.emit(indent, f"{target} = {self.ref(selection.search)}(_c)")
             return
         self.emit(indent, f"{target} = _c.get({fields[0]!r})")
-        for name in fields[1:]:
-            self.emit(indent, f"if {target}.__class__ is dict:")
-            indent += 1
-            self.emit(indent, f"{target} = {target}.get({name!r})")
-        for _ in fields[1:]:
-            indent -= 1
-            self.emit(indent, "else:")
-            self.emit(indent + 1, f"{target} = {self.ref(selection.search)}(_c)")
+        if len(fields) == 1:
+            return
+        walked = [f"{target}.__class__ is dict"]
+        walked += [f"({target} := {target}.get({name!r})).__class__ is dict" for name in fields[1:-1]]
+        self.emit(indent, f"if {' and '.join(walked)}:")
+        self.emit(indent + 1, f"{target} = {target}.get({fields[-1]!r})")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"{target} = {self.ref(selection.search)}(_c)")
 
     def choice(self, choice: Choice, n: int, indent: int) -> None:
         """The decision of a step that runs one of its branches: its result `_x{n}`, its branch `_b{n}`."""

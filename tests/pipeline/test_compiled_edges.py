@@ -151,3 +151,33 @@ def test_sameas_of_two_equal_constants_is_jinjas_answer() -> None:
 def test_contributing_guide_names_compile_not_run() -> None:
     guide = (Path(__file__).parents[2] / "docs" / "contributing.md").read_text()
     assert "`run(run)` (what it does)" not in guide
+
+
+async def test_a_long_field_path_decides_as_its_selection_does() -> None:
+    """The inline walk of a field path nested one `if` per field: a path of about a hundred fields
+    went past Python's indentation limit, so the executor could not be built (IndentationError),
+    where the selection's own walk served it."""
+    path = "event." + ".".join(f"f{index}" for index in range(150))
+    event: dict[str, Any] = {}
+    inner = event
+    for index in range(149):
+        inner = inner.setdefault(f"f{index}", {})
+    inner["f149"] = "x"
+    steps = [
+        {"switch": path, "name": "s", "cases": {"x": [{"set": {"hit": "x"}}]}, "default": []},
+        {"if": path, "name": "i", "then": [{"if": path, "then": [{"set": {"deep": path}, "when": path}]}]},
+        {"set": {"w": "ran"}, "when": path},
+    ]
+    executor = Executor(pipeline(steps), Connectors({}), {})
+    outcome = await executor.run(event)
+    assert outcome.ok, outcome.error
+    assert Selection(path).search({"event": event}) == "x"
+    assert (outcome.values["s"], outcome.values["hit"], outcome.values["i"]) == ("x", "x", True)
+    assert outcome.values["w"] == "ran" and outcome.values["deep"] == path
+    event["f0"] = MappingProxyType(event["f0"])  # not a dict on the way: the selection's own walk
+    outcome = await executor.run(event)
+    assert outcome.ok, outcome.error
+    assert (outcome.values["s"], outcome.values["hit"], outcome.values["w"]) == ("x", "x", "ran")
+    inner["f149"] = ""
+    outcome = await executor.run(event)
+    assert (outcome.values["s"], outcome.values["i"]) == ("", False) and "w" not in outcome.values
