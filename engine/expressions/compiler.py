@@ -528,7 +528,8 @@ def generate(
     else:
         budget, full, fallback = source.ref(limits.budget), source.ref(limits.MAX_BUILT), source.ref(exact)
         lines = [
-            "def render(_c):",
+            "def render(context):",  # Template.render(context): the parameter's name is the API's
+            "    _c = context",
             f"    {budget}[0] = {full}",
             "    try:",
             *(f"        {line}" for line in reads),

@@ -160,3 +160,18 @@ def test_a_failure_carries_the_exact_evaluations_error_not_the_generated_functio
         assert "SERNUM" in str(exc)
     else:
         raise AssertionError("a missing key rendered")
+
+
+def test_render_takes_its_context_by_name_whether_generated_or_not() -> None:
+    """`Template.render(context)` is the library's API (docs/api.md): a template in the generated
+    subset is rendered by its generated function itself, whose parameter was `_c`, so
+    `render(context=...)` raised TypeError there and worked for every other template."""
+    context = {"event": {"x": 2}}
+    for source in (
+        "{{ event.x }}",
+        {"a": "n {{ event.x }}"},
+        "{% if true %}{{ event.x }}{% endif %}",
+        "plain",
+    ):
+        template = Template(source)
+        assert template.render(context=context) == template.render(context)
