@@ -465,11 +465,13 @@ class _Source:
 
     def lookup(self, key: nodes.Node, table: nodes.Node) -> str:
         """`key | lookup(table)`: a `str` key that a `dict` table has, read inline; any other key or
-        table as `helpers.lookup` answers it (a miss raises there)."""
+        table as `helpers.lookup` answers it (a miss raises there). Each is evaluated once, the key
+        first (`&` evaluates both sides), and the table's source is written once."""
         k, t, whole = self.temporary("_k"), self.temporary("_t"), self.ref(helpers.lookup)
-        table_source = self.expr(table)
-        found = f"({k} := {self.expr(key)}).__class__ is str and ({t} := {table_source}).__class__ is dict"
-        return f"({t}[{k}] if {found} and {k} in {t} else {whole}({k}, {table_source}))"
+        found = (
+            f"(({k} := {self.expr(key)}).__class__ is str) & (({t} := {self.expr(table)}).__class__ is dict)"
+        )
+        return f"({t}[{k}] if {found} and {k} in {t} else {whole}({k}, {t}))"
 
     def default(self, operand: nodes.Node, args: list[Any]) -> str:
         """`x | default(c, b)` with constant arguments, for the generated function, where `x` is never

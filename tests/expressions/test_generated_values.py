@@ -175,3 +175,37 @@ def test_render_takes_its_context_by_name_whether_generated_or_not() -> None:
     ):
         template = Template(source)
         assert template.render(context=context) == template.render(context)
+
+
+def test_lookup_written_inline_evaluates_its_table_once() -> None:
+    """The inline lookup evaluated its table's expression again for the helper when the table was not
+    a dict: a call there ran twice (and counted twice towards the evaluation's budget)."""
+    calls: list[str] = []
+
+    def table() -> Any:
+        calls.append("table")
+        return MappingProxyType({"x": "one"})
+
+    for source in ("{{ event.k | lookup(vars.table()) }}", {"a": "{{ event.k | lookup(vars.table()) }}"}):
+        calls.clear()
+        rendered = Template(source).render({"event": {"k": "x"}, "vars": {"table": table}})
+        assert rendered in ("one", {"a": "one"})
+        assert calls == ["table"]
+
+
+def test_lookups_nested_in_the_table_write_source_that_grows_with_the_template() -> None:
+    """The inline lookup wrote its table's source twice, so a lookup in the table of a lookup in the
+    table of ... doubled the generated function per level: 14 levels took seconds to compile, 20 about
+    two minutes, while the config loaded."""
+
+    def template(depth: int) -> Template:
+        table = "vars.t"
+        for _ in range(depth):
+            table = f"(event.k | lookup({table}))"
+        return Template("{{ event.k | lookup(" + table + ") }}")
+
+    sizes = [len(template(depth).render.__code__.co_code) for depth in (8, 16)]
+    assert sizes[1] < 3 * sizes[0], sizes
+    table: dict[str, Any] = {}
+    table["x"] = table  # each level finds the table again
+    assert template(16).render({"event": {"k": "x"}, "vars": {"t": table}}) is table
