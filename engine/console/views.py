@@ -224,9 +224,8 @@ class Console:
         """The posted form, once its CSRF token is the session's."""
         form = await _form(request)
         if not self.sessions.csrf_ok(session, form.get("csrf")):
-            self.audit(
-                request, session.user, "post " + request.url.path.rsplit("/", 1)[-1], "csrf refused", None
-            )
+            page = request.url.path.rsplit(PREFIX + "/", 1)[-1]  # `queue/drop`, not `drop` alone
+            self.audit(request, session.user, "post " + page.replace("/", " "), "csrf refused", None)
             raise _Refused(
                 403,
                 "Form refused",

@@ -135,3 +135,22 @@ async def test_a_queue_form_without_the_session_token_does_nothing(console: Cons
     assert [event.id for event in await console.store.list_queued()] == [event_id]
     for path, status in [("/queue?limit=0", 400), ("/queue?done=exploded", 400)]:
         assert (await console.client.get(console.path(path))).status_code == status
+
+
+async def test_a_refused_queue_form_is_audited_as_the_queue_action_it_was(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A form refused for its CSRF token was audited by the last segment of its path alone: a refused
+    `/queue/drop` read `post drop`, as a refused dead-letter drop does."""
+    event_id = await _queue(console, "wo.create", "WO-9")
+    await console.login()
+    with caplog.at_level(logging.INFO, logger="mesbridge.console"):
+        for path in ("/queue/drop", "/queue/dead", "/dead-letters/drop"):
+            reply = await console.client.post(console.path(path), data={"id": event_id, "csrf": "wrong"})
+            assert reply.status_code == 403
+    refused = [(r.action, r.result) for r in caplog.records if getattr(r, "result", None) == "csrf refused"]
+    assert [action for action, _ in refused] == [
+        "post queue drop",
+        "post queue dead",
+        "post dead-letters drop",
+    ]
