@@ -314,6 +314,10 @@ class Store(ABC):
     """Whether another process opening the same URL reaches the same data (an in-memory database
     does not); the service's trace writer process needs it."""
 
+    exclusive_writes: ClassVar[bool] = False
+    """Whether one write transaction holds every other writer of the database back until it ends
+    (SQLite's database lock), so that a slow writer delays all the others."""
+
     kind: ClassVar[str]
 
     latest_schema: ClassVar[int]

@@ -46,7 +46,10 @@ WRITE_TIMEOUT = 60.0
 NICENESS = 10
 """How much nicer the child runs than the service (`os.nice`): it gets a smaller share of a busy CPU,
 since traces are a diagnosis and the events come first. A child that falls behind fills the
-service's buffer, whose oldest traces are then dropped and counted, as when the store is slow."""
+service's buffer, whose oldest traces are then dropped and counted, as when the store is slow. On a
+store whose write transaction holds every other writer back (`Store.exclusive_writes`: SQLite) it
+runs as the service does: slowed down inside its transaction, it would hold the service's writes
+back with it."""
 RESTART_BACKOFF = 0.5
 """Seconds before a child is started again after a failure; doubled for each failure in a row, up
 to 64 times this."""
@@ -199,8 +202,6 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="mesbridge trace writer: %(message)s")
-    with contextlib.suppress(OSError):  # a platform without priorities writes at the service's
-        os.nice(NICENESS)
     source, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers reaches the parent's pipe
     url = source.readline().decode("utf-8").strip()
@@ -209,6 +210,9 @@ def main() -> None:
     except StoreError as exc:
         log.error("%s", exc)
         os._exit(1)
+    if not store.exclusive_writes:
+        with contextlib.suppress(OSError):  # a platform without niceness writes as the service does
+            os.nice(NICENESS)
     serve(source, answers, store)
 
 

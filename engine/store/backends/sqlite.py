@@ -194,6 +194,7 @@ class SQLiteStore(Store):
     """`Store` on a SQLite file (or `:memory:`)."""
 
     latest_schema = len(SQLITE)
+    exclusive_writes = True
 
     def __init__(
         self,
