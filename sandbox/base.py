@@ -367,7 +367,8 @@ def _decode_body(body: bytes) -> Any:
 
 
 class _FaultMiddleware:
-    """Reads the body once, applies faults, runs the route, records the call, then fails it if drawn."""
+    """Reads the body once, applies faults, runs the route, records the call (as its reply starts, so
+    a caller that read the reply finds the call logged), then fails it if drawn."""
 
     def __init__(self, app: ASGIApp, simulator: Simulator) -> None:
         self.app = app
@@ -381,6 +382,7 @@ class _FaultMiddleware:
         sim = self.sim
         status = 500
         replayed = False
+        recorded = False
 
         async def replay() -> Message:
             nonlocal replayed
@@ -390,9 +392,11 @@ class _FaultMiddleware:
             return await receive()
 
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, recorded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                sim.record(scope, body, status)  # before the caller can read the reply (and act on it)
+                recorded = True
             await send(message)
 
         async def withhold(message: Message) -> None:
@@ -403,14 +407,16 @@ class _FaultMiddleware:
         fault = self._fault(scope, replay)
         if fault is not None:
             await fault(scope, replay, capture)
-            sim.record(scope, body, status)
+            if not recorded:  # a fault that answers nothing
+                sim.record(scope, body, status)
             return
         hard = sim.draws_hard_fault(scope, body)
         if sim.faults.latency > 0:
             await asyncio.sleep(sim.faults.latency)
         if hard is None:
             await self.app(scope, replay, capture)
-            sim.record(scope, body, status)
+            if not recorded:
+                sim.record(scope, body, status)
             return
         await self.app(scope, replay, withhold)
         sim.record(scope, body, status, fault=hard)

@@ -159,3 +159,32 @@ async def test_hard_faults_spare_reads_unless_told_and_need_a_server_to_drop() -
         ("GET", 200, "apply_then_error"),
         ("POST", 200, "reset_after_body"),
     ]
+
+
+@pytest.mark.parametrize("faults", [Faults(), Faults(throttle=1)], ids=["route", "fault"])
+async def test_a_call_is_logged_before_its_reply_can_reach_the_caller(faults: Faults) -> None:
+    """A caller that has read the reply (and answered its own caller) finds the call in the log: it was
+    logged after the reply was sent, so a test reading the log right after could find it empty."""
+    echo = Echo(faults=faults)
+    logged_at_start: list[int] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"x", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            logged_at_start.append(len(echo.calls))
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+    }
+    for _ in range(2):  # the second is throttled when the throttle is on
+        await echo.app(dict(scope), receive, send)
+    assert logged_at_start == [1, 2]
+    assert len(echo.calls) == 2
