@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import wirejson
 from engine.env import resolve as resolve_env
 from engine.errors import (
     AuthError,
@@ -74,7 +75,7 @@ def dumps(body: Any) -> bytes:
     """Strict JSON as sent on the wire: UTF-8, non-ASCII kept; NaN, infinities and lone surrogates
     refused with a ValueError that says which."""
     try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return wirejson.dumps(body)
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode("ascii")
         raise ValueError(f"the body holds {bad}, a lone surrogate that cannot be sent") from None

@@ -44,6 +44,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from engine import wirejson
 from engine.config.root import PipelineEntry, Project
 from engine.console import PREFIX as CONSOLE_PREFIX
 from engine.console import ConsoleSettings, console_routes
@@ -202,12 +203,14 @@ class JsonReply(Response):
 
     def render(self, content: Any) -> bytes:
         try:
-            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            return wirejson.dumps(content)
+        except UnicodeEncodeError:  # a lone surrogate is written as its escape, not refused
+            text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+            return text.encode("utf-8", "backslashreplace")
         except ValueError:
             log.error("a reply holds a non-finite number; answered 502 instead: %r", content)
             self.status_code = 502
-            text = json.dumps({"message": _NON_FINITE})
-        return text.encode("utf-8", "backslashreplace")
+            return json.dumps({"message": _NON_FINITE}).encode("utf-8")
 
 
 _NON_FINITE = "the reply holds a number JSON cannot carry (NaN or Infinity); see the mesbridge log"

@@ -430,7 +430,7 @@ async def test_body_is_json_in_the_configured_content_type(make, content_type):
     )
     await connector.request("POST", "/NextUpServices/Services/POST/", body={"Method": "Ș", "Params": {}})
     assert seen[0].headers["content-type"] == content_type
-    assert seen[0].content.decode("utf-8") == '{"Method": "Ș", "Params": {}}'
+    assert seen[0].content.decode("utf-8") == '{"Method":"Ș","Params":{}}'
     assert seen[0].url.path == "/api/NextUpServices/Services/POST/"
 
 
