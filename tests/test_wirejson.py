@@ -1,4 +1,7 @@
-"""engine.wirejson against the standard library it stands in for: the same JSON, the same errors."""
+"""engine.wirejson against the standard library it stands in for: the same JSON, the same errors.
+
+CI runs 1,000 cases of each differential test; `MESBRIDGE_DIFFERENTIAL_EXAMPLES=30000` runs a campaign.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import dataclasses
 import enum
 import json
 import math
+import os
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import wirejson
+
+EXAMPLES = int(os.environ.get("MESBRIDGE_DIFFERENTIAL_EXAMPLES", "1000"))
 
 
 def standard(value: Any) -> bytes:
@@ -81,7 +87,7 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(values)
 def test_same_json_and_same_errors_as_the_standard_library(value: Any) -> None:
     mine, theirs = outcome(wirejson.dumps, value), outcome(standard, value)
@@ -109,3 +115,74 @@ def test_nesting_orjson_refuses_is_written_by_the_standard_library() -> None:
     for _ in range(300):
         deep = [deep]
     assert wirejson.dumps(deep) == standard(deep)
+
+
+def canonical(value: Any) -> Any:
+    """`value` with every float by its bits and every container's order kept: NaN equals NaN, -0.0
+    differs from 0.0, and an int from the float of the same value."""
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, dict):
+        return ("dict", [(key, canonical(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return ("list", [canonical(item) for item in value])
+    return (type(value).__name__, value)
+
+
+def reading(parse: Any) -> tuple[str, Any]:
+    """What parsing gives: the value (canonical), or that it was refused (a ValueError)."""
+    try:
+        return "value", canonical(parse())
+    except ValueError:
+        return "refused", None
+
+
+numbers = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(
+        ["1e400", "-1e400", "1e-400", "-0", "-0.0", "1E+2", "0.1000000000000000055511151231257827"]
+    ),
+)
+tokens = st.one_of(
+    numbers.map(str),
+    st.text(max_size=6).map(lambda s: json.dumps(s, ensure_ascii=bool(len(s) % 2))),
+    st.sampled_from(
+        ['"\\ud800"', '"\\u0000"', "NaN", "-Infinity", "true", "null", '"a"', '"1234567890123456789"']
+    ),
+)
+
+
+@st.composite
+def replies(draw: st.DrawFn) -> bytes:
+    """JSON a system may send, and text that is nearly JSON: duplicate keys, big numbers, escapes, a
+    BOM, stray bytes, a cut end."""
+
+    def node(depth: int) -> str:
+        kind = draw(st.integers(0, 2 if depth < 3 else 0))
+        if kind == 0:
+            return draw(tokens)
+        if kind == 1:
+            return "[" + ",".join(node(depth + 1) for _ in range(draw(st.integers(0, 3)))) + "]"
+        names = draw(st.lists(st.sampled_from(["a", "b", "items", "ש"]), max_size=4))  # repeats: duplicates
+        return "{" + ",".join(f'"{name}": {node(depth + 1)}' for name in names) + "}"
+
+    text = node(0).encode("utf-8", "surrogatepass")
+    prefix = draw(st.sampled_from([b"", b" \n", b"\xef\xbb\xbf", b"\xff"]))
+    cut = draw(st.one_of(st.none(), st.integers(0, len(text))))
+    return prefix + (text if cut is None else text[:cut])
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(replies())
+def test_reads_every_reply_as_the_standard_library_reads_it(content: bytes) -> None:
+    text = content.decode("utf-8", "replace")
+    assert reading(lambda: wirejson.loads(content, text)) == reading(lambda: json.loads(text))
+
+
+def test_an_integer_beyond_64_bits_stays_an_integer() -> None:
+    content = b'{"FORM": 123456789012345678901234567890, "NEG": -9223372036854775809}'
+    assert wirejson.loads(content, content.decode()) == {
+        "FORM": 123456789012345678901234567890,
+        "NEG": -9223372036854775809,
+    }

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine import wirejson
 from engine.errors import AuthError, BusinessError, ConnectorError, ExpressionError
 from engine.expressions import Selection, SelectionField
 
@@ -58,7 +59,7 @@ def parse_body(content: bytes, content_type: str | None) -> Any:
     ctype = (content_type or "").lower()
     if "json" in ctype or text.lstrip()[:1] in ("{", "[", '"') or ctype.startswith("text/plain"):
         try:
-            return json.loads(text)
+            return wirejson.loads(content, text)
         except ValueError:
             return text
     return text
