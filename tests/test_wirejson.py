@@ -150,6 +150,10 @@ tokens = st.one_of(
     st.sampled_from(
         ['"\\ud800"', '"\\u0000"', "NaN", "-Infinity", "true", "null", '"a"', '"1234567890123456789"']
     ),
+    # near JSON: raw control characters in a string, numbers JSON does not allow, a raw surrogate
+    st.sampled_from(
+        ['"a\x01b"', '"a\nb"', '"\x7f"', "01", "1.", "+1", "'a'", '"\\x41"', '"\\/"', '"\ud800"']
+    ),
 )
 
 
