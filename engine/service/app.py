@@ -204,7 +204,7 @@ class JsonReply(Response):
     def render(self, content: Any) -> bytes:
         try:
             return wirejson.dumps(content)
-        except UnicodeEncodeError:  # a lone surrogate is written as its escape, not refused
+        except UnicodeEncodeError:  # a lone surrogate is written as its escape (a NaN raised before)
             text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
             return text.encode("utf-8", "backslashreplace")
         except ValueError:

@@ -325,8 +325,13 @@ def test_a_json_reply_encodes_whatever_it_quotes(content: object, encoded: bytes
     assert json.loads(reply.body) == content
 
 
-def test_a_json_reply_with_a_non_finite_number_says_so() -> None:
-    reply = JsonReply({"externalId": float("nan")}, status_code=201)
+@pytest.mark.parametrize(
+    "content",
+    [{"externalId": float("nan")}, {"message": "x\ud800", "qty": float("inf")}],
+    ids=["nan", "infinity-beside-a-lone-surrogate"],
+)
+def test_a_json_reply_with_a_non_finite_number_says_so(content: object) -> None:
+    reply = JsonReply(content, status_code=201)
     assert reply.status_code == 502
     assert json.loads(reply.body) == {
         "message": "the reply holds a number JSON cannot carry (NaN or Infinity); see the mesbridge log"
