@@ -1,7 +1,7 @@
 """The generic HTTP connector, configured entirely by YAML (see docs/connectors.md).
 
     connector.py    the request path: auth, envelope, retry and its failure classes, paging, records
-    transports/     below it, the bytes: `default` (aiohttp, pooled) and `mock`
+    transports/     below it, the bytes: `default` (HTTP/1.1, pooled) and `mock`
     auth/           one module per auth kind          pagination/   one module per paginator
     envelope.py     reading a reply                   retry.py      failure classes and backoff
     urls.py         joining, requoting, queries       models.py     the connector config

@@ -51,7 +51,7 @@ from .pagination import Page, build_paginator
 from .retry import AttemptFailed, RetryPolicy, parse_retry_after
 from .transports import Transport, WireRequest
 from .transports.base import Headers, headers_of
-from .transports.default import AiohttpTransport, TransportSettings
+from .transports.default import HttpTransport, TransportSettings
 from .urls import encode_query, join, requote
 
 __all__ = ["SAFE_METHODS", "CallRecord", "Connector", "Reply", "Response", "Verify", "dumps"]
@@ -203,7 +203,7 @@ class Connector:
                 clock=clock,
             ),
         )
-        self.transport = transport or AiohttpTransport(
+        self.transport = transport or HttpTransport(
             TransportSettings(
                 connect_timeout=config.timeout.connect,
                 read_timeout=config.timeout.read,

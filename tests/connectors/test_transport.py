@@ -20,7 +20,7 @@ import pytest
 
 from engine.connectors import Connector
 from engine.connectors.transports import WireRequest
-from engine.connectors.transports.default import AiohttpTransport, TransportSettings
+from engine.connectors.transports.default import HttpTransport, TransportSettings
 from engine.errors import NoReply, NotSent, NotSentError, TransientError, UncertainError
 from sandbox.serve import bind_socket
 from tests.connectors.kit import FakeTime, config
@@ -158,7 +158,7 @@ async def test_a_get_without_a_reply_is_repeated():
 
 
 async def test_transport_classes_its_own_failures():
-    transport = AiohttpTransport(TransportSettings(connect_timeout=1, read_timeout=0.3))
+    transport = HttpTransport(TransportSettings(connect_timeout=1, read_timeout=0.3))
     sock = bind_socket()
     try:
         with pytest.raises(NotSent):
