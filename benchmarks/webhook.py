@@ -19,7 +19,9 @@ seconds after a short warm-up (a small aiohttp load generator in its own process
 
 Prints requests per second, p50, p99 and errors for each, and the ratios mesbridge/Node-RED (target
 >= 2x throughput with p99 no worse), traced/untraced (target >= 0.9x) and mesbridge/hand-written
-(target >= 0.5x). Contenders run one
+(target >= 0.5x): of each contender's best round, and, with `--rounds` over 1, round by round (the two
+measured minutes apart at most) with their median, which one lucky round of a shared machine cannot
+decide. Contenders run one
 after another, never together: the machine has two cores.
 """
 
@@ -33,6 +35,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -477,6 +480,7 @@ def main() -> None:
     erp_port = free_port()
     erp_url = f"http://127.0.0.1:{erp_port}/odata/Priority/tabula.ini/demo"
     best: dict[str, Result] = {}
+    rounds: list[dict[str, Result]] = []
     tool = "wrk -t1" if shutil.which("wrk") else "aiohttp load generator"
     print(
         f"webhook: {tool}, {args.connections} connections, {args.duration:g} s each, {args.rounds} round(s)"
@@ -487,6 +491,7 @@ def main() -> None:
     ):
         folder = Path(tmp)
         for _ in range(args.rounds):
+            rounds.append({})
             for name in names:
                 with contender(name, erp_url, folder, args.baseline) as (url, pid):
                     result = measure(name, url, pid, args.duration, args.connections, folder)
@@ -495,6 +500,7 @@ def main() -> None:
                     f"p99 {result.p99_ms:7.2f} ms  cpu {result.cpu_us:6.0f} µs/req  errors {result.errors}",
                     flush=True,
                 )
+                rounds[-1][name] = result
                 if name not in best or result.rps > best[name].rps:
                     best[name] = result
     print()
@@ -507,6 +513,14 @@ def main() -> None:
             f"{result.name:<12} {result.rps:>9,.0f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f} "
             f"{result.cpu_us:>11.0f} {result.requests:>9} {result.errors:>7}"
         )
+    targets = {"node-red": 2.0, "untraced": 0.9, "handwritten": 0.5}
+    for theirs, target in targets.items():
+        if "mesbridge" in best and theirs in best and len(rounds) > 1:
+            each = [r["mesbridge"].rps / r[theirs].rps for r in rounds]
+            print(
+                f"mesbridge / {theirs} round by round: {', '.join(f'{x:.2f}x' for x in each)}; "
+                f"median {statistics.median(each):.2f}x (target >= {target:g}x)"
+            )
     mes = best.get("mesbridge")
     if mes and "node-red" in best:
         red = best["node-red"]
