@@ -430,3 +430,22 @@ async def test_bytes_after_a_whole_reply_are_never_the_next_calls_reply():
             await transport.aclose()
     assert [(reply.status, reply.content) for reply in replies] == [(200, b"first")] * 2
     assert opened == [0, 1]
+
+
+async def test_a_pooled_connection_closed_under_the_transport_is_not_used():
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while await read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+
+    async with server(handle) as (base, opened):
+        transport = HttpTransport(TransportSettings(read_timeout=2))
+        try:
+            await transport.send(WireRequest("POST", base + "/a", {}, b"{}"))
+            (idle,) = http(transport)._idle.values()
+            assert idle[0].transport is not None
+            idle[0].transport.close()  # closed, and the connection not yet told
+            assert (await transport.send(WireRequest("POST", base + "/a", {}, b"{}"))).status == 200
+        finally:
+            await transport.aclose()
+    assert opened == [0, 1]

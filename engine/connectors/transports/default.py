@@ -115,8 +115,14 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self._begin(head_request)
         self._total = total
+        if self.closed or self.transport.is_closing():  # nothing written: never waited for
+            raise NotSent("the connection closed before sending")
+        try:
+            self.transport.write(data)
+        except (RuntimeError, OSError) as exc:  # nothing was written
+            self.close()
+            raise NotSent(f"the connection closed before sending: {exc}") from None
         self.waiter = self.loop.create_future()
-        self.transport.write(data)
         self._timer = self.loop.call_at(min(self.last_data + read, deadline), self._tick, read, deadline)
         try:
             await self.waiter
@@ -148,6 +154,10 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    @property
+    def usable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     @property
     def reusable(self) -> bool:
@@ -193,7 +203,8 @@ class _Connection(asyncio.Protocol):
             self.complete = True  # a body the end of the connection delimits
             self._done()
         elif exc is not None:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = reason or type(exc).__name__
             self._fail(NoReply(f"the connection was lost ({reason})"))
         elif self.replied:
             self._fail(NoReply("unreadable reply: the connection closed before the whole reply"))
@@ -365,7 +376,7 @@ class HttpTransport(Transport):
         now = loop.time()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < KEEP_IDLE:
+            if conn.usable and now - conn.idle_since < KEEP_IDLE:
                 return conn, True
             conn.close()
         host, port, tls = key
