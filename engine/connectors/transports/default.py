@@ -12,11 +12,13 @@ tests/connectors/test_transport_reference.py holds the two to the same behaviour
   skipped; a gzip or deflate body (asked for with Accept-Encoding) is decoded, and the reply cap
   (`max_reply_bytes`) holds for the body as received and as decoded.
 - TLS is verified against the system's CAs, or `tls_ca_file`'s, with the host name checked.
-- A GET, HEAD, OPTIONS, PUT or DELETE is sent again once, on a new connection, when a pooled keep-alive
-  connection turns out closed before any byte of a reply (RFC 9112 §9.3.1); a POST or PATCH never is.
-- Timeouts: `connect` bounds opening a connection; `read` is the silence allowed once sent, between any
-  two pieces of the reply; connect + read bounds the whole exchange, waiting for a pooled connection
-  included, so a reply trickled byte by byte cannot hold a call.
+- A GET, HEAD or OPTIONS is sent again once, on a new connection, when a pooled keep-alive connection
+  turns out closed before any byte of a reply (RFC 9112 §9.3.1); a timeout is not such a close, and a
+  PUT, DELETE, POST or PATCH never is (the connector knows whether the call may be repeated).
+- Timeouts: `connect` bounds waiting for a place in the pool and opening a connection together, so a
+  request is never written with less than `read` left for its reply; `read` is the silence allowed
+  once sent, between any two pieces of the reply; connect + read bounds the whole exchange, so a reply
+  trickled byte by byte cannot hold a call.
 """
 
 from __future__ import annotations
@@ -43,7 +45,11 @@ __all__ = ["HttpTransport", "TransportSettings", "load_ca_file"]
 
 KEEP_IDLE = 15.0
 """Seconds a pooled connection may stay idle before it is closed instead of used."""
-_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+"""Methods sent again on a new connection when a pooled one closed unanswered. Not PUT or DELETE: a
+call may say `idempotent: false`, which only the connector knows; it repeats them itself."""
+_HEAD_LIMIT = 64 * 1024
+"""Bytes a reply may take before its head is whole (status line, header fields, interim replies)."""
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "CONNECT", "TRACE"})
 """Methods that say nothing of a body they do not carry (the others say `Content-Length: 0`)."""
 _BODIED = frozenset({"POST", "PUT", "PATCH"})
@@ -104,6 +110,9 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.keep = False
         self.error: NoReply | None = None
+        self.dropped = False
+        """The connection ended (closed or reset) before any byte of the reply."""
+        self.received = 0
         self.last_data = self.loop.time()
 
     # -- the exchange --------------------------------------------------------------------------
@@ -174,6 +183,7 @@ class _Connection(asyncio.Protocol):
             return
         self.replied = True
         self.last_data = self.loop.time()
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -182,6 +192,8 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(NoReply(f"unreadable reply: {exc}"))
             return
+        if not self.head_done and not self.complete and self.received > _HEAD_LIMIT:
+            self.error = NoReply(f"unreadable reply: its head is over {_HEAD_LIMIT} bytes")
         if self.error is not None:
             self._fail(self.error)
         elif self.complete:
@@ -199,16 +211,18 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.head_done and not self.framed and not self.complete and self.error is None:
+        if self.head_done and not self.framed and not self.complete and self.error is None and exc is None:
             self.complete = True  # a body the end of the connection delimits
             self._done()
         elif exc is not None:
+            self.dropped = not self.replied
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             reason = reason or type(exc).__name__
             self._fail(NoReply(f"the connection was lost ({reason})"))
         elif self.replied:
             self._fail(NoReply("unreadable reply: the connection closed before the whole reply"))
         else:
+            self.dropped = True
             self._fail(NoReply("the connection closed before the reply"))
 
     # -- httptools' callbacks -----------------------------------------------------------------
@@ -222,7 +236,7 @@ class _Connection(asyncio.Protocol):
         self.size = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.complete:
+        if not self.complete and not self.head_done:  # trailers are not the reply's headers
             self.headers.append(
                 (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
             )
@@ -291,15 +305,25 @@ class HttpTransport(Transport):
         data = self._head(method, target, url, request.headers, request.content)
         head_request = method == "HEAD"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + connect + read
-        await self._slot(loop, deadline, connect + read)
+        connected_by = loop.time() + connect  # the pool wait and the connect: `read` is left to reply
+        deadline = connected_by + read
+        await self._slot(loop, connected_by, connect)
         try:
+            written: NoReply | None = None  # the first attempt's failure, once a request was written
             for again in (False, True):
-                conn, pooled = await self._connection(loop, key, url, connect)
+                try:
+                    conn, pooled = await self._connection(
+                        loop, key, url, connect, deadline if again else connected_by, again
+                    )
+                except NotSent:
+                    if written is not None:
+                        raise written from None  # the first attempt may have reached the system
+                    raise
                 try:
                     await conn.exchange(data, head_request, read, deadline, connect + read)
-                except NoReply:
-                    if pooled and not conn.replied and not again and method in _REPEATABLE:
+                except NoReply as exc:
+                    if pooled and conn.dropped and not again and method in _REPEATABLE:
+                        written = exc
                         continue  # the pooled connection had closed: a request that applies once
                     raise
                 finally:
@@ -369,10 +393,16 @@ class HttpTransport(Transport):
         self._in_use -= 1
 
     async def _connection(
-        self, loop: asyncio.AbstractEventLoop, key: tuple[str, int, bool], url: URL, connect: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: tuple[str, int, bool],
+        url: URL,
+        connect: float,
+        by: float,
+        fresh: bool = False,
     ) -> tuple[_Connection, bool]:
-        """A pooled connection to the URL's origin (True), or a new one (False)."""
-        idle = self._idle.get(key)
+        """A pooled connection to the URL's origin (True), or a new one (False) opened by `by`."""
+        idle = None if fresh else self._idle.get(key)
         now = loop.time()
         while idle:
             conn = idle.pop()
@@ -382,7 +412,9 @@ class HttpTransport(Transport):
         host, port, tls = key
         context = self._tls() if tls else None
         try:
-            async with asyncio.timeout(connect):
+            if now >= by:
+                raise TimeoutError
+            async with asyncio.timeout_at(by):
                 transport, conn = await loop.create_connection(
                     lambda: _Connection(loop, self.settings.max_reply_bytes, self._epoch),
                     host,
@@ -464,15 +496,27 @@ def _decoded(headers: CIMultiDictProxy[str], content: bytes, limit: int) -> byte
         return content
     tries = (zlib.MAX_WBITS | 16,) if coding != "deflate" else (zlib.MAX_WBITS, -zlib.MAX_WBITS)
     for wbits in tries:
-        decoder = zlib.decompressobj(wbits)
+        parts: list[bytes] = []
+        size = 0
+        rest = content
         try:
-            body = decoder.decompress(content, limit + 1)
-            if len(body) <= limit and not decoder.unconsumed_tail:
-                body += decoder.flush()
+            while True:  # a gzip body may be several members, one after another (RFC 1952 §2.2)
+                decoder = zlib.decompressobj(wbits)
+                part = decoder.decompress(rest, limit + 1 - size)
+                if decoder.unconsumed_tail or size + len(part) > limit:
+                    raise NoReply(f"the reply is over {limit} bytes")
+                part += decoder.flush()
+                size += len(part)
+                parts.append(part)
+                if not decoder.eof:
+                    raise zlib.error("the compressed body is cut short")
+                rest = decoder.unused_data
+                if wbits != zlib.MAX_WBITS | 16 or not rest.strip(b"\0"):
+                    break
         except zlib.error as exc:
             error = exc
             continue
-        if len(body) > limit or decoder.unconsumed_tail:
+        if size > limit:
             raise NoReply(f"the reply is over {limit} bytes")
-        return body
+        return b"".join(parts)
     raise NoReply(f"unreadable reply: its {coding} body cannot be decoded ({error})")
