@@ -192,3 +192,73 @@ async def test_a_gzip_body_of_two_members_is_read_whole_and_one_cut_short_is_ref
                 assert (await transport.send(WireRequest("GET", base + "/a"))).content == body
         finally:
             await transport.aclose()
+
+
+async def test_a_connection_idle_past_the_servers_keep_alive_timeout_is_not_used():
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while await read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2, max=100\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()  # and it stays open: the server would close it as the next one arrives
+
+    async with server(handle) as (base, opened):
+        transport = HttpTransport(TransportSettings(read_timeout=2))
+        try:
+            await transport.send(WireRequest("POST", base + "/a", {}, b"{}"))
+            await transport.send(WireRequest("POST", base + "/a", {}, b"{}"))  # at once: reused
+            await asyncio.sleep(1.1)  # past timeout=2 less a second: not reused
+            await transport.send(WireRequest("POST", base + "/a", {}, b"{}"))
+        finally:
+            await transport.aclose()
+    assert opened == [0, 1]
+
+
+async def test_the_transport_frames_the_body_whatever_the_headers_given_say():
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while (request := await read_request(reader)) is not None:
+            received.append(request)
+            writer.write(OK)
+            await writer.drain()
+
+    async with server(handle) as (base, _):
+        transport = HttpTransport(TransportSettings(read_timeout=2))
+        try:
+            given = {"content-length": "999", "Content-Type": "application/json"}
+            assert (await transport.send(WireRequest("POST", base + "/a", given, b'{"a":1}'))).status == 200
+            with pytest.raises(NotSent, match="Transfer-Encoding"):
+                await transport.send(
+                    WireRequest("POST", base + "/a", {"Transfer-Encoding": "chunked"}, b"{}")
+                )
+        finally:
+            await transport.aclose()
+    (request,) = received
+    assert b"Content-Length: 7\r\n" in request and b"999" not in request and request.endswith(b'{"a":1}')
+
+
+async def test_a_head_or_304_over_the_cap_by_its_length_is_read_and_a_non_chunked_coding_reads_to_the_end():
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> None:
+        request = await read_request(reader)
+        assert request is not None
+        if number == 0:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n")
+        elif number == 1:
+            writer.write(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5000\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n" + b"x" * 50)
+            await writer.drain()
+            writer.close()
+            return
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with server(handle) as (base, _):
+        transport = HttpTransport(TransportSettings(read_timeout=2, max_reply_bytes=1000))
+        try:
+            head = await transport.send(WireRequest("HEAD", base + "/a"))
+            cached = await transport.send(WireRequest("GET", base + "/a"))
+            streamed = await transport.send(WireRequest("GET", base + "/a"))
+        finally:
+            await transport.aclose()
+    assert (head.status, head.content, cached.status, cached.content) == (200, b"", 304, b"")
+    assert (streamed.status, streamed.content) == (200, b"x" * 50)

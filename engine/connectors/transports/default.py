@@ -92,6 +92,9 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.keep_idle = KEEP_IDLE
+        """Seconds it may stay idle in the pool: KEEP_IDLE, or less when the server said `Keep-Alive:
+        timeout=N` (Apache's default is 5), so that a request is not sent as the server closes it."""
         self._timer: asyncio.TimerHandle | None = None
         self._total = 0.0
         self._begin(False)
@@ -248,15 +251,18 @@ class _Connection(asyncio.Protocol):
         if status < 200:
             return  # an interim reply: the final one follows
         self.head_done = True
-        self.framed = status in (204, 304) or self.head_request
+        bodiless = status in (204, 304) or self.head_request
+        self.framed = bodiless
         for name, value in self.headers:
             lowered = name.lower()
-            if lowered == "transfer-encoding":
-                self.framed = True
+            if lowered == "transfer-encoding":  # chunked last, else the connection's end delimits it
+                self.framed = self.framed or value.rpartition(",")[2].strip().lower() == "chunked"
             elif lowered == "content-length":
                 self.framed = True
-                if value.strip().isdigit() and int(value) > self.limit:
+                if not bodiless and value.strip().isdigit() and int(value) > self.limit:
                     self.error = NoReply(f"the reply is over {self.limit} bytes")
+            elif lowered == "keep-alive":
+                self.keep_idle = _idle_limit(value)
         if self.head_request:  # no body follows, whatever the headers say; the connection is not reused
             self.complete = True
 
@@ -342,6 +348,11 @@ class HttpTransport(Transport):
         if not _TOKEN.fullmatch(method):
             raise NotSent(f"invalid method {method!r}")
         given = {name.lower() for name in headers}
+        if "content-length" in given or "transfer-encoding" in given:  # the transport frames the body
+            if "transfer-encoding" in given:
+                raise NotSent("a Transfer-Encoding header is the transport's to send; not sent")
+            headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
+            given.discard("content-length")
         lines = [f"{method} {target} HTTP/1.1\r\n"]
         if "host" not in given:
             lines.append(f"Host: {url.host_port_subcomponent}\r\n")
@@ -406,7 +417,7 @@ class HttpTransport(Transport):
         now = loop.time()
         while idle:
             conn = idle.pop()
-            if conn.usable and now - conn.idle_since < KEEP_IDLE:
+            if conn.usable and now - conn.idle_since < conn.keep_idle:
                 return conn, True
             conn.close()
         host, port, tls = key
@@ -441,7 +452,7 @@ class HttpTransport(Transport):
         now = conn.loop.time()
         conn.idle_since = now
         idle = self._idle.setdefault(key, collections.deque())
-        while idle and now - idle[0].idle_since >= KEEP_IDLE:
+        while idle and now - idle[0].idle_since >= idle[0].keep_idle:
             idle.popleft().close()
         idle.append(conn)
 
@@ -465,6 +476,16 @@ class HttpTransport(Transport):
                 conn.close()
         self._idle.clear()
         self._context = None
+
+
+def _idle_limit(keep_alive: str) -> float:
+    """How long a connection may idle by the server's `Keep-Alive: timeout=N, max=M`: a second short of
+    N (its clock and ours differ), at most KEEP_IDLE; KEEP_IDLE when it gives no timeout."""
+    for part in keep_alive.split(","):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "timeout" and value.strip().isdigit():
+            return max(0.0, min(KEEP_IDLE, int(value) - 1.0))
+    return KEEP_IDLE
 
 
 def _basic(user: str, password: str) -> str:
