@@ -96,7 +96,6 @@ class _Connection(asyncio.Protocol):
         """Seconds it may stay idle in the pool: KEEP_IDLE, or less when the server said `Keep-Alive:
         timeout=N` (Apache's default is 5), so that a request is not sent as the server closes it."""
         self._timer: asyncio.TimerHandle | None = None
-        self._total = 0.0
         self._begin(False)
 
     def _begin(self, head_request: bool) -> None:
@@ -105,8 +104,6 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.size = 0
-        self.replied = False
-        """A byte of the reply arrived."""
         self.head_done = False
         self.framed = False
         """The reply says where its body ends (a length, chunked coding, or a status without a body)."""
@@ -116,6 +113,7 @@ class _Connection(asyncio.Protocol):
         self.dropped = False
         """The connection ended (closed or reset) before any byte of the reply."""
         self.received = 0
+        """Bytes of the reply received (0: none yet)."""
         self.last_data = self.loop.time()
 
     # -- the exchange --------------------------------------------------------------------------
@@ -126,8 +124,7 @@ class _Connection(asyncio.Protocol):
         """Send `data` and wait for the whole reply (status, headers, body); NoReply otherwise."""
         assert self.transport is not None
         self._begin(head_request)
-        self._total = total
-        if self.closed or self.transport.is_closing():  # nothing written: never waited for
+        if not self.usable:  # nothing written: never waited for
             raise NotSent("the connection closed before sending")
         try:
             self.transport.write(data)
@@ -135,21 +132,27 @@ class _Connection(asyncio.Protocol):
             self.close()
             raise NotSent(f"the connection closed before sending: {exc}") from None
         self.waiter = self.loop.create_future()
-        self._timer = self.loop.call_at(min(self.last_data + read, deadline), self._tick, read, deadline)
+        self._arm(read, deadline, total)
         try:
             await self.waiter
         finally:
-            self._timer.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
             self.waiter = None
 
-    def _tick(self, read: float, deadline: float) -> None:
+    def _arm(self, read: float, deadline: float, total: float) -> None:
+        """Wake at the end of the read silence allowed since the last data, or at the deadline."""
+        when = min(self.last_data + read, deadline)
+        self._timer = self.loop.call_at(when, self._tick, read, deadline, total)
+
+    def _tick(self, read: float, deadline: float, total: float) -> None:
         now = self.loop.time()
         if now >= deadline - 1e-3:
-            self._fail(NoReply(f"no whole reply within {round(self._total, 2):g} s"))
+            self._fail(NoReply(f"no whole reply within {round(total, 2):g} s"))
         elif now - self.last_data >= read - 1e-3:
             self._fail(NoReply(f"nothing within {round(read, 2):g} s after sending"))
         else:
-            self._timer = self.loop.call_at(min(self.last_data + read, deadline), self._tick, read, deadline)
+            self._arm(read, deadline, total)
 
     def _done(self) -> None:
         waiter = self.waiter
@@ -184,7 +187,6 @@ class _Connection(asyncio.Protocol):
         if self.waiter is None or self.waiter.done():  # bytes that answer nothing: unusable
             self.close()
             return
-        self.replied = True
         self.last_data = self.loop.time()
         self.received += len(data)
         try:
@@ -218,11 +220,11 @@ class _Connection(asyncio.Protocol):
             self.complete = True  # a body the end of the connection delimits
             self._done()
         elif exc is not None:
-            self.dropped = not self.replied
+            self.dropped = not self.received
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             reason = reason or type(exc).__name__
             self._fail(NoReply(f"the connection was lost ({reason})"))
-        elif self.replied:
+        elif self.received:
             self._fail(NoReply("unreadable reply: the connection closed before the whole reply"))
         else:
             self.dropped = True
@@ -363,7 +365,7 @@ class HttpTransport(Transport):
         for lowered, name, value in _DEFAULTS:
             if lowered not in given:
                 lines.append(f"{name}: {value}\r\n")
-        if "content-length" not in given and (content is not None or method not in _BODILESS):
+        if content is not None or method not in _BODILESS:  # a given Content-Length was dropped above
             lines.append(f"Content-Length: {len(content or b'')}\r\n")
         if "content-type" not in given and (content is not None or method in _BODIED):
             lines.append("Content-Type: application/octet-stream\r\n")
@@ -376,7 +378,7 @@ class HttpTransport(Transport):
         head = text.encode("utf-8")
         return head + content if content else head
 
-    async def _slot(self, loop: asyncio.AbstractEventLoop, deadline: float, total: float) -> None:
+    async def _slot(self, loop: asyncio.AbstractEventLoop, deadline: float, within: float) -> None:
         """Take one of the `max_connections` places, waiting until the deadline for one."""
         if self._in_use < self.settings.max_connections and not self._waiting:
             self._in_use += 1
@@ -392,7 +394,7 @@ class HttpTransport(Transport):
             else:
                 turn.cancel()
             if isinstance(exc, TimeoutError):
-                raise NotSent(f"no connection within {total:g} s") from None
+                raise NotSent(f"no connection within {within:g} s") from None
             raise
 
     def _free(self) -> None:
